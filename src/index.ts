@@ -1,0 +1,3 @@
+/** stompbus public API. */
+export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
+export * from './frame/index.js';
