@@ -14,6 +14,30 @@ export const ErrorCodes = {
   STOMP_ERR_BODY_TOO_LARGE: 'the body is larger than the maximum body size',
   STOMP_ERR_TOO_MANY_HEADERS: 'the frame has more headers than allowed',
   STOMP_ERR_HEADER_LINE_TOO_LONG: 'a command or header line is longer than allowed',
+
+  // Session: the frames are well formed but break the protocol's rules.
+  STOMP_ERR_NOT_CONNECTED: 'a frame other than CONNECT or STOMP arrived before CONNECT',
+  STOMP_ERR_ALREADY_CONNECTED: 'CONNECT arrived on a connection that is already connected',
+  STOMP_ERR_CONNECT_TIMEOUT: 'no CONNECT frame arrived in time',
+  STOMP_ERR_UNSUPPORTED_VERSION: 'the client accepts no protocol version this server speaks',
+  STOMP_ERR_AUTH_FAILED: 'the login or passcode is wrong',
+  STOMP_ERR_HEARTBEAT_TIMEOUT: 'the client fell silent beyond the negotiated heart-beat',
+  STOMP_ERR_INVALID_HEADER: 'a header has a value the server cannot accept',
+  STOMP_ERR_MISSING_HEADER: 'a required header is missing',
+  STOMP_ERR_INVALID_DESTINATION: 'the destination is neither /topic/... nor /queue/...',
+  STOMP_ERR_DUPLICATE_SUBSCRIPTION: 'the subscription id is already in use on this connection',
+  STOMP_ERR_UNKNOWN_SUBSCRIPTION: 'no subscription has this id on this connection',
+  STOMP_ERR_TOO_MANY_SUBSCRIPTIONS:
+    'the connection has reached its maximum number of subscriptions',
+  STOMP_ERR_UNKNOWN_ACK: 'no unacknowledged message has this id on this connection',
+  STOMP_ERR_DUPLICATE_TRANSACTION: 'a transaction with this id is already open',
+  STOMP_ERR_UNKNOWN_TRANSACTION: 'no open transaction has this id',
+  STOMP_ERR_TRANSACTION_TOO_LARGE: 'the transaction holds more frames than allowed',
+  STOMP_ERR_TOO_MANY_TRANSACTIONS: 'the connection has reached its maximum of open transactions',
+  STOMP_ERR_QUEUE_FULL: 'the destination queue holds its maximum of messages',
+  STOMP_ERR_SLOW_CONSUMER: 'the client reads too slowly: its unsent output passed the limit',
+  STOMP_ERR_SHUTDOWN: 'the server is shutting down',
+  STOMP_ERR_INTERNAL: 'the server failed to handle the frame (a bug: please report it)',
 } as const;
 
 /** One of the `STOMP_ERR_*` codes. */

@@ -1,0 +1,25 @@
+import { afterEach } from 'vitest';
+import { type ServerOptions, StompServer } from '../../src/server.js';
+
+const running = new Set<StompServer>();
+
+/** Starts a stompbus on free loopback ports; it is stopped after the test. */
+export async function startServer(options: Partial<ServerOptions> = {}): Promise<StompServer> {
+  const server = new StompServer({
+    host: '127.0.0.1',
+    port: 0,
+    tcpPort: 0,
+    shutdownTimeoutMs: 500,
+    closeTimeoutMs: 500,
+    ...options,
+  });
+  await server.start();
+  running.add(server);
+  return server;
+}
+
+afterEach(async () => {
+  const servers = [...running];
+  running.clear();
+  await Promise.all(servers.map((s) => s.stop()));
+});

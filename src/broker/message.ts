@@ -1,0 +1,67 @@
+import { type EscapeMode, escapeHeader } from '../frame/escape.js';
+import type { Header } from '../frame/frame.js';
+
+/**
+ * A message accepted from a SEND (or, in cluster mode, from Kafka). Immutable
+ * once created; every delivery shares it.
+ */
+export interface Message {
+  /** The `message-id` every delivery carries. */
+  readonly id: string;
+  /** The destination it was sent to. */
+  readonly destination: string;
+  /** Headers that travel with it: the sender's own, minus transport headers. */
+  readonly headers: Header[];
+  /** The body bytes. */
+  readonly body: Uint8Array;
+}
+
+/** SEND headers that describe the SEND itself, not the message; never passed on. */
+const TRANSPORT_HEADERS = new Set([
+  'destination',
+  'receipt',
+  'transaction',
+  'content-length',
+  'message-id',
+  'subscription',
+  'ack',
+  'redelivered',
+]);
+
+/** The headers of a SEND that a MESSAGE passes on (user headers, content-type). */
+export function messageHeaders(headers: Header[]): Header[] {
+  const out: Header[] = [];
+  for (const header of headers) {
+    if (!TRANSPORT_HEADERS.has(header[0])) out.push(header);
+  }
+  return out;
+}
+
+const tails = new WeakMap<Message, Partial<Record<EscapeMode, Buffer>>>();
+
+/**
+ * The encoded end of every MESSAGE frame carrying `message`: destination,
+ * user headers, content-length, blank line, body and NUL. Built once per
+ * message and escape mode; only the per-delivery headers are encoded each time.
+ */
+export function messageTail(message: Message, mode: EscapeMode): Buffer {
+  let byMode = tails.get(message);
+  const cached = byMode?.[mode];
+  if (cached) return cached;
+  const escaped = mode !== '1.0';
+  const esc = (text: string) => (escaped ? escapeHeader(text, mode) : text);
+  let head = `destination:${esc(message.destination)}\n`;
+  for (const [name, value] of message.headers) head += `${esc(name)}:${esc(value)}\n`;
+  head += `content-length:${message.body.length}\n\n`;
+  const headLength = Buffer.byteLength(head);
+  const tail = Buffer.allocUnsafe(headLength + message.body.length + 1);
+  tail.write(head, 0, headLength, 'utf8');
+  tail.set(message.body, headLength);
+  tail[tail.length - 1] = 0;
+  if (!byMode) {
+    byMode = {};
+    tails.set(message, byMode);
+  }
+  byMode[mode] = tail;
+  return tail;
+}

@@ -1,0 +1,77 @@
+import type { Message } from './message.js';
+
+/** STOMP 1.2 "SUBSCRIBE ack Header" modes. */
+export type AckMode = 'auto' | 'client' | 'client-individual';
+
+/** A message sent to a subscription and not yet acknowledged. */
+export interface Pending {
+  readonly message: Message;
+  /** How many times it has been delivered, this delivery included. */
+  deliveries: number;
+}
+
+/** The side of a session the broker delivers to. */
+export interface Consumer {
+  /** Sends one MESSAGE frame. `ackId` is set in the client ack modes. */
+  deliver(
+    sub: Subscription,
+    message: Message,
+    ackId: string | undefined,
+    redelivered: boolean,
+  ): void;
+  /** False while the connection's unsent output is above its high-water mark. */
+  readonly writable: boolean;
+  /** A topic message found the consumer above its high-water mark: disconnect it. */
+  overflow(): void;
+  /** The consumer holds more unacknowledged messages than allowed: disconnect it. */
+  tooManyPending(): void;
+}
+
+/** One SUBSCRIBE of one connection. */
+export class Subscription {
+  /** Unacknowledged deliveries by ack id, in delivery order. */
+  readonly unacked = new Map<string, Pending>();
+
+  constructor(
+    /** Who receives the messages. */
+    readonly consumer: Consumer,
+    /** The client's subscription id. */
+    readonly id: string,
+    /** The destination subscribed to. */
+    readonly destination: string,
+    /** The ack mode. */
+    readonly ackMode: AckMode,
+    /** Most unacknowledged messages at once (queues only); 0 means no limit. */
+    readonly prefetch: number,
+  ) {}
+
+  /** Whether a queue may give this subscription another message now. */
+  get ready(): boolean {
+    return (
+      this.consumer.writable &&
+      (this.ackMode === 'auto' || this.prefetch === 0 || this.unacked.size < this.prefetch)
+    );
+  }
+
+  /**
+   * Removes and returns the deliveries an ACK or NACK of `ackId` covers: just
+   * that one in `client-individual` mode, it and every earlier one in `client`
+   * mode (STOMP 1.2 "SUBSCRIBE ack Header": client acks are cumulative).
+   * Returns undefined when `ackId` is not pending here.
+   */
+  settle(ackId: string): Pending[] | undefined {
+    const pending = this.unacked.get(ackId);
+    if (!pending) return undefined;
+    if (this.ackMode === 'client-individual') {
+      this.unacked.delete(ackId);
+      return [pending];
+    }
+    const settled: Pending[] = [];
+    for (const [id, p] of this.unacked) {
+      this.unacked.delete(id);
+      settled.push(p);
+      if (id === ackId) break;
+    }
+    return settled;
+  }
+}

@@ -1,0 +1,50 @@
+import type { Subscription } from '../../broker/subscription.js';
+import { StompError } from '../../errors.js';
+import { type Frame, getHeader } from '../../frame/frame.js';
+import type { Session } from '../session.js';
+import { bufferInTransaction } from './transaction.js';
+import { required } from './util.js';
+
+/** ACK (STOMP 1.2 "ACK"), or into the named transaction. */
+export function ack(session: Session, frame: Frame): void {
+  if (bufferInTransaction(session, frame)) return;
+  settle(session, frame, true);
+}
+
+/** NACK (STOMP 1.2 "NACK"), or into the named transaction. */
+export function nack(session: Session, frame: Frame): void {
+  if (bufferInTransaction(session, frame)) return;
+  settle(session, frame, false);
+}
+
+/** Applies an ACK or NACK now (also when COMMIT replays one). */
+export function settle(session: Session, frame: Frame, positive: boolean): void {
+  const [sub, ackId] = resolve(session, frame);
+  const done = positive ? session.broker.ack(sub, ackId) : session.broker.nack(sub, ackId);
+  if (!done) throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: ackId });
+}
+
+/**
+ * Finds the subscription and ack id an ACK or NACK names. STOMP 1.2 uses the
+ * MESSAGE's `ack` header as `id`; 1.1 sends `message-id` and `subscription`;
+ * 1.0 sends `message-id` (and maybe `subscription`).
+ */
+function resolve(session: Session, frame: Frame): [Subscription, string] {
+  if (session.version === '1.2') {
+    const id = required(frame, 'id');
+    for (const sub of session.subscriptions.values()) {
+      if (sub.unacked.has(id)) return [sub, id];
+    }
+    throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: `id:${id}` });
+  }
+  const messageId = required(frame, 'message-id');
+  const subId =
+    session.version === '1.1' ? required(frame, 'subscription') : getHeader(frame, 'subscription');
+  for (const sub of session.subscriptions.values()) {
+    if (subId !== undefined && sub.id !== subId) continue;
+    for (const [ackId, pending] of sub.unacked) {
+      if (pending.message.id === messageId) return [sub, ackId];
+    }
+  }
+  throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: `message-id:${messageId}` });
+}

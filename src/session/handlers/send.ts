@@ -1,0 +1,27 @@
+import { destinationKind } from '../../broker/broker.js';
+import { messageHeaders } from '../../broker/message.js';
+import { StompError } from '../../errors.js';
+import { type Frame, getHeader } from '../../frame/frame.js';
+import type { Session } from '../session.js';
+import { bufferInTransaction } from './transaction.js';
+import { required } from './util.js';
+
+/**
+ * SEND (STOMP 1.2 "SEND"): to the broker, or into the named transaction.
+ * Returns a promise when the broker must confirm asynchronously (Kafka); the
+ * RECEIPT waits for it.
+ */
+export function send(session: Session, frame: Frame): void | Promise<void> {
+  const destination = required(frame, 'destination');
+  if (!destinationKind(destination)) {
+    throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+  }
+  if (bufferInTransaction(session, frame)) return;
+  return session.broker.send(destination, messageHeaders(frame.headers), frame.body);
+}
+
+/** SEND as replayed by COMMIT: the transaction header no longer applies. */
+export function sendCommitted(session: Session, frame: Frame): void | Promise<void> {
+  const destination = getHeader(frame, 'destination') as string;
+  return session.broker.send(destination, messageHeaders(frame.headers), frame.body);
+}

@@ -1,0 +1,67 @@
+import { StompError } from '../../errors.js';
+import { type Frame, getHeader } from '../../frame/frame.js';
+import type { Session } from '../session.js';
+import { settle } from './ack.js';
+import { sendCommitted } from './send.js';
+import { required } from './util.js';
+
+/**
+ * Puts a SEND, ACK or NACK that names a transaction into it (STOMP 1.2
+ * "BEGIN"). Returns false when the frame names no transaction.
+ */
+export function bufferInTransaction(session: Session, frame: Frame): boolean {
+  const tx = getHeader(frame, 'transaction');
+  if (tx === undefined) return false;
+  const frames = session.transactions.get(tx);
+  if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
+  if (frames.length >= session.options.maxTransactionFrames) {
+    throw new StompError('STOMP_ERR_TRANSACTION_TOO_LARGE', {
+      detail: `limit ${session.options.maxTransactionFrames} frames`,
+    });
+  }
+  frames.push(frame);
+  return true;
+}
+
+/** BEGIN: opens a transaction. */
+export function begin(session: Session, frame: Frame): void {
+  const tx = required(frame, 'transaction');
+  if (session.transactions.has(tx)) {
+    throw new StompError('STOMP_ERR_DUPLICATE_TRANSACTION', { detail: tx });
+  }
+  if (session.transactions.size >= session.options.maxTransactions) {
+    throw new StompError('STOMP_ERR_TOO_MANY_TRANSACTIONS', {
+      detail: `limit ${session.options.maxTransactions}`,
+    });
+  }
+  session.transactions.set(tx, []);
+}
+
+/**
+ * COMMIT: applies the buffered frames in order. Asynchronous confirmations
+ * (Kafka) are collected so that the COMMIT's RECEIPT waits for all of them.
+ */
+export function commit(session: Session, frame: Frame): void | Promise<void> {
+  const tx = required(frame, 'transaction');
+  const frames = session.transactions.get(tx);
+  if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
+  session.transactions.delete(tx);
+  const waits: Promise<void>[] = [];
+  for (const f of frames) {
+    if (f.command === 'SEND') {
+      const result = sendCommitted(session, f);
+      if (result) waits.push(result);
+    } else {
+      settle(session, f, f.command === 'ACK');
+    }
+  }
+  if (waits.length > 0) return Promise.all(waits).then(() => undefined);
+}
+
+/** ABORT: discards the buffered frames. */
+export function abort(session: Session, frame: Frame): void {
+  const tx = required(frame, 'transaction');
+  if (!session.transactions.delete(tx)) {
+    throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
+  }
+}

@@ -1,0 +1,44 @@
+import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../frame/limits.js';
+
+/** Per-connection protocol settings and limits. */
+export interface SessionOptions extends FrameLimits {
+  /** Heart-beat the server offers, `[can send, wants to receive]` in ms. Default `[10000, 10000]`. */
+  heartbeat: [number, number];
+  /** A client silent for this many times the negotiated interval is disconnected. Default 2. */
+  heartbeatTolerance: number;
+  /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
+  connectTimeoutMs: number;
+  /** Users allowed to connect, login to passcode; empty means anonymous access. */
+  users: ReadonlyMap<string, string>;
+  /** Most subscriptions per connection. Default 1024. */
+  maxSubscriptions: number;
+  /** Most open transactions per connection. Default 16. */
+  maxTransactions: number;
+  /** Most frames buffered in one transaction. Default 1000. */
+  maxTransactionFrames: number;
+  /**
+   * Unsent output (bytes) above which a connection counts as a slow consumer:
+   * topic deliveries disconnect it, queues stop giving it messages until it
+   * drains. Default 4 MiB. Any output passes twice this disconnects.
+   */
+  highWaterMark: number;
+  /** Time to flush and close a connection before it is destroyed, in ms. Default 5000. */
+  closeTimeoutMs: number;
+  /** The `server` header of CONNECTED. */
+  serverName: string;
+}
+
+/** The defaults of {@link SessionOptions} (DESIGN.md "Defaults for limits"). */
+export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
+  ...DEFAULT_FRAME_LIMITS,
+  heartbeat: [10_000, 10_000] as [number, number],
+  heartbeatTolerance: 2,
+  connectTimeoutMs: 10_000,
+  users: new Map<string, string>(),
+  maxSubscriptions: 1024,
+  maxTransactions: 16,
+  maxTransactionFrames: 1000,
+  highWaterMark: 4 * 1024 * 1024,
+  closeTimeoutMs: 5000,
+  serverName: 'stompbus',
+});

@@ -1,0 +1,298 @@
+import type { Broker } from '../broker/broker.js';
+import { type Message, messageTail } from '../broker/message.js';
+import type { Consumer, Subscription } from '../broker/subscription.js';
+import { StompError } from '../errors.js';
+import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
+import { type EscapeMode, escapeHeader } from '../frame/escape.js';
+import {
+  CLIENT_COMMANDS,
+  createFrame,
+  type Frame,
+  getHeader,
+  type Header,
+} from '../frame/frame.js';
+import { FrameParser } from '../frame/parser.js';
+import type { Connection, ConnectionEvents } from '../transport/connection.js';
+import { HANDLERS, type Handler } from './handlers/index.js';
+import type { SessionOptions } from './options.js';
+
+const CONNECTING = 0;
+const CONNECTED = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+/** WebSocket close codes used when the server ends a connection. */
+const WS_NORMAL = 1000;
+const WS_GOING_AWAY = 1001;
+const WS_PROTOCOL_ERROR = 1002;
+
+let sessionSeq = 0;
+
+/**
+ * One client connection's protocol state: CONNECT negotiation, heart-beats,
+ * subscriptions, transactions, receipts and ERROR-then-close. Frames are
+ * handled strictly in the order they arrive; the handlers live in
+ * `handlers/`, one file per command.
+ */
+export class Session implements Consumer, ConnectionEvents {
+  /** The `session` header sent in CONNECTED. */
+  readonly id: string;
+  /** Negotiated protocol version (until CONNECT: 1.2). */
+  version: '1.0' | '1.1' | '1.2' = '1.2';
+  /** The authenticated (or, with anonymous access, claimed) login. */
+  login: string | undefined;
+  /** Subscriptions by client id. */
+  readonly subscriptions = new Map<string, Subscription>();
+  /** Open transactions: their buffered frames, by transaction id. */
+  readonly transactions = new Map<string, Frame[]>();
+
+  private state = CONNECTING;
+  private readonly parser: FrameParser;
+  private lastReadAt = Date.now();
+  private timers: NodeJS.Timeout[] = [];
+  private blocked = false;
+  private disconnecting = false;
+  /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
+  private receiptChain: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: Broker,
+    readonly connection: Connection,
+    readonly options: SessionOptions,
+    private readonly onGone: (session: Session) => void = () => {},
+  ) {
+    this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
+    this.parser = new FrameParser({
+      ...options,
+      commands: CLIENT_COMMANDS,
+      onFrame: (frame) => this.handle(frame),
+      onError: (error) => this.fail(error),
+    });
+    connection.attach(this);
+    // DESIGN.md: CONNECT must arrive within connectTimeoutMs.
+    this.every(
+      options.connectTimeoutMs,
+      () => this.state === CONNECTING && this.fail(new StompError('STOMP_ERR_CONNECT_TIMEOUT')),
+    );
+  }
+
+  /** The escaping this session's frames use. */
+  get escapes(): EscapeMode {
+    return this.version;
+  }
+
+  /** True once CONNECTED was sent and until the connection starts closing. */
+  get connected(): boolean {
+    return this.state === CONNECTED;
+  }
+
+  // ---- transport events ----
+
+  onData(chunk: Buffer): void {
+    // STOMP 1.2 "Heart-beating": any bytes from the client prove it alive.
+    this.lastReadAt = Date.now();
+    if (this.state < CLOSING) this.parser.push(chunk);
+  }
+
+  onDrain(): void {
+    if (this.blocked && this.writable) {
+      this.blocked = false;
+      this.broker.resume(this.subscriptions.values());
+    }
+  }
+
+  onClose(): void {
+    this.cleanup();
+    this.state = CLOSED;
+  }
+
+  // ---- frames in ----
+
+  private handle(frame: Frame): void {
+    if (this.state >= CLOSING || this.disconnecting) return;
+    const receipt = frame.command === 'CONNECT' ? undefined : getHeader(frame, 'receipt');
+    try {
+      if (this.state === CONNECTING && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
+        throw new StompError('STOMP_ERR_NOT_CONNECTED', { detail: frame.command });
+      }
+      const handler = HANDLERS[frame.command] as Handler;
+      const result = handler(this, frame);
+      // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
+      if (frame.command === 'DISCONNECT') this.disconnecting = true;
+      const finish = () => {
+        if (receipt !== undefined) this.sendReceipt(receipt);
+        if (frame.command === 'DISCONNECT') this.close();
+      };
+      if (result || this.receiptChain) this.chain(result, finish, receipt);
+      else finish();
+    } catch (error) {
+      this.fail(error, receipt);
+    }
+  }
+
+  /** Keeps receipts in frame order when some of them wait for asynchronous work. */
+  private chain(work: void | Promise<void>, finish: () => void, receipt: string | undefined) {
+    const next = (this.receiptChain ?? Promise.resolve())
+      .then(() => work)
+      .then(
+        () => {
+          if (this.state === CONNECTED) finish();
+        },
+        (error: unknown) => this.fail(error, receipt),
+      )
+      .finally(() => {
+        if (this.receiptChain === next) this.receiptChain = undefined;
+      });
+    this.receiptChain = next;
+  }
+
+  /** Called by the CONNECT handler once the version is agreed. */
+  connectedAs(version: '1.0' | '1.1' | '1.2', login: string | undefined, heartbeat: Header): void {
+    this.version = version;
+    this.login = login;
+    this.parser.setEscapes(version);
+    this.state = CONNECTED;
+    const [sendEvery, expectEvery] = heartbeat[1].split(',').map(Number) as [number, number];
+    this.sendFrame(
+      createFrame('CONNECTED', [
+        ['version', version],
+        heartbeat,
+        ['session', this.id],
+        ['server', this.options.serverName],
+        ...(login ? ([['user-name', login]] as Header[]) : []),
+      ]),
+    );
+    this.startHeartbeats(sendEvery, expectEvery);
+  }
+
+  /** Applies negotiated heart-beats (the CONNECT handler computes them). */
+  private startHeartbeats(sendEvery: number, expectEvery: number): void {
+    this.clearTimers();
+    if (sendEvery > 0) {
+      // Check twice per interval so that no gap ever exceeds it.
+      const half = Math.max(1, Math.floor(sendEvery / 2));
+      this.every(half, () => {
+        if (Date.now() - this.connection.lastWriteAt >= half) this.connection.write(HEARTBEAT);
+      });
+    }
+    if (expectEvery > 0) {
+      const limit = expectEvery * this.options.heartbeatTolerance;
+      this.every(Math.max(1, Math.floor(expectEvery / 2)), () => {
+        if (Date.now() - this.lastReadAt > limit) {
+          this.fail(new StompError('STOMP_ERR_HEARTBEAT_TIMEOUT', { detail: `${limit} ms` }));
+        }
+      });
+    }
+  }
+
+  // ---- frames out ----
+
+  /** Encodes and queues a frame; a client far behind on reading is dropped. */
+  sendFrame(frame: Frame): void {
+    this.connection.write(encodeFrame(frame, this.escapes));
+    this.checkBacklog();
+  }
+
+  /** Sends RECEIPT (STOMP 1.2 "RECEIPT"). */
+  sendReceipt(receiptId: string): void {
+    this.sendFrame(createFrame('RECEIPT', [['receipt-id', receiptId]]));
+  }
+
+  /** Consumer: one MESSAGE, its shared part encoded once per message. */
+  deliver(sub: Subscription, message: Message, ackId: string | undefined, redelivered: boolean) {
+    const mode = this.escapes;
+    let head = `MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\nmessage-id:${message.id}\n`;
+    // STOMP 1.2 "MESSAGE": client acks carry an `ack` header to ACK by; 1.0 and
+    // 1.1 clients ACK by message-id and subscription instead.
+    if (ackId !== undefined && mode === '1.2') head += `ack:${ackId}\n`;
+    if (redelivered) head += 'redelivered:true\n';
+    this.connection.write(Buffer.from(head, 'utf8'));
+    this.connection.write(messageTail(message, mode));
+    this.checkBacklog();
+  }
+
+  /** Consumer: false while the unsent output is above the high-water mark. */
+  get writable(): boolean {
+    if (this.state !== CONNECTED) return false;
+    if (this.connection.bufferedAmount < this.options.highWaterMark) return true;
+    this.blocked = true;
+    return false;
+  }
+
+  /** Consumer: a topic message found this connection too far behind. */
+  overflow(): void {
+    this.fail(new StompError('STOMP_ERR_SLOW_CONSUMER'));
+  }
+
+  /** Consumer: too many unacknowledged topic messages. */
+  tooManyPending(): void {
+    this.fail(
+      new StompError('STOMP_ERR_SLOW_CONSUMER', {
+        detail: `more than ${this.broker.options.maxPendingAcks} unacknowledged messages`,
+      }),
+    );
+  }
+
+  private checkBacklog(): void {
+    if (this.state < CLOSING && this.connection.bufferedAmount > 2 * this.options.highWaterMark) {
+      this.fail(new StompError('STOMP_ERR_SLOW_CONSUMER'));
+    }
+  }
+
+  // ---- closing ----
+
+  /**
+   * Sends ERROR and closes (STOMP 1.2 "ERROR": the server closes the
+   * connection after it). `receiptId` is the receipt the failing frame asked for.
+   */
+  fail(error: unknown, receiptId?: string, extra: Header[] = []): void {
+    if (this.state >= CLOSING) return;
+    const err =
+      error instanceof StompError ? error : new StompError('STOMP_ERR_INTERNAL', { cause: error });
+    if (err.code === 'STOMP_ERR_INTERNAL') console.error('stompbus: internal error', error);
+    const headers: Header[] = [['message', err.code]];
+    if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
+    headers.push(...extra, ['content-type', 'text/plain']);
+    this.connection.write(encodeFrame(createFrame('ERROR', headers, err.message), this.escapes));
+    this.close(err.code === 'STOMP_ERR_SHUTDOWN' ? WS_GOING_AWAY : WS_PROTOCOL_ERROR);
+  }
+
+  /** Flushes what is queued and closes (DISCONNECT, or after ERROR). */
+  close(code = WS_NORMAL): void {
+    if (this.state >= CLOSING) return;
+    this.cleanup();
+    this.state = CLOSING;
+    this.connection.end(code, this.options.closeTimeoutMs);
+  }
+
+  /** Server shutdown: tell the client with an ERROR, then close. */
+  shutdown(): void {
+    this.fail(new StompError('STOMP_ERR_SHUTDOWN'));
+  }
+
+  /**
+   * Drops everything the connection held: subscriptions (unacknowledged
+   * queue messages go back to their queues) and open transactions (STOMP 1.2
+   * "BEGIN": an open transaction is aborted when the connection ends).
+   */
+  private cleanup(): void {
+    if (this.state >= CLOSING) return;
+    this.state = CLOSING;
+    this.clearTimers();
+    for (const sub of this.subscriptions.values()) this.broker.unsubscribe(sub);
+    this.subscriptions.clear();
+    this.transactions.clear();
+    this.onGone(this);
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const timer = setInterval(fn, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  private clearTimers(): void {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+  }
+}

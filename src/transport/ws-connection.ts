@@ -1,0 +1,43 @@
+import type { Socket } from 'node:net';
+import type { WebSocket } from 'ws';
+import { Connection, type TransportKind } from './connection.js';
+
+/** STOMP over a WebSocket: text and binary messages are both accepted. */
+export class WsConnection extends Connection {
+  readonly remoteAddress: string;
+
+  constructor(
+    private readonly ws: WebSocket,
+    socket: Socket,
+    readonly kind: TransportKind,
+  ) {
+    super();
+    this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.protocol = ws.protocol;
+    socket.setNoDelay(true);
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer) => this.events?.onData(data));
+    // ws has no drain event of its own; the socket under it has.
+    socket.on('drain', () => this.events?.onDrain());
+    ws.on('error', () => ws.terminate());
+    ws.on('close', () => this.events?.onClose());
+  }
+
+  protected send(chunks: Buffer[], bytes: number): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    // Several frames in one WebSocket message: STOMP 1.2 frames carry their own end.
+    this.ws.send(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes));
+  }
+
+  protected transportBuffered(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  protected close(code: number): void {
+    this.ws.close(code);
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+}
