@@ -1,8 +1,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import WebSocket from 'ws';
+import type { StompError } from '../../src/errors.js';
 import { SERVER_COMMANDS } from '../../src/frame/frame.js';
 import { type Frame, FrameParser, getHeader } from '../../src/frame/index.js';
-import type { StompError } from '../../src/errors.js';
 
 /** How a raw client's connection ended. */
 export interface Closed {
@@ -23,6 +23,8 @@ export class RawClient {
   private waiters: Array<() => void> = [];
   private write: (data: string | Buffer) => void;
   private end: () => void;
+  private pause: () => void;
+  private resume: () => void;
   private isClosed = false;
 
   private constructor(kind: 'tcp' | 'ws', target: string | number, protocols: string[]) {
@@ -46,7 +48,11 @@ export class RawClient {
       socket.on('error', () => {});
       this.write = (data) => socket.write(data);
       this.end = () => socket.destroy();
-      this.closed = new Promise((resolve) => socket.on('close', () => this.markClosed(resolve, {})));
+      this.pause = () => socket.pause();
+      this.resume = () => socket.resume();
+      this.closed = new Promise((resolve) =>
+        socket.on('close', () => this.markClosed(resolve, {})),
+      );
       this.opened = new Promise((resolve) => socket.on('connect', () => resolve()));
     } else {
       const ws = new WebSocket(target as string, protocols);
@@ -55,6 +61,8 @@ export class RawClient {
       ws.on('error', () => {});
       this.write = (data) => ws.send(data);
       this.end = () => ws.terminate();
+      this.pause = () => ws.pause();
+      this.resume = () => ws.resume();
       this.closed = new Promise((resolve) =>
         ws.on('close', (code: number) => this.markClosed(resolve, { code })),
       );
@@ -99,7 +107,10 @@ export class RawClient {
   async next(command: string, timeoutMs = 5000): Promise<Frame> {
     const seen = this.frames.length;
     const found = await this.waitFor(
-      () => this.frames.slice(seen - 1 < 0 ? 0 : 0).find((f) => f.command === command && !this.taken.has(f)),
+      () =>
+        this.frames
+          .slice(seen - 1 < 0 ? 0 : 0)
+          .find((f) => f.command === command && !this.taken.has(f)),
       timeoutMs,
       `a ${command} frame`,
     );
@@ -147,7 +158,9 @@ export class RawClient {
     const error = await this.next('ERROR', timeoutMs);
     await Promise.race([
       this.closed,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('not closed after ERROR')), timeoutMs)),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error('not closed after ERROR')), timeoutMs),
+      ),
     ]);
     return error;
   }
@@ -155,6 +168,16 @@ export class RawClient {
   /** Frames received with `command`. */
   all(command: string): Frame[] {
     return this.frames.filter((f) => f.command === command);
+  }
+
+  /** Stops reading from the socket, so the server's output backs up. */
+  pauseReading(): void {
+    this.pause();
+  }
+
+  /** Reads from the socket again. */
+  resumeReading(): void {
+    this.resume();
   }
 
   /** Closes the connection at once. */
