@@ -1,0 +1,40 @@
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ErrorCodes, StompError } from '../src/errors.js';
+
+const root = new URL('..', import.meta.url).pathname;
+const codes = Object.keys(ErrorCodes);
+
+function specFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return specFiles(path);
+    return path.endsWith('.ts') && !path.endsWith('errors.spec.ts') ? [path] : [];
+  });
+}
+
+describe('the error catalog', () => {
+  it('lists exactly the codes of src/errors.ts in the README', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const listed = [...readme.matchAll(/^\| `(STOMP_ERR_[A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(listed.sort()).toEqual([...codes].sort());
+  });
+
+  it('has every code produced by at least one spec', () => {
+    const text = specFiles(join(root, 'spec'))
+      .map((f) => readFileSync(f, 'utf8'))
+      .join('\n');
+    const untested = codes.filter((code) => !text.includes(`'${code}'`));
+    expect(untested).toEqual([]);
+  });
+
+  it('builds errors that carry their code, message and cause', () => {
+    const cause = new Error('boom');
+    const error = new StompError('STOMP_ERR_INTERNAL', { cause, detail: 'while testing' });
+    expect(error).toBeInstanceOf(Error);
+    expect(error.code).toBe('STOMP_ERR_INTERNAL');
+    expect(error.message).toContain('while testing');
+    expect(error.cause).toBe(cause);
+  });
+});
