@@ -31,6 +31,8 @@ export interface Consumer {
 export class Subscription {
   /** Unacknowledged deliveries by ack id, in delivery order. */
   readonly unacked = new Map<string, Pending>();
+  /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
+  head: string | undefined;
 
   constructor(
     /** Who receives the messages. */

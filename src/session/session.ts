@@ -201,7 +201,8 @@ export class Session implements Consumer, ConnectionEvents {
   /** Consumer: one MESSAGE, its shared part encoded once per message. */
   deliver(sub: Subscription, message: Message, ackId: string | undefined, redelivered: boolean) {
     const mode = this.escapes;
-    let head = `MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\nmessage-id:${message.id}\n`;
+    sub.head ??= `MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\nmessage-id:`;
+    let head = `${sub.head}${message.id}\n`;
     // STOMP 1.2 "MESSAGE": client acks carry an `ack` header to ACK by; 1.0 and
     // 1.1 clients ACK by message-id and subscription instead.
     if (ackId !== undefined && mode === '1.2') head += `ack:${ackId}\n`;
