@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 import { startServer } from '../helpers/server.js';
+import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 
 describe.each(['ws', 'tcp'] as const)('@stomp/stompjs over %s', (transport) => {
   const target = (server: Awaited<ReturnType<typeof startServer>>) =>
