@@ -61,8 +61,8 @@ diagnose() {
     echo "---- rabbitmq-diagnostics listeners ----"
     timeout 20 rabbitmq-diagnostics -q listeners 2>&1 | head -20
     local f
-    for f in /var/log/rabbitmq/startup_err /var/log/rabbitmq/startup_log \
-      /var/log/rabbitmq/rabbit@*.log; do
+    local logs="${RABBITMQ_LOG_BASE:-/var/log/rabbitmq}"
+    for f in "$logs"/startup_err "$logs"/startup_log "$logs"/*@*.log; do
       [ -s "$f" ] || continue
       echo "---- tail $f ----"
       tail -n 15 "$f"
