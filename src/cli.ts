@@ -27,15 +27,6 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.error((error as Error).message);
     process.exit(1);
   }
-  const { host, wsPath, tlsCert } = server.options;
-  const ws = tlsCert ? 'wss' : 'ws';
-  console.log(`stompbus ${VERSION} ready (embedded broker)`);
-  console.log(`  ${ws}://${host}:${server.port}${wsPath}   STOMP over WebSocket`);
-  if (server.tcpPort !== undefined) {
-    console.log(
-      `  ${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${server.tcpPort}   STOMP over TCP`,
-    );
-  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -51,6 +42,16 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       },
     );
   };
+  // Handlers first: a supervisor may signal as soon as it reads the ready line.
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  const { host, wsPath, tlsCert } = server.options;
+  const ws = tlsCert ? 'wss' : 'ws';
+  console.log(`stompbus ${VERSION} ready (embedded broker)`);
+  console.log(`  ${ws}://${host}:${server.port}${wsPath}   STOMP over WebSocket`);
+  if (server.tcpPort !== undefined) {
+    console.log(
+      `  ${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${server.tcpPort}   STOMP over TCP`,
+    );
+  }
 }

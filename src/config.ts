@@ -24,6 +24,14 @@ const addUser = (options: Partial<ServerOptions>, entry: string, from: string) =
   options.users = users;
 };
 
+const readUsersFile = (file: string): string => {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`stompbus: cannot read --users-file ${file}: ${(error as Error).message}`);
+  }
+};
+
 const d = DEFAULT_SERVER_OPTIONS;
 
 /** Every flag, in the order `--help` lists them. */
@@ -98,7 +106,7 @@ export const FLAGS: Flag[] = [
     arg: 'file',
     help: 'file of name:passcode lines (# comments)',
     apply: (o, v) => {
-      for (const line of readFileSync(v, 'utf8').split(/\r?\n/)) {
+      for (const line of readUsersFile(v).split(/\r?\n/)) {
         const t = line.trim();
         if (t && !t.startsWith('#')) addUser(o, t, v);
       }

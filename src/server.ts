@@ -148,6 +148,9 @@ export class StompServer {
     const deadline = Date.now() + this.options.shutdownTimeoutMs;
     while (this.connectionsOpen() && Date.now() < deadline) await sleep(20);
     for (const ws of this.wss.clients) ws.terminate();
+    // TCP clients too: one that keeps its half of the connection open would
+    // otherwise hold the process until closeTimeoutMs.
+    for (const tcp of this.tcpConnections) tcp.destroy();
     this.http.closeAllConnections?.();
     await closed;
     this.wss.close();
@@ -155,10 +158,10 @@ export class StompServer {
   }
 
   private connectionsOpen(): boolean {
-    return this.wss.clients.size > 0 || this.openTcp > 0;
+    return this.wss.clients.size > 0 || this.tcpConnections.size > 0;
   }
 
-  private openTcp = 0;
+  private readonly tcpConnections = new Set<TcpConnection>();
 
   private accept(connection: TcpConnection | WsConnection): void {
     if (this.stopping) {
@@ -166,8 +169,8 @@ export class StompServer {
       return;
     }
     if (connection instanceof TcpConnection) {
-      this.openTcp++;
-      connection.onceClosed(() => this.openTcp--);
+      this.tcpConnections.add(connection);
+      connection.onceClosed(() => this.tcpConnections.delete(connection));
     }
     const session = new Session(this.broker, connection, this.options, (s) =>
       this.sessions.delete(s),
