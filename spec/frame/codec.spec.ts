@@ -107,6 +107,23 @@ describe('encodeFrame', () => {
     expect(encodeFrame(frame, '1.1').toString()).toBe('MESSAGE\na:x\ry\n\n\0');
   });
 
+  it('cannot be made to inject headers or body text where headers are not escaped', () => {
+    const frame = createFrame('MESSAGE', [['x', 'a\n\nEVIL\r']], 'hi');
+    const [parsed] = parseChunks([encodeFrame(frame, '1.0')], { escapes: '1.0' });
+    expect(plain([parsed!])).toEqual([
+      {
+        command: 'MESSAGE',
+        headers: [
+          ['x', 'a  EVIL '],
+          ['content-length', '2'],
+        ],
+        body: [104, 105],
+      },
+    ]);
+    const connected = encodeFrame(createFrame('CONNECTED', { server: 'x\ncontent-length:0' }));
+    expect(connected.toString()).toBe('CONNECTED\nserver:x content-length:0\n\n\0');
+  });
+
   it('round-trips a 64 KiB binary body split into TCP-sized chunks', () => {
     const body = Buffer.alloc(65536, 0);
     for (let i = 0; i < body.length; i++) body[i] = (i * 31) & 0xff;

@@ -48,10 +48,9 @@ export function messageTail(message: Message, mode: EscapeMode): Buffer {
   let byMode = tails.get(message);
   const cached = byMode?.[mode];
   if (cached) return cached;
-  const escaped = mode !== '1.0';
-  const esc = (text: string) => (escaped ? escapeHeader(text, mode) : text);
+  const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
   let head = `destination:${esc(message.destination)}\n`;
-  for (const [name, value] of message.headers) head += `${esc(name)}:${esc(value)}\n`;
+  for (const [name, value] of message.headers) head += `${esc(name, false)}:${esc(value)}\n`;
   head += `content-length:${message.body.length}\n\n`;
   const headLength = Buffer.byteLength(head);
   const tail = Buffer.allocUnsafe(headLength + message.body.length + 1);

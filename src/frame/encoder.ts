@@ -1,4 +1,4 @@
-import { commandEscapes, type EscapeMode, escapeHeader } from './escape.js';
+import { commandEscapes, type EscapeMode, escapeHeader, plainHeader } from './escape.js';
 import type { Frame } from './frame.js';
 
 /**
@@ -24,8 +24,8 @@ export function encodeFrame(frame: Frame, escapes: EscapeMode = '1.2'): Buffer {
       value = String(body.length);
     }
     head += escaped
-      ? `${escapeHeader(name, escapes)}:${escapeHeader(value, escapes)}\n`
-      : `${name}:${value}\n`;
+      ? `${escapeHeader(name, escapes, false)}:${escapeHeader(value, escapes)}\n`
+      : `${plainHeader(name, false)}:${plainHeader(value)}\n`;
   }
   if (!sawLength && body.length > 0) head += `content-length:${body.length}\n`;
   head += '\n';

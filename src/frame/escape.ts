@@ -17,8 +17,21 @@ export function commandEscapes(command: string, mode: EscapeMode): boolean {
 const NEEDS_ESCAPE_12 = /[\\\r\n:]/;
 const NEEDS_ESCAPE_11 = /[\\\n:]/;
 
+/**
+ * A header name or value for a frame that is not escaped (STOMP 1.0, CONNECT,
+ * CONNECTED). An LF, or a CR ending a value, cannot be represented there: it
+ * would end the header (or the head) early and let a sender inject headers or
+ * body text into what a 1.0 subscriber receives. Such characters become spaces.
+ */
+export function plainHeader(text: string, isValue = true): string {
+  let out = text.includes('\n') ? text.replaceAll('\n', ' ') : text;
+  if (isValue && out.endsWith('\r')) out = `${out.slice(0, -1)} `;
+  return out;
+}
+
 /** Escapes a header name or value for the wire (nothing to do in most headers). */
-export function escapeHeader(text: string, mode: EscapeMode): string {
+export function escapeHeader(text: string, mode: EscapeMode, isValue = true): string {
+  if (mode === '1.0') return plainHeader(text, isValue);
   if (mode === '1.2') {
     if (!NEEDS_ESCAPE_12.test(text)) return text;
   } else if (!NEEDS_ESCAPE_11.test(text)) {

@@ -139,10 +139,8 @@ export class FrameParser {
       if (lf === -1) {
         const headLen = base + (len - start);
         // A line may end in CR that belongs to the EOL, hence the +1.
-        if (headLen - this.lineStart > maxHeaderLineLength + 1) {
-          return this.fail('STOMP_ERR_HEADER_LINE_TOO_LONG');
-        }
-        if (headLen > maxFrameSize) return this.fail('STOMP_ERR_FRAME_TOO_LARGE');
+        const over = this.headOver(headLen, headLen - this.lineStart > maxHeaderLineLength + 1);
+        if (over !== -1) return over;
         this.lastWasCR = len > start && chunk[len - 1] === CR;
         this.append(chunk, start, len);
         return len;
@@ -150,8 +148,8 @@ export class FrameParser {
       const lineEnd = base + (lf - start); // head offset of the LF
       const cr = lf > start ? chunk[lf - 1] === CR : this.lastWasCR;
       const lineLength = lineEnd - this.lineStart - (cr && lineEnd > this.lineStart ? 1 : 0);
-      if (lineLength > maxHeaderLineLength) return this.fail('STOMP_ERR_HEADER_LINE_TOO_LONG');
-      if (lineEnd + 1 > maxFrameSize) return this.fail('STOMP_ERR_FRAME_TOO_LARGE');
+      const over = this.headOver(lineEnd + 1, lineLength > maxHeaderLineLength);
+      if (over !== -1) return over;
       pos = lf + 1;
       this.lineStart = lineEnd + 1;
       if (lineLength === 0) {
@@ -176,6 +174,22 @@ export class FrameParser {
         return this.fail('STOMP_ERR_TOO_MANY_HEADERS');
       }
     }
+  }
+
+  /**
+   * Reports the head limit crossed first when `headLen` head bytes are seen;
+   * -1 when none is. Comparing where each limit was crossed (not which check
+   * runs first) keeps the code independent of how the input is chunked.
+   */
+  private headOver(headLen: number, lineTooLong: boolean): number {
+    const frameTooLarge = headLen > this.limits.maxFrameSize;
+    if (!frameTooLarge && !lineTooLong) return -1;
+    // Both checks treat a line as too long once it holds maxHeaderLineLength + 2 bytes.
+    const lineCross = this.lineStart + this.limits.maxHeaderLineLength + 2;
+    if (frameTooLarge && (!lineTooLong || this.limits.maxFrameSize + 1 <= lineCross)) {
+      return this.fail('STOMP_ERR_FRAME_TOO_LARGE');
+    }
+    return this.fail('STOMP_ERR_HEADER_LINE_TOO_LONG');
   }
 
   /** The command line's text, from the chunk or from the accumulator and the chunk. */
@@ -318,9 +332,16 @@ export class FrameParser {
     const nul = chunk.indexOf(NUL, pos);
     const end = nul === -1 ? chunk.length : nul;
     this.got += end - pos;
-    if (this.got > this.limits.maxBodySize) return this.fail('STOMP_ERR_BODY_TOO_LARGE');
-    if (this.headSize + this.got + 1 > this.limits.maxFrameSize) {
-      return this.fail('STOMP_ERR_FRAME_TOO_LARGE');
+    const bodyOver = this.got > this.limits.maxBodySize;
+    const frameOver = this.headSize + this.got + 1 > this.limits.maxFrameSize;
+    if (bodyOver || frameOver) {
+      // Whichever limit the body crossed first, whatever the chunking.
+      const frameFirst = this.limits.maxFrameSize - this.headSize <= this.limits.maxBodySize + 1;
+      return this.fail(
+        frameOver && (!bodyOver || frameFirst)
+          ? 'STOMP_ERR_FRAME_TOO_LARGE'
+          : 'STOMP_ERR_BODY_TOO_LARGE',
+      );
     }
     if (nul === -1) {
       this.parts.push(chunk.subarray(pos, end));
