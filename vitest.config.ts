@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // A real Kafka (KRaft, one node) for the cluster specs, unless KAFKA_BROKERS is given.
+    globalSetup: ['./spec/kafka-global-setup.ts'],
     reporters: process.env.CI ? ['default'] : ['default'],
   },
 });

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { commandEscapes, type EscapeMode, escapeHeader, plainHeader } from './escape.js';
 import type { Frame } from './frame.js';
 

@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { StompError } from '../errors.js';
 import { commandEscapes, type EscapeMode, unescapeHeader } from './escape.js';
 import { CLIENT_COMMANDS, type Frame, type Header, SERVER_COMMANDS } from './frame.js';
@@ -19,8 +20,6 @@ export interface FrameParserOptions extends Partial<FrameLimits> {
 
 const LF = 10;
 const CR = 13;
-const COLON = 58;
-const BACKSLASH = 92;
 const NUL = 0;
 
 // Parser states, numbered as in ws's receiver.
@@ -33,6 +32,8 @@ const FAILED = 4;
 const EMPTY_BODY = Buffer.alloc(0);
 const DEFAULT_COMMANDS = new Set<string>([...CLIENT_COMMANDS, ...SERVER_COMMANDS]);
 const DIGITS = /^[0-9]{1,16}$/;
+/** Counted bodies up to this size (plus NUL) are allocated once when they span chunks. */
+const DIRECT_COPY_MAX = 64 * 1024 + 1;
 
 /**
  * A streaming STOMP 1.2 frame parser: push bytes in any chunking, get frames,
@@ -66,6 +67,7 @@ export class FrameParser {
   private need = 0;
   private parts: Buffer[] = [];
   private got = 0;
+  private body: Buffer = EMPTY_BODY;
 
   constructor(options: FrameParserOptions) {
     this.limits = {
@@ -163,7 +165,8 @@ export class FrameParser {
         return this.headDone(chunk, start, pos);
       }
       if (++this.lineCount === 1) {
-        // Reject an unknown command at its EOL instead of waiting for the head.
+        // Reject an unknown command at its EOL: garbage fails fast, and the
+        // error does not depend on where the input is split.
         const command = this.commandLine(chunk, start, lf - (cr && lf > start ? 1 : 0), lineLength);
         if (!this.commands.has(command)) {
           return this.fail(
@@ -257,38 +260,40 @@ export class FrameParser {
   /**
    * Parses command and header lines of a complete head in `buf[from, end)`
    * into this.command / this.headers. Returns the content-length, or -1.
+   * The head is decoded once: LF, CR, `:` and `\\` are ASCII, and UTF-8 never
+   * uses such bytes inside a multi-byte character, so splitting the decoded
+   * text finds the same lines, names and values as splitting the bytes.
    */
   private parseHead(buf: Buffer, from: number, end: number): number {
-    let lf = buf.indexOf(LF, from);
-    let lineEnd = lf > from && buf[lf - 1] === CR ? lf - 1 : lf;
-    const command = buf.toString('latin1', from, lineEnd);
+    const text = buf.toString('utf8', from, end);
+    let lf = text.indexOf('\n');
+    let lineEnd = lf > 0 && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
+    const command = text.slice(0, lineEnd);
     if (!this.commands.has(command)) {
       throw new StompError('STOMP_ERR_INVALID_COMMAND', { detail: JSON.stringify(command) });
     }
-    const escapes = commandEscapes(command, this.escapes);
+    const escapes = commandEscapes(command, this.escapes) && text.includes('\\');
     const headers: Header[] = [];
     let contentLength = -1;
     let sawLength = false;
     let p = lf + 1;
-    while (p < end) {
-      lf = buf.indexOf(LF, p);
-      lineEnd = lf > p && buf[lf - 1] === CR ? lf - 1 : lf;
+    const n = text.length;
+    while (p < n) {
+      lf = text.indexOf('\n', p);
+      lineEnd = lf > p && text.charCodeAt(lf - 1) === CR ? lf - 1 : lf;
       if (lineEnd === p) break; // the blank line ending the head
-      const colon = buf.indexOf(COLON, p);
+      const colon = text.indexOf(':', p);
       // STOMP 1.2 "Augmented BNF": header-name is 1*<any OCTET except CR, LF or ":">.
       if (colon === -1 || colon >= lineEnd || colon === p) {
         throw new StompError('STOMP_ERR_MALFORMED_HEADER', {
-          detail: JSON.stringify(buf.toString('utf8', p, Math.min(lineEnd, p + 64))),
+          detail: JSON.stringify(text.slice(p, Math.min(lineEnd, p + 64))),
         });
       }
-      let name = buf.toString('utf8', p, colon);
-      let value = buf.toString('utf8', colon + 1, lineEnd);
+      let name = text.slice(p, colon);
+      let value = text.slice(colon + 1, lineEnd);
       if (escapes) {
-        const bs = buf.indexOf(BACKSLASH, p);
-        if (bs !== -1 && bs < lineEnd) {
-          if (bs < colon) name = unescapeHeader(name, this.escapes);
-          value = unescapeHeader(value, this.escapes);
-        }
+        if (name.includes('\\')) name = unescapeHeader(name, this.escapes);
+        if (value.includes('\\')) value = unescapeHeader(value, this.escapes);
       }
       headers.push([name, value]);
       // STOMP 1.2 "Repeated Header Entries": only the first occurrence counts.
@@ -318,10 +323,17 @@ export class FrameParser {
       return nulAt + 1;
     }
     const take = Math.min(avail, this.need - this.got);
-    this.parts.push(chunk.subarray(pos, pos + take));
+    if (this.need <= DIRECT_COPY_MAX) {
+      // Small enough to allocate up front: copy each piece straight in.
+      if (this.got === 0) this.body = Buffer.allocUnsafe(this.need);
+      chunk.copy(this.body, this.got, pos, pos + take);
+    } else {
+      this.parts.push(chunk.subarray(pos, pos + take));
+    }
     this.got += take;
     if (this.got < this.need) return pos + take;
-    const whole = Buffer.concat(this.parts, this.need);
+    const whole = this.need <= DIRECT_COPY_MAX ? this.body : Buffer.concat(this.parts, this.need);
+    this.body = EMPTY_BODY;
     if (whole[this.need - 1] !== NUL) return this.fail('STOMP_ERR_MISSING_NUL');
     this.emit(whole.subarray(0, this.need - 1));
     return pos + take;
@@ -369,6 +381,7 @@ export class FrameParser {
   private fail(error: StompError | ConstructorParameters<typeof StompError>[0]): number {
     this.state = FAILED;
     this.resetHead();
+    this.body = EMPTY_BODY;
     this.parts = [];
     this.got = 0;
     this.headers = [];
@@ -379,8 +392,14 @@ export class FrameParser {
 
 /** A private copy of `chunk[from, to)`, so a body never pins a large chunk. */
 function copyOf(chunk: Buffer, from: number, to: number): Buffer {
-  if (to === from) return EMPTY_BODY;
-  const out = Buffer.allocUnsafe(to - from);
-  chunk.copy(out, 0, from, to);
+  const n = to - from;
+  if (n === 0) return EMPTY_BODY;
+  const out = Buffer.allocUnsafe(n);
+  if (n <= 64) {
+    // A loop beats the native copy call for tiny bodies.
+    for (let i = 0; i < n; i++) out[i] = chunk[from + i] as number;
+  } else {
+    chunk.copy(out, 0, from, to);
+  }
   return out;
 }
