@@ -178,7 +178,8 @@ export class Broker {
         sub.consumer.tooManyPending();
         continue;
       }
-      this.deliverTo(sub, { message, deliveries: 0 }, false);
+      if (sub.ackMode === 'auto') sub.consumer.deliver(sub, message, undefined, false);
+      else this.deliverTo(sub, { message, deliveries: 0 }, false);
     }
   }
 

@@ -207,7 +207,7 @@ export class Session implements Consumer, ConnectionEvents {
     // 1.1 clients ACK by message-id and subscription instead.
     if (ackId !== undefined && mode === '1.2') head += `ack:${ackId}\n`;
     if (redelivered) head += 'redelivered:true\n';
-    this.connection.write(Buffer.from(head, 'utf8'));
+    this.connection.write(head);
     this.connection.write(messageTail(message, mode));
     this.checkBacklog();
   }

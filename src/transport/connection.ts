@@ -26,8 +26,12 @@ export abstract class Connection {
   /** When the last bytes were queued for the client (ms since epoch). */
   lastWriteAt = Date.now();
 
-  private pending: Buffer[] = [];
+  // Output of this event-loop turn: strings (MESSAGE heads) and buffers,
+  // joined into one buffer at flush time.
+  private pending: Array<string | Buffer> = [];
   private pendingBytes = 0;
+  // What the transport still held after the last flush or drain.
+  private transportBytes = 0;
   private scheduled = false;
   private ending = false;
   protected events: ConnectionEvents | undefined;
@@ -37,34 +41,67 @@ export abstract class Connection {
     this.events = events;
   }
 
-  /** Queues bytes for the client; they leave at the end of this event-loop turn. */
-  write(data: Buffer): void {
+  /**
+   * Queues output for the client; it leaves at the end of this event-loop
+   * turn. Strings are UTF-8 encoded then, straight into the outgoing buffer.
+   */
+  write(data: Buffer | string): void {
     if (this.ending) return;
     this.pending.push(data);
     this.pendingBytes += data.length;
-    this.lastWriteAt = Date.now();
     if (!this.scheduled) {
       this.scheduled = true;
       scheduleFlush(this);
     }
   }
 
-  /** Bytes accepted by {@link write} and not yet handed to the kernel. */
+  /**
+   * Bytes accepted by {@link write} and not yet taken by the kernel (as of
+   * the last flush or drain: cheap enough to ask per delivery).
+   */
   get bufferedAmount(): number {
-    return this.pendingBytes + this.transportBuffered();
+    return this.pendingBytes + this.transportBytes;
   }
 
-  /** Sends everything queued now. */
+  /** Sends everything queued now, as one buffer. */
   flush(): void {
     this.scheduled = false;
-    if (this.pendingBytes === 0) return;
+    if (this.pending.length === 0) return;
     const chunks = this.pending;
-    const bytes = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    this.send(chunks, bytes);
+    let size = 0;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i] as string | Buffer;
+      size += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
+    }
+    let out: Buffer;
+    if (chunks.length === 1 && typeof chunks[0] !== 'string') {
+      out = chunks[0] as Buffer;
+    } else {
+      out = Buffer.allocUnsafe(size);
+      let offset = 0;
+      for (let i = 0; i < chunks.length; i++) {
+        const c = chunks[i] as string | Buffer;
+        if (typeof c === 'string') {
+          offset += out.write(c, offset);
+        } else {
+          out.set(c, offset);
+          offset += c.length;
+        }
+      }
+    }
+    this.lastWriteAt = Date.now();
+    this.send(out);
+    this.transportBytes = this.transportBuffered();
     // The kernel took everything: a consumer that waited for room may go on.
-    if (this.transportBuffered() === 0) this.events?.onDrain();
+    if (this.transportBytes === 0) this.events?.onDrain();
+  }
+
+  /** The transport drained: note it and tell the session. */
+  protected drained(): void {
+    this.transportBytes = this.transportBuffered();
+    this.events?.onDrain();
   }
 
   /**
@@ -80,8 +117,8 @@ export abstract class Connection {
     setTimeout(() => this.destroy(), timeoutMs).unref();
   }
 
-  /** Hands chunks to the transport (one message / one writev). */
-  protected abstract send(chunks: Buffer[], bytes: number): void;
+  /** Hands one turn's output to the transport (one write, one WebSocket message). */
+  protected abstract send(data: Buffer): void;
   /** Bytes the transport itself still holds. */
   protected abstract transportBuffered(): number;
   /** Starts a graceful close once queued data is out. */

@@ -13,7 +13,7 @@ export class TcpConnection extends Connection {
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.events?.onData(chunk));
-    socket.on('drain', () => this.events?.onDrain());
+    socket.on('drain', () => this.drained());
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.events?.onClose());
   }
@@ -23,16 +23,8 @@ export class TcpConnection extends Connection {
     this.socket.once('close', fn);
   }
 
-  protected send(chunks: Buffer[], _bytes: number): void {
-    if (this.socket.destroyed) return;
-    if (chunks.length === 1) {
-      this.socket.write(chunks[0] as Buffer);
-      return;
-    }
-    // cork/uncork turns the writes into one writev.
-    this.socket.cork();
-    for (const chunk of chunks) this.socket.write(chunk);
-    this.socket.uncork();
+  protected send(data: Buffer): void {
+    if (!this.socket.destroyed) this.socket.write(data);
   }
 
   protected transportBuffered(): number {

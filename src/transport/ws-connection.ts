@@ -18,15 +18,14 @@ export class WsConnection extends Connection {
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer) => this.events?.onData(data));
     // ws has no drain event of its own; the socket under it has.
-    socket.on('drain', () => this.events?.onDrain());
+    socket.on('drain', () => this.drained());
     ws.on('error', () => ws.terminate());
     ws.on('close', () => this.events?.onClose());
   }
 
-  protected send(chunks: Buffer[], bytes: number): void {
-    if (this.ws.readyState !== this.ws.OPEN) return;
+  protected send(data: Buffer): void {
     // Several frames in one WebSocket message: STOMP 1.2 frames carry their own end.
-    this.ws.send(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, bytes));
+    if (this.ws.readyState === this.ws.OPEN) this.ws.send(data);
   }
 
   protected transportBuffered(): number {
