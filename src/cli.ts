@@ -47,7 +47,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   const { host, wsPath, tlsCert } = server.options;
   const ws = tlsCert ? 'wss' : 'ws';
-  console.log(`stompbus ${VERSION} ready (embedded broker)`);
+  const mode = server.options.kafkaBrokers
+    ? `cluster mode, Kafka ${server.options.kafkaBrokers}, topic ${server.options.kafkaTopic}`
+    : 'embedded broker';
+  console.log(`stompbus ${VERSION} ready (${mode})`);
   console.log(`  ${ws}://${host}:${server.port}${wsPath}   STOMP over WebSocket`);
   if (server.tcpPort !== undefined) {
     console.log(

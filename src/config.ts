@@ -258,6 +258,51 @@ export const FLAGS: Flag[] = [
       o.shutdownTimeoutMs = int('--shutdown-timeout', v);
     },
   },
+  {
+    flag: '--kafka-brokers',
+    env: 'KAFKA_BROKERS',
+    arg: 'host:port,…',
+    help: 'Kafka bootstrap servers: cluster mode (off: embedded broker)',
+    apply: (o, v) => {
+      o.kafkaBrokers = v;
+    },
+  },
+  {
+    flag: '--kafka-topic',
+    env: 'STOMPBUS_KAFKA_TOPIC',
+    arg: 'name',
+    help: `Kafka topic of /topic/ traffic (${d.kafkaTopic})`,
+    apply: (o, v) => {
+      o.kafkaTopic = v;
+    },
+  },
+  {
+    flag: '--kafka-partitions',
+    env: 'STOMPBUS_KAFKA_PARTITIONS',
+    arg: 'n',
+    help: `partitions of --kafka-topic when created (${d.kafkaPartitions})`,
+    apply: (o, v) => {
+      const n = int('--kafka-partitions', v);
+      if (n < 1) throw new Error('stompbus: --kafka-partitions needs at least 1');
+      o.kafkaPartitions = n;
+    },
+  },
+  {
+    flag: '--bridge',
+    env: 'STOMPBUS_BRIDGES',
+    arg: 'kafkaTopic=/topic/name',
+    help: 'bridge a Kafka topic to a destination, repeatable; env: comma separated',
+    apply: (o, v) => {
+      for (const entry of v.split(',')) {
+        if (!entry) continue;
+        const eq = entry.indexOf('=');
+        if (eq <= 0 || !entry.slice(eq + 1).startsWith('/topic/')) {
+          throw new Error(`stompbus: --bridge needs kafkaTopic=/topic/name, got "${entry}"`);
+        }
+        o.kafkaBridges = { ...o.kafkaBridges, [entry.slice(0, eq)]: entry.slice(eq + 1) };
+      }
+    },
+  },
 ];
 
 /** What the command line asked for. */

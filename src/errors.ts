@@ -37,6 +37,8 @@ export const ErrorCodes = {
   STOMP_ERR_QUEUE_FULL: 'the destination queue holds its maximum of messages',
   STOMP_ERR_SLOW_CONSUMER: 'the client reads too slowly: its unsent output passed the limit',
   STOMP_ERR_SHUTDOWN: 'the server is shutting down',
+  STOMP_ERR_CLUSTER_UNAVAILABLE:
+    'Kafka did not take the message (cluster mode); it was not delivered',
   STOMP_ERR_INTERNAL: 'the server failed to handle the frame (a bug: please report it)',
 } as const;
 

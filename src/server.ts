@@ -16,6 +16,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { Broker, type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './broker/broker.js';
 import type { Fanout } from './cluster/fanout.js';
+import { KafkaFanout } from './cluster/kafka-fanout.js';
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
 import { Session } from './session/session.js';
 import { TcpConnection } from './transport/tcp-connection.js';
@@ -37,8 +38,16 @@ export interface ServerOptions extends SessionOptions, BrokerOptions {
   tlsKey: string | undefined;
   /** Shutdown grace: how long clients get to read their ERROR before being cut, in ms. */
   shutdownTimeoutMs: number;
-  /** The fan-out; default in-process (embedded broker). */
+  /** The fan-out; default in-process (embedded broker), or Kafka when `kafkaBrokers` is set. */
   fanout: Fanout | undefined;
+  /** Kafka bootstrap servers (`host:port[,…]`): cluster mode. Default off (embedded broker). */
+  kafkaBrokers: string | undefined;
+  /** Cluster mode: the Kafka topic of `/topic/…` traffic. Default `stompbus.topics`. */
+  kafkaTopic: string;
+  /** Cluster mode: partitions of `kafkaTopic` when it is created. Default 6. */
+  kafkaPartitions: number;
+  /** Cluster mode: Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
+  kafkaBridges: Record<string, string>;
 }
 
 /** Defaults from DESIGN.md "Interfaces users and tests rely on". */
@@ -53,6 +62,10 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   tlsKey: undefined,
   shutdownTimeoutMs: 5000,
   fanout: undefined,
+  kafkaBrokers: undefined,
+  kafkaTopic: 'stompbus.topics',
+  kafkaPartitions: 6,
+  kafkaBridges: {},
   serverName: `stompbus/${VERSION}`,
 });
 
@@ -75,7 +88,19 @@ export class StompServer {
 
   constructor(options: Partial<ServerOptions> = {}) {
     this.options = { ...DEFAULT_SERVER_OPTIONS, ...options };
-    this.broker = new Broker(this.options, this.options.fanout);
+    const { fanout, kafkaBrokers, kafkaTopic, kafkaPartitions, kafkaBridges } = this.options;
+    this.broker = new Broker(
+      this.options,
+      fanout ??
+        (kafkaBrokers
+          ? new KafkaFanout({
+              brokers: kafkaBrokers,
+              topic: kafkaTopic,
+              partitions: kafkaPartitions,
+              bridges: kafkaBridges,
+            })
+          : undefined),
+    );
     const tls = this.tlsOptions();
     this.http = tls
       ? createHttpsServer(tls, (req, res) => this.onRequest(req, res))

@@ -132,6 +132,9 @@ export class Session implements Consumer, ConnectionEvents {
 
   /** Keeps receipts in frame order when some of them wait for asynchronous work. */
   private chain(work: void | Promise<void>, finish: () => void, receipt: string | undefined) {
+    // The chain handles a rejection later; mark it handled now so that an
+    // early failure is not an unhandled rejection meanwhile.
+    work?.catch(() => {});
     const next = (this.receiptChain ?? Promise.resolve())
       .then(() => work)
       .then(

@@ -1,0 +1,291 @@
+/**
+ * Our own small interface over a Kafka client, so that {@link KafkaFanout}
+ * never touches kafkajs directly. KAFKA.md: kafkajs is unmaintained since
+ * 2023; another client can replace {@link createKafkajsClient} by
+ * implementing {@link KafkaClient}.
+ */
+import { hostname } from 'node:os';
+import type * as Kafkajs from 'kafkajs';
+
+/** A record as read from Kafka. */
+export interface ConsumedRecord {
+  readonly topic: string;
+  readonly partition: number;
+  /** Decimal string: offsets are 64-bit. */
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** In record order; a name may repeat. */
+  readonly headers: ReadonlyArray<readonly [string, Buffer]>;
+}
+
+/** A record to produce. */
+export interface ProducedRecord {
+  readonly topic: string;
+  readonly key: string | null;
+  readonly value: Buffer;
+  /** In order; a name may repeat. */
+  readonly headers: ReadonlyArray<readonly [string, string]>;
+}
+
+/** The next offset to read per partition of a topic. */
+export type Positions = Map<number, bigint>;
+
+/** What {@link KafkaClient.consume} needs. */
+export interface ConsumeOptions {
+  /** A group of this consumer's own: a shared group would split the records. */
+  readonly groupId: string;
+  readonly topics: readonly string[];
+  /**
+   * Where to start, per topic and partition, each time the group is joined;
+   * partitions not listed start at the latest offset.
+   */
+  readonly positions: () => ReadonlyMap<string, Positions>;
+  /** Called with each fetched batch, in partition order. Must not throw. */
+  readonly onRecords: (records: ConsumedRecord[]) => void;
+  /** The consumer stopped by itself; it will not restart on its own. */
+  readonly onCrash: (error: Error) => void;
+  /** Longest wait for the first group join. */
+  readonly joinTimeoutMs: number;
+}
+
+/** A running consumer. */
+export interface KafkaConsumer {
+  /** Leaves the group and disconnects. */
+  stop(): Promise<void>;
+}
+
+/** The operations cluster mode needs from a Kafka client. */
+export interface KafkaClient {
+  /** Creates the topics that do not exist yet and waits for their leaders. */
+  ensureTopics(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<void>;
+  /** The offset the next record written to each partition of `topic` will get. */
+  latestOffsets(topic: string): Promise<Positions>;
+  /** Connects the producer (idempotent). */
+  connectProducer(): Promise<void>;
+  /** Produces with acks from all in-sync replicas; resolves when acknowledged. */
+  produce(records: readonly ProducedRecord[]): Promise<void>;
+  /** Starts a consumer; resolves once it has joined its group and has its partitions. */
+  consume(options: ConsumeOptions): Promise<KafkaConsumer>;
+  /** Disconnects the producer and the admin client. */
+  close(): Promise<void>;
+}
+
+/** Connection settings of {@link createKafkajsClient}. */
+export interface KafkajsClientOptions {
+  /** Bootstrap servers, `host:port`. */
+  brokers: string[];
+  /** Default `stompbus-<hostname>-<pid>`. */
+  clientId?: string;
+  /** Group session timeout, ms. Kafka rejects less than `group.min.session.timeout.ms` (6 s by default). Default 6000. */
+  sessionTimeoutMs?: number;
+  /** Group heart-beat interval, ms. Default 1000. */
+  heartbeatIntervalMs?: number;
+  /** Retries of one produce before it fails. Default 3 (about 1.5 s with backoff). */
+  produceRetries?: number;
+}
+
+/**
+ * A {@link KafkaClient} on kafkajs. kafkajs is loaded on first use, so an
+ * embedded broker never loads it.
+ */
+export async function createKafkajsClient(options: KafkajsClientOptions): Promise<KafkaClient> {
+  const kafkajs = await import('kafkajs');
+  return new KafkajsClient(kafkajs, options);
+}
+
+class KafkajsClient implements KafkaClient {
+  private readonly kafka: Kafkajs.Kafka;
+  private readonly admin: Kafkajs.Admin;
+  private readonly producer: Kafkajs.Producer;
+  private adminConnected: Promise<void> | undefined;
+  private producerConnected: Promise<void> | undefined;
+
+  constructor(
+    lib: typeof Kafkajs,
+    private readonly options: KafkajsClientOptions,
+  ) {
+    this.kafka = new lib.Kafka({
+      clientId: options.clientId ?? `stompbus-${hostname()}-${process.pid}`,
+      brokers: options.brokers,
+      // KafkaFanout logs what matters (state changes); kafkajs would log every retry.
+      logLevel: lib.logLevel.NOTHING,
+      connectionTimeout: 3_000,
+      requestTimeout: 10_000,
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    this.admin = this.kafka.admin();
+    this.producer = this.kafka.producer({
+      // Java-compatible murmur2: one destination (key) maps to one partition.
+      createPartitioner: lib.Partitioners.DefaultPartitioner,
+      allowAutoTopicCreation: false,
+      retry: {
+        retries: options.produceRetries ?? 3,
+        initialRetryTime: 100,
+        maxRetryTime: 1_000,
+      },
+    });
+  }
+
+  private connectAdmin(): Promise<void> {
+    this.adminConnected ??= this.admin.connect().catch((error: unknown) => {
+      this.adminConnected = undefined;
+      throw error;
+    });
+    return this.adminConnected;
+  }
+
+  async ensureTopics(topics: ReadonlyArray<{ topic: string; partitions: number }>) {
+    await this.connectAdmin();
+    const existing = new Set(await this.admin.listTopics());
+    const missing = topics.filter((t) => !existing.has(t.topic));
+    if (missing.length === 0) return;
+    try {
+      await this.admin.createTopics({
+        topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions })),
+        // KAFKA.md: the first send to a topic without a leader can fail.
+        waitForLeaders: true,
+        timeout: 10_000,
+      });
+    } catch (error) {
+      // Another instance may have created them meanwhile.
+      const now = new Set(await this.admin.listTopics());
+      if (missing.some((t) => !now.has(t.topic))) throw error;
+    }
+  }
+
+  async latestOffsets(topic: string): Promise<Positions> {
+    await this.connectAdmin();
+    const offsets = await this.admin.fetchTopicOffsets(topic);
+    return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  }
+
+  connectProducer(): Promise<void> {
+    this.producerConnected ??= this.producer.connect().catch((error: unknown) => {
+      this.producerConnected = undefined;
+      throw error;
+    });
+    return this.producerConnected;
+  }
+
+  async produce(records: readonly ProducedRecord[]): Promise<void> {
+    const byTopic = new Map<string, Kafkajs.Message[]>();
+    for (const record of records) {
+      let messages = byTopic.get(record.topic);
+      if (!messages) {
+        messages = [];
+        byTopic.set(record.topic, messages);
+      }
+      messages.push({ key: record.key, value: record.value, headers: toKafkaHeaders(record) });
+    }
+    await this.producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+
+  async consume(options: ConsumeOptions): Promise<KafkaConsumer> {
+    const consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs ?? 6_000,
+      heartbeatInterval: this.options.heartbeatIntervalMs ?? 1_000,
+      // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
+      // short, so that stop() does not wait long for the fetch in flight.
+      maxWaitTimeInMs: 250,
+      allowAutoTopicCreation: false,
+      // KafkaFanout restarts a crashed consumer itself, in a fresh group (see onCrash).
+      retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
+    });
+    let joined: () => void = () => {};
+    let failed: (error: Error) => void = () => {};
+    // Before the first join a crash fails consume(); after it, onCrash reports it.
+    let running = false;
+    const join = new Promise<void>((resolve, reject) => {
+      joined = resolve;
+      failed = reject;
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      // Offsets are never committed: every (re)join starts where delivery left off.
+      // The listener runs inside the join, before the first fetch resolves offsets.
+      const positions = options.positions();
+      for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+        const known = positions.get(topic);
+        for (const partition of partitions) {
+          const offset = known?.get(partition);
+          if (offset !== undefined) consumer.seek({ topic, partition, offset: String(offset) });
+        }
+      }
+      running = true;
+      joined();
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (running) options.onCrash(event.payload.error);
+      else failed(event.payload.error);
+    });
+    const stop = async () => {
+      await consumer.disconnect().catch(() => {});
+    };
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topics: [...options.topics], fromBeginning: false });
+      void consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch, heartbeat }) => {
+            options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
+            await heartbeat();
+          },
+        })
+        .catch((error: unknown) => failed(error as Error));
+      await withTimeout(join, options.joinTimeoutMs, 'the consumer group join');
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    return { stop };
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
+  }
+}
+
+function toKafkaHeaders(record: ProducedRecord): Kafkajs.IHeaders {
+  const headers: Kafkajs.IHeaders = {};
+  for (const [name, value] of record.headers) {
+    const had = headers[name];
+    if (had === undefined) headers[name] = value;
+    else headers[name] = Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  return headers;
+}
+
+function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): ConsumedRecord {
+  const headers: Array<[string, Buffer]> = [];
+  for (const [name, value] of Object.entries(m.headers ?? {})) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v !== undefined) headers.push([name, typeof v === 'string' ? Buffer.from(v) : v]);
+    }
+  }
+  return {
+    topic: batch.topic,
+    partition: batch.partition,
+    offset: m.offset,
+    key: m.key,
+    value: m.value,
+    headers,
+  };
+}
+
+/** Rejects when `promise` takes longer than `ms`. */
+export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
