@@ -132,7 +132,7 @@ export class FrameParser {
 
   /** Scans head lines from `pos`; returns where it stopped. */
   private readHead(chunk: Buffer, pos: number): number {
-    const { maxHeaderLineLength, maxFrameSize, maxHeaders } = this.limits;
+    const { maxHeaderLineLength, maxHeaders } = this.limits;
     const start = pos; // first byte of this chunk that belongs to the head
     const base = this.accLen; // head offset of chunk[start]
     const len = chunk.length;
