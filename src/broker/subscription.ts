@@ -3,6 +3,9 @@ import type { Message } from './message.js';
 /** STOMP 1.2 "SUBSCRIBE ack Header" modes. */
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
+/** The map of every auto-ack subscription: the broker never adds to it. */
+const NO_ACKS = new Map<string, Pending>();
+
 /** A message sent to a subscription and not yet acknowledged. */
 export interface Pending {
   readonly message: Message;
@@ -29,8 +32,12 @@ export interface Consumer {
 
 /** One SUBSCRIBE of one connection. */
 export class Subscription {
-  /** Unacknowledged deliveries by ack id, in delivery order. */
-  readonly unacked = new Map<string, Pending>();
+  /**
+   * Unacknowledged deliveries by ack id, in delivery order. Auto-ack
+   * subscriptions never hold any and share one empty map (memory per idle
+   * connection matters).
+   */
+  readonly unacked: Map<string, Pending>;
   /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
   head: string | undefined;
 
@@ -45,7 +52,9 @@ export class Subscription {
     readonly ackMode: AckMode,
     /** Most unacknowledged messages at once (queues only); 0 means no limit. */
     readonly prefetch: number,
-  ) {}
+  ) {
+    this.unacked = ackMode === 'auto' ? NO_ACKS : new Map();
+  }
 
   /** Whether a queue may give this subscription another message now. */
   get ready(): boolean {

@@ -8,7 +8,7 @@ import { DEFAULT_FRAME_LIMITS, type FrameLimits } from './limits.js';
 export interface FrameParserOptions extends Partial<FrameLimits> {
   /** Header escaping in force; the session changes it after CONNECT. Default `'1.2'`. */
   escapes?: EscapeMode;
-  /** Commands accepted; anything else is `STOMP_ERR_INVALID_COMMAND`. Default: all 15. */
+  /** Commands accepted; anything else is `STOMP_ERR_INVALID_COMMAND`. Default: all 15. A Set is kept, not copied. */
   commands?: Iterable<string>;
   /** Called with every complete frame, in order. */
   onFrame: (frame: Frame) => void;
@@ -76,7 +76,13 @@ export class FrameParser {
       maxHeaders: options.maxHeaders ?? DEFAULT_FRAME_LIMITS.maxHeaders,
       maxHeaderLineLength: options.maxHeaderLineLength ?? DEFAULT_FRAME_LIMITS.maxHeaderLineLength,
     };
-    this.commands = options.commands ? new Set(options.commands) : DEFAULT_COMMANDS;
+    // A Set is used as given (sessions share one); other iterables are copied.
+    const commands = options.commands;
+    this.commands = !commands
+      ? DEFAULT_COMMANDS
+      : commands instanceof Set
+        ? commands
+        : new Set(commands);
     this.escapes = options.escapes ?? '1.2';
     this.onFrame = options.onFrame;
     this.onHeartbeat = options.onHeartbeat;

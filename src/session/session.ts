@@ -27,6 +27,7 @@ const WS_GOING_AWAY = 1001;
 const WS_PROTOCOL_ERROR = 1002;
 
 let sessionSeq = 0;
+const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
 
 /**
  * One client connection's protocol state: CONNECT negotiation, heart-beats,
@@ -43,8 +44,7 @@ export class Session implements Consumer, ConnectionEvents {
   login: string | undefined;
   /** Subscriptions by client id. */
   readonly subscriptions = new Map<string, Subscription>();
-  /** Open transactions: their buffered frames, by transaction id. */
-  readonly transactions = new Map<string, Frame[]>();
+  private openTransactions: Map<string, Frame[]> | undefined;
 
   private state = CONNECTING;
   private readonly parser: FrameParser;
@@ -64,7 +64,7 @@ export class Session implements Consumer, ConnectionEvents {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
     this.parser = new FrameParser({
       ...options,
-      commands: CLIENT_COMMANDS,
+      commands: CLIENT_COMMAND_SET,
       onFrame: (frame) => this.handle(frame),
       onError: (error) => this.fail(error),
     });
@@ -74,6 +74,12 @@ export class Session implements Consumer, ConnectionEvents {
       options.connectTimeoutMs,
       () => this.state === CONNECTING && this.fail(new StompError('STOMP_ERR_CONNECT_TIMEOUT')),
     );
+  }
+
+  /** Open transactions: their buffered frames, by transaction id (made on first use). */
+  get transactions(): Map<string, Frame[]> {
+    this.openTransactions ??= new Map();
+    return this.openTransactions;
   }
 
   /** The escaping this session's frames use. */
@@ -285,7 +291,7 @@ export class Session implements Consumer, ConnectionEvents {
     this.clearTimers();
     for (const sub of this.subscriptions.values()) this.broker.unsubscribe(sub);
     this.subscriptions.clear();
-    this.transactions.clear();
+    this.openTransactions?.clear();
     this.onGone(this);
   }
 
