@@ -6,6 +6,8 @@ import { DEFAULT_FRAME_LIMITS, type FrameLimits } from './limits.js';
 
 /** Options of {@link FrameParser}: limits, escaping, accepted commands and callbacks. */
 export interface FrameParserOptions extends Partial<FrameLimits> {
+  /** All four limits in one object, kept (not copied): parsers of one server share it. */
+  limits?: Readonly<FrameLimits>;
   /** Header escaping in force; the session changes it after CONNECT. Default `'1.2'`. */
   escapes?: EscapeMode;
   /** Commands accepted; anything else is `STOMP_ERR_INVALID_COMMAND`. Default: all 15. A Set is kept, not copied. */
@@ -44,7 +46,7 @@ const DIRECT_COPY_MAX = 64 * 1024 + 1;
  * complete, so a caller must not reuse a pushed buffer.
  */
 export class FrameParser {
-  private readonly limits: FrameLimits;
+  private readonly limits: Readonly<FrameLimits>;
   private readonly commands: ReadonlySet<string>;
   private readonly onFrame: (frame: Frame) => void;
   private readonly onHeartbeat: (() => void) | undefined;
@@ -70,7 +72,7 @@ export class FrameParser {
   private body: Buffer = EMPTY_BODY;
 
   constructor(options: FrameParserOptions) {
-    this.limits = {
+    this.limits = options.limits ?? {
       maxFrameSize: options.maxFrameSize ?? DEFAULT_FRAME_LIMITS.maxFrameSize,
       maxBodySize: options.maxBodySize ?? DEFAULT_FRAME_LIMITS.maxBodySize,
       maxHeaders: options.maxHeaders ?? DEFAULT_FRAME_LIMITS.maxHeaders,

@@ -49,7 +49,7 @@ export class Session implements Consumer, ConnectionEvents {
   private state = CONNECTING;
   private readonly parser: FrameParser;
   private lastReadAt = Date.now();
-  private timers: NodeJS.Timeout[] = [];
+  private timers: NodeJS.Timeout[] | undefined;
   private blocked = false;
   private disconnecting = false;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
@@ -63,7 +63,7 @@ export class Session implements Consumer, ConnectionEvents {
   ) {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
     this.parser = new FrameParser({
-      ...options,
+      limits: options,
       commands: CLIENT_COMMAND_SET,
       onFrame: (frame) => this.handle(frame),
       onError: (error) => this.fail(error),
@@ -298,11 +298,12 @@ export class Session implements Consumer, ConnectionEvents {
   private every(ms: number, fn: () => void): void {
     const timer = setInterval(fn, ms);
     timer.unref();
+    this.timers ??= [];
     this.timers.push(timer);
   }
 
   private clearTimers(): void {
-    for (const timer of this.timers) clearInterval(timer);
-    this.timers = [];
+    for (const timer of this.timers ?? []) clearInterval(timer);
+    this.timers = undefined;
   }
 }
