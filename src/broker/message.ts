@@ -40,8 +40,8 @@ export function messageHeaders(headers: Header[]): Header[] {
 const tails = new WeakMap<Message, Partial<Record<EscapeMode, Buffer>>>();
 
 /**
- * The encoded end of every MESSAGE frame carrying `message`: destination,
- * user headers, content-length, blank line, body and NUL. Built once per
+ * The encoded end of every MESSAGE frame carrying `message`: message-id,
+ * destination, user headers, content-length, blank line, body and NUL. Built once per
  * message and escape mode; only the per-delivery headers are encoded each time.
  */
 export function messageTail(message: Message, mode: EscapeMode): Buffer {
@@ -49,7 +49,7 @@ export function messageTail(message: Message, mode: EscapeMode): Buffer {
   const cached = byMode?.[mode];
   if (cached) return cached;
   const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
-  let head = `destination:${esc(message.destination)}\n`;
+  let head = `message-id:${esc(message.id)}\ndestination:${esc(message.destination)}\n`;
   for (const [name, value] of message.headers) head += `${esc(name, false)}:${esc(value)}\n`;
   head += `content-length:${message.body.length}\n\n`;
   const headLength = Buffer.byteLength(head);

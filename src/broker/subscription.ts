@@ -39,7 +39,7 @@ export class Subscription {
    */
   readonly unacked: Map<string, Pending>;
   /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
-  head: string | undefined;
+  head: Buffer | undefined;
 
   constructor(
     /** Who receives the messages. */

@@ -210,13 +210,17 @@ export class Session implements Consumer, ConnectionEvents {
   /** Consumer: one MESSAGE, its shared part encoded once per message. */
   deliver(sub: Subscription, message: Message, ackId: string | undefined, redelivered: boolean) {
     const mode = this.escapes;
-    sub.head ??= `MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\nmessage-id:`;
-    let head = `${sub.head}${message.id}\n`;
+    // Per delivery only the subscription's own constant head is added to the
+    // message's shared encoding (message-id, destination, headers, body).
+    sub.head ??= Buffer.from(`MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\n`);
+    this.connection.write(sub.head);
     // STOMP 1.2 "MESSAGE": client acks carry an `ack` header to ACK by; 1.0 and
     // 1.1 clients ACK by message-id and subscription instead.
-    if (ackId !== undefined && mode === '1.2') head += `ack:${ackId}\n`;
-    if (redelivered) head += 'redelivered:true\n';
-    this.connection.write(head);
+    if (ackId !== undefined && mode === '1.2') {
+      this.connection.write(redelivered ? `ack:${ackId}\nredelivered:true\n` : `ack:${ackId}\n`);
+    } else if (redelivered) {
+      this.connection.write('redelivered:true\n');
+    }
     this.connection.write(messageTail(message, mode));
     this.checkBacklog();
   }

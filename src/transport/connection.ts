@@ -71,13 +71,19 @@ export abstract class Connection {
     this.pending = [];
     this.pendingBytes = 0;
     let size = 0;
+    let strings = false;
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i] as string | Buffer;
-      size += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
+      if (typeof c === 'string') {
+        strings = true;
+        size += Buffer.byteLength(c);
+      } else {
+        size += c.length;
+      }
     }
     let out: Buffer;
-    if (chunks.length === 1 && typeof chunks[0] !== 'string') {
-      out = chunks[0] as Buffer;
+    if (!strings) {
+      out = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks as Buffer[], size);
     } else {
       out = Buffer.allocUnsafe(size);
       let offset = 0;
