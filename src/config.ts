@@ -34,6 +34,24 @@ const readUsersFile = (file: string): string => {
 
 const d = DEFAULT_SERVER_OPTIONS;
 
+/** Options that take a whole number. */
+type NumericOption = {
+  [K in keyof ServerOptions]: ServerOptions[K] extends number ? K : never;
+}[keyof ServerOptions];
+
+/** A flag that sets one whole-number option. */
+function numeric(flag: string, env: string, arg: string, key: NumericOption, help: string): Flag {
+  return {
+    flag,
+    env,
+    arg,
+    help,
+    apply: (o, v) => {
+      o[key] = int(flag, v);
+    },
+  };
+}
+
 /** Every flag, in the order `--help` lists them. */
 export const FLAGS: Flag[] = [
   {
@@ -45,15 +63,7 @@ export const FLAGS: Flag[] = [
       o.host = v;
     },
   },
-  {
-    flag: '--port',
-    env: 'STOMPBUS_PORT',
-    arg: 'n',
-    help: `WebSocket port (${d.port})`,
-    apply: (o, v) => {
-      o.port = int('--port', v);
-    },
-  },
+  numeric('--port', 'STOMPBUS_PORT', 'n', 'port', `WebSocket port (${d.port})`),
   {
     flag: '--ws-path',
     env: 'STOMPBUS_WS_PATH',
@@ -123,114 +133,90 @@ export const FLAGS: Flag[] = [
       o.heartbeat = [Number(m[1]), Number(m[2])];
     },
   },
-  {
-    flag: '--heartbeat-tolerance',
-    env: 'STOMPBUS_HEARTBEAT_TOLERANCE',
-    arg: 'n',
-    help: `close a client silent for n heart-beat intervals (${d.heartbeatTolerance})`,
-    apply: (o, v) => {
-      o.heartbeatTolerance = int('--heartbeat-tolerance', v);
-    },
-  },
-  {
-    flag: '--connect-timeout',
-    env: 'STOMPBUS_CONNECT_TIMEOUT',
-    arg: 'ms',
-    help: `time to send CONNECT (${d.connectTimeoutMs})`,
-    apply: (o, v) => {
-      o.connectTimeoutMs = int('--connect-timeout', v);
-    },
-  },
-  {
-    flag: '--max-frame-size',
-    env: 'STOMPBUS_MAX_FRAME_SIZE',
-    arg: 'bytes',
-    help: `largest frame (${d.maxFrameSize})`,
-    apply: (o, v) => {
-      o.maxFrameSize = int('--max-frame-size', v);
-    },
-  },
-  {
-    flag: '--max-body-size',
-    env: 'STOMPBUS_MAX_BODY_SIZE',
-    arg: 'bytes',
-    help: `largest body (${d.maxBodySize})`,
-    apply: (o, v) => {
-      o.maxBodySize = int('--max-body-size', v);
-    },
-  },
-  {
-    flag: '--max-headers',
-    env: 'STOMPBUS_MAX_HEADERS',
-    arg: 'n',
-    help: `most headers per frame (${d.maxHeaders})`,
-    apply: (o, v) => {
-      o.maxHeaders = int('--max-headers', v);
-    },
-  },
-  {
-    flag: '--max-header-line',
-    env: 'STOMPBUS_MAX_HEADER_LINE',
-    arg: 'bytes',
-    help: `longest header line (${d.maxHeaderLineLength})`,
-    apply: (o, v) => {
-      o.maxHeaderLineLength = int('--max-header-line', v);
-    },
-  },
-  {
-    flag: '--max-subscriptions',
-    env: 'STOMPBUS_MAX_SUBSCRIPTIONS',
-    arg: 'n',
-    help: `subscriptions per connection (${d.maxSubscriptions})`,
-    apply: (o, v) => {
-      o.maxSubscriptions = int('--max-subscriptions', v);
-    },
-  },
-  {
-    flag: '--max-transactions',
-    env: 'STOMPBUS_MAX_TRANSACTIONS',
-    arg: 'n',
-    help: `open transactions per connection (${d.maxTransactions})`,
-    apply: (o, v) => {
-      o.maxTransactions = int('--max-transactions', v);
-    },
-  },
-  {
-    flag: '--max-transaction-frames',
-    env: 'STOMPBUS_MAX_TRANSACTION_FRAMES',
-    arg: 'n',
-    help: `frames per transaction (${d.maxTransactionFrames})`,
-    apply: (o, v) => {
-      o.maxTransactionFrames = int('--max-transaction-frames', v);
-    },
-  },
-  {
-    flag: '--high-water-mark',
-    env: 'STOMPBUS_HIGH_WATER_MARK',
-    arg: 'bytes',
-    help: `unsent output that makes a slow consumer (${d.highWaterMark})`,
-    apply: (o, v) => {
-      o.highWaterMark = int('--high-water-mark', v);
-    },
-  },
-  {
-    flag: '--max-queue-messages',
-    env: 'STOMPBUS_MAX_QUEUE_MESSAGES',
-    arg: 'n',
-    help: `messages one queue holds (${d.maxQueueMessages})`,
-    apply: (o, v) => {
-      o.maxQueueMessages = int('--max-queue-messages', v);
-    },
-  },
-  {
-    flag: '--max-deliveries',
-    env: 'STOMPBUS_MAX_DELIVERIES',
-    arg: 'n',
-    help: `deliveries before a message is dead-lettered (${d.maxDeliveries})`,
-    apply: (o, v) => {
-      o.maxDeliveries = int('--max-deliveries', v);
-    },
-  },
+  numeric(
+    '--heartbeat-tolerance',
+    'STOMPBUS_HEARTBEAT_TOLERANCE',
+    'n',
+    'heartbeatTolerance',
+    `close a client silent for n heart-beat intervals (${d.heartbeatTolerance})`,
+  ),
+  numeric(
+    '--connect-timeout',
+    'STOMPBUS_CONNECT_TIMEOUT',
+    'ms',
+    'connectTimeoutMs',
+    `time to send CONNECT (${d.connectTimeoutMs})`,
+  ),
+  numeric(
+    '--max-frame-size',
+    'STOMPBUS_MAX_FRAME_SIZE',
+    'bytes',
+    'maxFrameSize',
+    `largest frame (${d.maxFrameSize})`,
+  ),
+  numeric(
+    '--max-body-size',
+    'STOMPBUS_MAX_BODY_SIZE',
+    'bytes',
+    'maxBodySize',
+    `largest body (${d.maxBodySize})`,
+  ),
+  numeric(
+    '--max-headers',
+    'STOMPBUS_MAX_HEADERS',
+    'n',
+    'maxHeaders',
+    `most headers per frame (${d.maxHeaders})`,
+  ),
+  numeric(
+    '--max-header-line',
+    'STOMPBUS_MAX_HEADER_LINE',
+    'bytes',
+    'maxHeaderLineLength',
+    `longest header line (${d.maxHeaderLineLength})`,
+  ),
+  numeric(
+    '--max-subscriptions',
+    'STOMPBUS_MAX_SUBSCRIPTIONS',
+    'n',
+    'maxSubscriptions',
+    `subscriptions per connection (${d.maxSubscriptions})`,
+  ),
+  numeric(
+    '--max-transactions',
+    'STOMPBUS_MAX_TRANSACTIONS',
+    'n',
+    'maxTransactions',
+    `open transactions per connection (${d.maxTransactions})`,
+  ),
+  numeric(
+    '--max-transaction-frames',
+    'STOMPBUS_MAX_TRANSACTION_FRAMES',
+    'n',
+    'maxTransactionFrames',
+    `frames per transaction (${d.maxTransactionFrames})`,
+  ),
+  numeric(
+    '--high-water-mark',
+    'STOMPBUS_HIGH_WATER_MARK',
+    'bytes',
+    'highWaterMark',
+    `unsent output that makes a slow consumer (${d.highWaterMark})`,
+  ),
+  numeric(
+    '--max-queue-messages',
+    'STOMPBUS_MAX_QUEUE_MESSAGES',
+    'n',
+    'maxQueueMessages',
+    `messages one queue holds (${d.maxQueueMessages})`,
+  ),
+  numeric(
+    '--max-deliveries',
+    'STOMPBUS_MAX_DELIVERIES',
+    'n',
+    'maxDeliveries',
+    `deliveries before a message is dead-lettered (${d.maxDeliveries})`,
+  ),
   {
     flag: '--dead-letter-queue',
     env: 'STOMPBUS_DEAD_LETTER_QUEUE',
@@ -240,24 +226,20 @@ export const FLAGS: Flag[] = [
       o.deadLetterQueue = v;
     },
   },
-  {
-    flag: '--max-pending-acks',
-    env: 'STOMPBUS_MAX_PENDING_ACKS',
-    arg: 'n',
-    help: `unacknowledged messages per topic subscription (${d.maxPendingAcks})`,
-    apply: (o, v) => {
-      o.maxPendingAcks = int('--max-pending-acks', v);
-    },
-  },
-  {
-    flag: '--shutdown-timeout',
-    env: 'STOMPBUS_SHUTDOWN_TIMEOUT',
-    arg: 'ms',
-    help: `grace for clients on SIGTERM (${d.shutdownTimeoutMs})`,
-    apply: (o, v) => {
-      o.shutdownTimeoutMs = int('--shutdown-timeout', v);
-    },
-  },
+  numeric(
+    '--max-pending-acks',
+    'STOMPBUS_MAX_PENDING_ACKS',
+    'n',
+    'maxPendingAcks',
+    `unacknowledged messages per topic subscription (${d.maxPendingAcks})`,
+  ),
+  numeric(
+    '--shutdown-timeout',
+    'STOMPBUS_SHUTDOWN_TIMEOUT',
+    'ms',
+    'shutdownTimeoutMs',
+    `grace for clients on SIGTERM (${d.shutdownTimeoutMs})`,
+  ),
   {
     flag: '--kafka-brokers',
     env: 'KAFKA_BROKERS',
