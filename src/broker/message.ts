@@ -14,6 +14,8 @@ export interface Message {
   readonly headers: Header[];
   /** The body bytes. */
   readonly body: Uint8Array;
+  /** Cache of {@link messageTail} by escape mode. */
+  tails?: Partial<Record<EscapeMode, Buffer>>;
 }
 
 /** SEND headers that describe the SEND itself, not the message; never passed on. */
@@ -37,16 +39,14 @@ export function messageHeaders(headers: Header[]): Header[] {
   return out;
 }
 
-const tails = new WeakMap<Message, Partial<Record<EscapeMode, Buffer>>>();
-
 /**
  * The encoded end of every MESSAGE frame carrying `message`: message-id,
  * destination, user headers, content-length, blank line, body and NUL. Built once per
  * message and escape mode; only the per-delivery headers are encoded each time.
  */
 export function messageTail(message: Message, mode: EscapeMode): Buffer {
-  let byMode = tails.get(message);
-  const cached = byMode?.[mode];
+  const byMode = (message.tails ??= {});
+  const cached = byMode[mode];
   if (cached) return cached;
   const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
   let head = `message-id:${esc(message.id)}\ndestination:${esc(message.destination)}\n`;
@@ -57,10 +57,6 @@ export function messageTail(message: Message, mode: EscapeMode): Buffer {
   tail.write(head, 0, headLength, 'utf8');
   tail.set(message.body, headLength);
   tail[tail.length - 1] = 0;
-  if (!byMode) {
-    byMode = {};
-    tails.set(message, byMode);
-  }
   byMode[mode] = tail;
   return tail;
 }

@@ -221,8 +221,8 @@ export class Session implements Consumer, ConnectionEvents {
     } else if (redelivered) {
       this.connection.write('redelivered:true\n');
     }
+    // No backlog check here: the broker asked `writable` just before.
     this.connection.write(messageTail(message, mode));
-    this.checkBacklog();
   }
 
   /** Consumer: false while the unsent output is above the high-water mark. */

@@ -30,6 +30,7 @@ export abstract class Connection {
   // joined into one buffer at flush time.
   private pending: Array<string | Buffer> = [];
   private pendingBytes = 0;
+  private pendingStrings = false;
   // What the transport still held after the last flush or drain.
   private transportBytes = 0;
   private scheduled = false;
@@ -49,6 +50,7 @@ export abstract class Connection {
     if (this.ending) return;
     this.pending.push(data);
     this.pendingBytes += data.length;
+    if (typeof data === 'string') this.pendingStrings = true;
     if (!this.scheduled) {
       this.scheduled = true;
       scheduleFlush(this);
@@ -68,27 +70,21 @@ export abstract class Connection {
     this.scheduled = false;
     if (this.pending.length === 0) return;
     const chunks = this.pending;
+    const strings = this.pendingStrings;
+    let size = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    let size = 0;
-    let strings = false;
-    for (let i = 0; i < chunks.length; i++) {
-      const c = chunks[i] as string | Buffer;
-      if (typeof c === 'string') {
-        strings = true;
-        size += Buffer.byteLength(c);
-      } else {
-        size += c.length;
-      }
-    }
+    this.pendingStrings = false;
     let out: Buffer;
     if (!strings) {
+      // Buffers only (the common case): their byte count is already known.
       out = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks as Buffer[], size);
     } else {
+      size = 0;
+      for (const c of chunks) size += typeof c === 'string' ? Buffer.byteLength(c) : c.length;
       out = Buffer.allocUnsafe(size);
       let offset = 0;
-      for (let i = 0; i < chunks.length; i++) {
-        const c = chunks[i] as string | Buffer;
+      for (const c of chunks) {
         if (typeof c === 'string') {
           offset += out.write(c, offset);
         } else {
