@@ -45,7 +45,8 @@ export function messageHeaders(headers: Header[]): Header[] {
  * message and escape mode; only the per-delivery headers are encoded each time.
  */
 export function messageTail(message: Message, mode: EscapeMode): Buffer {
-  const byMode = (message.tails ??= {});
+  message.tails ??= {};
+  const byMode = message.tails;
   const cached = byMode[mode];
   if (cached) return cached;
   const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
