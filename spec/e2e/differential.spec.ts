@@ -108,7 +108,7 @@ async function run(url: string, conversation: Conversation, tag: string): Promis
   await new Promise((resolve) => setTimeout(resolve, 150));
   const seen = [...clients.values()].map((c) => ({
     frames: c.frames.map(describeFrame).map((f) => f.replaceAll(tag, '$')),
-    closed: (c as unknown as { isClosed: boolean }).isClosed,
+    closed: c.isClosed,
   }));
   for (const c of clients.values()) c.destroy();
   return seen;

@@ -25,7 +25,8 @@ export class RawClient {
   private end: () => void;
   private pause: () => void;
   private resume: () => void;
-  private isClosed = false;
+  /** True once the connection has closed. */
+  isClosed = false;
 
   private constructor(kind: 'tcp' | 'ws', target: string | number, protocols: string[]) {
     this.parser = new FrameParser({
@@ -103,14 +104,10 @@ export class RawClient {
     return this.next('CONNECTED');
   }
 
-  /** Waits for the next frame with `command` (searching from `from`). */
+  /** Waits for the first frame with `command` that no earlier call returned. */
   async next(command: string, timeoutMs = 5000): Promise<Frame> {
-    const seen = this.frames.length;
     const found = await this.waitFor(
-      () =>
-        this.frames
-          .slice(seen - 1 < 0 ? 0 : 0)
-          .find((f) => f.command === command && !this.taken.has(f)),
+      () => this.frames.find((f) => f.command === command && !this.taken.has(f)),
       timeoutMs,
       `a ${command} frame`,
     );
