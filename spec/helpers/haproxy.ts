@@ -1,0 +1,270 @@
+import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+/** The project root (bin/stompbus.js runs the compiled dist/ from here). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/**
+ * The haproxy binary: on the PATH, or Debian's /usr/sbin/haproxy (not on a
+ * non-root user's PATH); undefined when neither runs.
+ */
+export const HAPROXY = ['haproxy', '/usr/sbin/haproxy'].find((bin) => {
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8', timeout: 5_000 });
+  return !r.error && r.status === 0;
+});
+
+/** `haproxy -v`'s first line, or undefined when haproxy is not installed. */
+export function haproxyVersion(): string | undefined {
+  if (!HAPROXY) return undefined;
+  return spawnSync(HAPROXY, ['-v'], { encoding: 'utf8', timeout: 5_000 }).stdout.split('\n')[0];
+}
+
+/** Compiles src/ to dist/ (bin/stompbus.js runs dist/cli.js). */
+export async function buildDist(): Promise<void> {
+  await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 60_000 });
+}
+
+/** A free TCP port on 127.0.0.1 (free when asked; used right away). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A child process of this test, with its output kept for failure messages. */
+export interface Child {
+  readonly name: string;
+  readonly process: ChildProcess;
+  readonly pid: number;
+  /** stdout and stderr, interleaved. */
+  output(): string;
+  /** True once the process has exited. */
+  exited(): boolean;
+  /** Resolves when the process has exited. */
+  readonly exit: Promise<void>;
+}
+
+const children = new Set<Child>();
+
+function spawnChild(name: string, command: string, args: string[]): Child {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
+  let output = '';
+  let hasExited = false;
+  const keep = (d: Buffer) => {
+    output = (output + d.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exit = new Promise<void>((resolve) => {
+    child.once('exit', (code, signal) => {
+      hasExited = true;
+      keep(Buffer.from(`\n[${name} exited: code ${code}, signal ${signal}]\n`));
+      resolve();
+    });
+  });
+  const handle: Child = {
+    name,
+    process: child,
+    pid: child.pid,
+    output: () => output,
+    exited: () => hasExited,
+    exit,
+  };
+  children.add(handle);
+  return handle;
+}
+
+/** Sends SIGKILL to this child by its PID and waits until it has exited. */
+export async function killChild(child: Child, timeoutMs = 5_000): Promise<void> {
+  if (!child.exited()) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await Promise.race([child.exit, sleep(timeoutMs)]);
+  children.delete(child);
+}
+
+/** Kills every child this helper started (by PID), e.g. in afterAll. */
+export async function killAllChildren(): Promise<void> {
+  await Promise.all([...children].map((c) => killChild(c)));
+}
+
+/** A stompbus instance started as `node bin/stompbus.js`. */
+export interface Instance extends Child {
+  readonly port: number;
+  readonly tcpPort: number;
+}
+
+/** Starts `node bin/stompbus.js` in cluster mode and waits until its /healthz answers 200. */
+export async function startInstance(
+  name: string,
+  options: { kafkaBrokers: string; kafkaTopic: string; timeoutMs?: number },
+): Promise<Instance> {
+  const port = await freePort();
+  const tcpPort = await freePort();
+  const child = spawnChild(name, process.execPath, [
+    'bin/stompbus.js',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--tcp-port',
+    String(tcpPort),
+    '--kafka-brokers',
+    options.kafkaBrokers,
+    '--kafka-topic',
+    options.kafkaTopic,
+  ]);
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  for (;;) {
+    if (child.exited()) throw new Error(`${name} exited while starting:\n${child.output()}`);
+    if ((await health(port)) !== undefined) break;
+    if (Date.now() > deadline) {
+      await killChild(child);
+      throw new Error(`${name} did not answer /healthz on ${port}:\n${child.output()}`);
+    }
+    await sleep(100);
+  }
+  return Object.assign(child, { port, tcpPort });
+}
+
+/** An instance's /healthz answer, or undefined when it does not answer 200. */
+export async function health(
+  port: number,
+): Promise<{ status: string; connections: number } | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`, {
+      signal: AbortSignal.timeout(1_000),
+    });
+    if (res.status !== 200) return undefined;
+    return (await res.json()) as { status: string; connections: number };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Ports of an HAProxy in front of stompbus instances. */
+export interface HaproxyPorts {
+  /** HTTP-mode frontend: STOMP over WebSocket (`ws://127.0.0.1:<ws>/stomp`). */
+  ws: number;
+  /** TCP-mode frontend: STOMP over TCP. */
+  tcp: number;
+}
+
+/**
+ * The settings of examples/haproxy.cfg, on 127.0.0.1 and the given ports:
+ * least connections, sticky by cookie, health checks on /healthz every 500 ms
+ * (down after one failure, its sessions shut), long-lived tunnels.
+ */
+export function haproxyConfig(ports: HaproxyPorts, instances: Instance[]): string {
+  const servers = (check: (i: Instance) => string) =>
+    instances.map((i, n) => `  server s${n + 1} ${check(i)}`).join('\n');
+  return `global
+  maxconn 2000
+
+defaults
+  mode http
+  timeout connect 2s
+  timeout client 1m
+  timeout server 1m
+  timeout tunnel 1h
+  retries 2
+  option redispatch
+
+frontend stomp_ws
+  bind 127.0.0.1:${ports.ws}
+  default_backend stompbus_ws
+
+backend stompbus_ws
+  balance leastconn
+  cookie SERVERID insert indirect nocache
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server inter 500ms rise 1 fall 1 on-marked-down shutdown-sessions
+${servers((i) => `127.0.0.1:${i.port} check cookie s${instances.indexOf(i) + 1}`)}
+
+frontend stomp_tcp
+  mode tcp
+  bind 127.0.0.1:${ports.tcp}
+  default_backend stompbus_tcp
+
+backend stompbus_tcp
+  mode tcp
+  balance leastconn
+  option httpchk GET /healthz
+  http-check expect status 200
+  default-server inter 500ms rise 1 fall 1 on-marked-down shutdown-sessions
+${servers((i) => `127.0.0.1:${i.tcpPort} check port ${i.port}`)}
+`;
+}
+
+/** A running `haproxy -f <cfg> -db`. */
+export interface Haproxy extends Child {
+  readonly ports: HaproxyPorts;
+  readonly config: string;
+  /** `ws://127.0.0.1:<port>/stomp`, through HAProxy. */
+  readonly wsUrl: string;
+}
+
+/** Writes the config to a temp dir, validates it (`haproxy -c`), starts HAProxy in the foreground. */
+export async function startHaproxy(instances: Instance[], timeoutMs = 10_000): Promise<Haproxy> {
+  const ports = { ws: await freePort(), tcp: await freePort() };
+  const config = haproxyConfig(ports, instances);
+  const dir = mkdtempSync(join(tmpdir(), 'stompbus-haproxy-'));
+  const file = join(dir, 'haproxy.cfg');
+  writeFileSync(file, config);
+  const check = spawnSync(HAPROXY ?? 'haproxy', ['-c', '-f', file], {
+    encoding: 'utf8',
+    timeout: 5_000,
+  });
+  if (check.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`haproxy -c rejected the config:\n${check.stdout}${check.stderr}\n${config}`);
+  }
+  const child = spawnChild('haproxy', HAPROXY ?? 'haproxy', ['-f', file, '-db']);
+  void child.exit.then(() => rmSync(dir, { recursive: true, force: true }));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exited()) throw new Error(`haproxy exited while starting:\n${child.output()}`);
+    if ((await accepts(ports.ws)) && (await accepts(ports.tcp))) break;
+    if (Date.now() > deadline) {
+      await killChild(child);
+      throw new Error(`haproxy did not accept on ${ports.ws}/${ports.tcp}:\n${child.output()}`);
+    }
+    await sleep(100);
+  }
+  return Object.assign(child, { ports, config, wsUrl: `ws://127.0.0.1:${ports.ws}/stomp` });
+}
+
+/** True when a TCP connection to 127.0.0.1:port is accepted. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect(port, '127.0.0.1');
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
