@@ -4,14 +4,14 @@ import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { Client, type IFrame } from '@stomp/stompjs';
+import { Client } from '@stomp/stompjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { StompError } from '../../src/errors.js';
 import { SERVER_COMMANDS } from '../../src/frame/frame.js';
 import { type Frame, FrameParser, getHeader } from '../../src/frame/index.js';
 import { startServer } from '../helpers/server.js';
-import { Inbox, publishWithReceipt } from '../helpers/stomp-client.js';
+import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 
 let dir: string;
 let certFile: string;
@@ -49,15 +49,11 @@ afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-const stompjsClients = new Set<Client>();
 const sockets = new Set<{ destroy(): void }>();
 
 afterEach(async () => {
   for (const socket of sockets) socket.destroy();
   sockets.clear();
-  const clients = [...stompjsClients];
-  stompjsClients.clear();
-  await Promise.all(clients.map((c) => c.deactivate({ force: true })));
 });
 
 /** A stompbus serving wss:// and STOMP over TLS with the test certificate. */
@@ -66,31 +62,8 @@ function startTlsServer() {
 }
 
 /** A @stomp/stompjs client over wss:// that trusts only the test certificate. */
-async function wssClient(url: string): Promise<Client> {
-  const client = new Client({
-    webSocketFactory: () => new WebSocket(url, ['v12.stomp'], { ca }),
-    reconnectDelay: 0,
-    heartbeatIncoming: 0,
-    heartbeatOutgoing: 0,
-  });
-  stompjsClients.add(client);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('stompjs did not connect over wss')), 5000);
-    client.onConnect = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    client.onStompError = (frame: IFrame) => {
-      clearTimeout(timer);
-      reject(new Error(`ERROR ${frame.headers.message}`));
-    };
-    client.onWebSocketError = (event: unknown) => {
-      clearTimeout(timer);
-      reject(new Error(`wss failed: ${String((event as { message?: string }).message)}`));
-    };
-    client.activate();
-  });
-  return client;
+function wssClient(url: string): Promise<Client> {
+  return stompClient(url, { webSocketFactory: () => new WebSocket(url, ['v12.stomp'], { ca }) });
 }
 
 /** Subscribes and waits for the RECEIPT that shows the broker has the subscription. */

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Admin, type IHeaders, Kafka, logLevel, Partitioners, type Producer } from 'kafkajs';
 import { afterEach, inject } from 'vitest';
 import { type ServerOptions, StompServer } from '../../src/server.js';
+import { TEST_SERVER_OPTIONS } from './server.js';
 
 // The broker of spec/kafka-global-setup.ts (or KAFKA_BROKERS); '' only off CI.
 export const kafkaBrokers = inject('kafkaBrokers') ?? '';
@@ -38,11 +39,7 @@ export async function startCluster(
   topicsToDelete.push(topic, ...Object.keys(options.kafkaBridges ?? {}));
   const start = async () => {
     const server = new StompServer({
-      host: '127.0.0.1',
-      port: 0,
-      tcpPort: 0,
-      shutdownTimeoutMs: 500,
-      closeTimeoutMs: 500,
+      ...TEST_SERVER_OPTIONS,
       kafkaBrokers,
       kafkaTopic: topic,
       kafkaPartitions: 3,

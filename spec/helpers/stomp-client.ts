@@ -5,7 +5,10 @@ import WebSocket from 'ws';
 
 const clients = new Set<Client>();
 
-/** A connected @stomp/stompjs client over WebSocket (`url`) or TCP (`port`). */
+/**
+ * A connected @stomp/stompjs client over WebSocket (`url`) or TCP (`port`);
+ * `config` may replace anything, the WebSocket factory included.
+ */
 export async function stompClient(
   target: string | number,
   config: StompConfig = {},
@@ -30,6 +33,10 @@ export async function stompClient(
     client.onStompError = (frame: IFrame) => {
       clearTimeout(timer);
       reject(new Error(`ERROR ${frame.headers.message}`));
+    };
+    client.onWebSocketError = (event: unknown) => {
+      clearTimeout(timer);
+      reject(new Error(`WebSocket failed: ${String((event as { message?: string }).message)}`));
     };
     client.activate();
   });
