@@ -232,7 +232,8 @@ export class StompServer {
       }
       const instances = this.broker.whereIs(name);
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ user: name, online: instances.length > 0, instances }));
+      const waiting = this.broker.waitingFor(name);
+      res.end(JSON.stringify({ user: name, online: instances.length > 0, instances, waiting }));
       return;
     }
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });

@@ -36,7 +36,7 @@ export async function startCluster(
   options: Partial<ServerOptions> = {},
 ): Promise<Cluster> {
   const topic = options.kafkaTopic ?? uniqueName('stompbus-spec');
-  topicsToDelete.push(topic, ...Object.keys(options.kafkaBridges ?? {}));
+  topicsToDelete.push(...clusterTopics(topic), ...Object.keys(options.kafkaBridges ?? {}));
   const start = async () => {
     const server = new StompServer({
       ...TEST_SERVER_OPTIONS,
@@ -53,6 +53,16 @@ export async function startCluster(
   const instances: StompServer[] = [];
   for (let i = 0; i < count; i++) instances.push(await start());
   return { instances, topic };
+}
+
+/** The Kafka topics a cluster on `topic` uses: its own, its users topic and its registry. */
+export function clusterTopics(topic: string): string[] {
+  return [topic, `${topic}.users`, `${topic}.presence`];
+}
+
+/** Deletes these Kafka topics after the test (instances started by other helpers). */
+export function deleteTopicsAfterTest(topics: string[]): void {
+  topicsToDelete.push(...topics);
 }
 
 /** A plain kafkajs client on the test Kafka (no stompbus code involved). */

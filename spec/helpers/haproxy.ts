@@ -113,10 +113,19 @@ export interface Instance extends Child {
 /** Starts `node bin/stompbus.js` in cluster mode and waits until its /healthz answers 200. */
 export async function startInstance(
   name: string,
-  options: { kafkaBrokers: string; kafkaTopic: string; timeoutMs?: number },
+  options: {
+    kafkaBrokers: string;
+    kafkaTopic: string;
+    timeoutMs?: number;
+    /** Fixed ports, e.g. to restart an instance where it was. */
+    port?: number;
+    tcpPort?: number;
+    /** More command-line flags. */
+    args?: string[];
+  },
 ): Promise<Instance> {
-  const port = await freePort();
-  const tcpPort = await freePort();
+  const port = options.port ?? (await freePort());
+  const tcpPort = options.tcpPort ?? (await freePort());
   const child = spawnChild(name, process.execPath, [
     'bin/stompbus.js',
     '--host',
@@ -129,6 +138,7 @@ export async function startInstance(
     options.kafkaBrokers,
     '--kafka-topic',
     options.kafkaTopic,
+    ...(options.args ?? []),
   ]);
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
