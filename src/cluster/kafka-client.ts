@@ -172,16 +172,35 @@ class KafkajsClient implements KafkaClient {
 
   async latestOffsets(topic: string): Promise<Positions> {
     await this.connectAdmin();
-    const offsets = await this.admin.fetchTopicOffsets(topic);
+    const offsets = await this.fresh(topic, () => this.admin.fetchTopicOffsets(topic));
     return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  }
+
+  /**
+   * Runs an offsets lookup, refreshing the topic's metadata and trying again
+   * when it fails: right after createTopics the admin client may still ask a
+   * broker that is not (yet) the partition's leader.
+   */
+  private async fresh<T>(topic: string, lookup: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await lookup();
+      } catch (error) {
+        if (attempt >= 5) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        await this.admin.fetchTopicMetadata({ topics: [topic] }).catch(() => {});
+      }
+    }
   }
 
   async offsetsAt(topic: string, timestamp: number): Promise<Positions> {
     await this.connectAdmin();
-    const [at, high] = await Promise.all([
-      this.admin.fetchTopicOffsetsByTimestamp(topic, timestamp),
-      this.admin.fetchTopicOffsets(topic),
-    ]);
+    const [at, high] = await this.fresh(topic, () =>
+      Promise.all([
+        this.admin.fetchTopicOffsetsByTimestamp(topic, timestamp),
+        this.admin.fetchTopicOffsets(topic),
+      ]),
+    );
     const end = new Map(high.map((o) => [o.partition, BigInt(o.high)]));
     // Kafka answers -1 where no record is that recent: start at the end there.
     return new Map(

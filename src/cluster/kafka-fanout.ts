@@ -237,9 +237,13 @@ export class KafkaFanout implements Fanout {
       key: message.destination,
       value: EMPTY_BUFFER,
       headers: [[CONSUMED_HEADER, message.id]],
-    }).catch((error: unknown) =>
-      this.options.log('warn', `could not record ${message.id} as consumed (${describe(error)})`),
-    );
+    }).catch((error: unknown) => {
+      // Kafka down: produceFailed() already logs; one line per message would flood.
+      this.warnOnce(
+        `consumed:${describe(error)}`,
+        `could not record consumption (${describe(error)}); those messages may come again`,
+      );
+    });
   }
 
   coveredFrom(destination: string, epoch: string): number | undefined {
