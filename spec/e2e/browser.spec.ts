@@ -1,0 +1,96 @@
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  launchChromium,
+  logLines,
+  openChat,
+  say,
+  screenshot,
+  startChat,
+  waitForLine,
+  waitForState,
+} from '../helpers/browser.js';
+import { skipKafka, startCluster } from '../helpers/cluster.js';
+import { startServer } from '../helpers/server.js';
+import { missingChromium, skipWithout } from '../helpers/tools.js';
+
+const skip = skipWithout('browser.spec.ts', missingChromium());
+// Fast reconnects keep the restart test short; users get 1000 ms.
+const CHAT_ARGS = ['--reconnect-delay', '200', '--no-private'];
+
+let browser: Browser;
+beforeAll(async () => {
+  if (!skip) browser = await launchChromium();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+const roomLines = async (page: Parameters<typeof logLines>[0]) =>
+  (await logLines(page)).filter((line) => !line.startsWith('system|'));
+
+describe.skipIf(skip)('the chat example in Chromium', () => {
+  it('two pages chat in a room through stompbus; a page in another room hears nothing until it joins', async () => {
+    const server = await startServer();
+    const chat = await startChat(server.url, CHAT_ARGS);
+    const alice = await openChat(browser, chat, 'alice', 'lobby');
+    const bob = await openChat(browser, chat, 'bob', 'lobby');
+    const carol = await openChat(browser, chat, 'carol', 'random');
+
+    await say(alice, 'hello bob');
+    await waitForLine(bob, 'room|alice: hello bob');
+    await say(bob, 'hi alice');
+    await waitForLine(alice, 'room|bob: hi alice');
+    await waitForLine(alice, 'room|alice: hello bob');
+
+    // Carol switches rooms: from then on she hears the lobby.
+    await carol.click('#rooms a[data-room="lobby"]');
+    await waitForLine(carol, 'system|you are in #lobby');
+    await say(alice, 'welcome carol');
+    await waitForLine(carol, 'room|alice: welcome carol');
+    expect(await roomLines(carol)).toEqual(['room|alice: welcome carol']);
+    expect(await roomLines(bob)).toEqual([
+      'room|alice: hello bob',
+      'room|bob: hi alice',
+      'room|alice: welcome carol',
+    ]);
+  });
+
+  it('reconnects by itself when the broker restarts, and chats again', async () => {
+    const first = await startServer();
+    const port = first.port;
+    const chat = await startChat(first.url, CHAT_ARGS);
+    const alice = await openChat(browser, chat, 'alice');
+    const bob = await openChat(browser, chat, 'bob');
+
+    await first.stop();
+    await waitForState(alice, 'reconnecting');
+    await waitForState(bob, 'reconnecting');
+    // A new broker process on the same port, as after a restart.
+    await startServer({ port });
+    await waitForState(alice, 'connected');
+    await waitForState(bob, 'connected');
+
+    await say(bob, 'back again');
+    await waitForLine(alice, 'room|bob: back again');
+  });
+
+  describe.skipIf(skipKafka)('two stompbus instances clustered over Kafka', () => {
+    it('two pages on different instances chat', async () => {
+      const { instances } = await startCluster(2);
+      const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
+      const alice = await openChat(browser, await startChat(one.url, CHAT_ARGS), 'alice');
+      const bob = await openChat(browser, await startChat(two.url, CHAT_ARGS), 'bob');
+
+      await say(alice, 'hello from instance 1');
+      await waitForLine(bob, 'room|alice: hello from instance 1');
+      await say(bob, 'hello from instance 2');
+      await waitForLine(alice, 'room|bob: hello from instance 2');
+      expect(await roomLines(alice)).toEqual([
+        'room|alice: hello from instance 1',
+        'room|bob: hello from instance 2',
+      ]);
+      console.log(`[browser.spec] screenshot: ${await screenshot(alice, 'chat-cluster')}`);
+    });
+  });
+});
