@@ -21,10 +21,12 @@ export const ErrorCodes = {
   STOMP_ERR_CONNECT_TIMEOUT: 'no CONNECT frame arrived in time',
   STOMP_ERR_UNSUPPORTED_VERSION: 'the client accepts no protocol version this server speaks',
   STOMP_ERR_AUTH_FAILED: 'the login or passcode is wrong',
+  STOMP_ERR_FORBIDDEN: 'the destination belongs to another user, or needs a login',
   STOMP_ERR_HEARTBEAT_TIMEOUT: 'the client fell silent beyond the negotiated heart-beat',
   STOMP_ERR_INVALID_HEADER: 'a header has a value the server cannot accept',
   STOMP_ERR_MISSING_HEADER: 'a required header is missing',
-  STOMP_ERR_INVALID_DESTINATION: 'the destination is neither /topic/... nor /queue/...',
+  STOMP_ERR_INVALID_DESTINATION:
+    'the destination is none of /topic/..., /queue/... and the /user/... forms',
   STOMP_ERR_DUPLICATE_SUBSCRIPTION: 'the subscription id is already in use on this connection',
   STOMP_ERR_UNKNOWN_SUBSCRIPTION: 'no subscription has this id on this connection',
   STOMP_ERR_TOO_MANY_SUBSCRIPTIONS:

@@ -48,6 +48,8 @@ export interface ServerOptions extends SessionOptions, BrokerOptions {
   kafkaPartitions: number;
   /** Cluster mode: Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
   kafkaBridges: Record<string, string>;
+  /** Cluster mode: how often the connection registry hears from this instance, ms. Default 2,000. */
+  presenceIntervalMs: number;
 }
 
 /** Defaults from DESIGN.md "Interfaces users and tests rely on". */
@@ -66,6 +68,7 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   kafkaTopic: 'stompbus.topics',
   kafkaPartitions: 6,
   kafkaBridges: {},
+  presenceIntervalMs: 2_000,
   serverName: `stompbus/${VERSION}`,
 });
 
@@ -98,6 +101,9 @@ export class StompServer {
               topic: kafkaTopic,
               partitions: kafkaPartitions,
               bridges: kafkaBridges,
+              historyMaxAgeMs: this.options.historyMaxAgeMs,
+              offlineMaxAgeMs: this.options.offlineMaxAgeMs,
+              presenceIntervalMs: this.options.presenceIntervalMs,
             })
           : undefined),
     );
@@ -212,6 +218,21 @@ export class StompServer {
           connections: this.sessions.size,
         }),
       );
+      return;
+    }
+    // The connection registry: where a user has a session now (cluster-wide in cluster mode).
+    const user = /^\/users\/([^/?]+)$/.exec(req.url ?? '')?.[1];
+    if (user !== undefined && req.method === 'GET') {
+      let name: string;
+      try {
+        name = decodeURIComponent(user);
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      const instances = this.broker.whereIs(name);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ user: name, online: instances.length > 0, instances }));
       return;
     }
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });

@@ -1,18 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { Message } from '../../src/broker/message.js';
-import type { Fanout } from '../../src/cluster/fanout.js';
+import { LocalFanout } from '../../src/cluster/local-fanout.js';
 import { getHeader } from '../../src/frame/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startServer } from '../helpers/server.js';
 import { expectOthersUnaffected } from '../helpers/unaffected.js';
 
 /** A fan-out that fails every publish, as a broken cluster link would. */
-class FailingFanout implements Fanout {
-  async start(_deliver: (message: Message) => void) {}
-  publish(_message: Message): Promise<void> {
+class FailingFanout extends LocalFanout {
+  override publish(_message: Message): Promise<void> {
     return Promise.reject(new Error('link down'));
   }
-  async stop() {}
 }
 
 describe('server-side failures', () => {

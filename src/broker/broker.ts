@@ -3,9 +3,14 @@ import type { Fanout } from '../cluster/fanout.js';
 import { LocalFanout } from '../cluster/local-fanout.js';
 import { StompError } from '../errors.js';
 import type { Header } from '../frame/frame.js';
-import type { Message } from './message.js';
+import { destinationKind } from './destination.js';
+import { History, type Replay } from './history.js';
+import { type Letter, Mailboxes } from './mailbox.js';
+import type { Message, Position } from './message.js';
 import { Queue } from './queue.js';
 import type { Pending, Subscription } from './subscription.js';
+
+export { destinationKind } from './destination.js';
 
 /** Limits and policies of the in-process broker. */
 export interface BrokerOptions {
@@ -17,6 +22,14 @@ export interface BrokerOptions {
   deadLetterQueue: string;
   /** Most unacknowledged messages one topic subscription may hold. Default 10,000. */
   maxPendingAcks: number;
+  /** History kept per topic (and user topic) destination for resumes: most messages. Default 2,000. */
+  historyMaxMessages: number;
+  /** History kept per destination: oldest message, ms. Default 10 minutes. */
+  historyMaxAgeMs: number;
+  /** Messages kept per user for their user queues until consumed: most messages. Default 1,000. */
+  offlineMaxMessages: number;
+  /** Messages kept per user: oldest message, ms. Default 24 hours. */
+  offlineMaxAgeMs: number;
 }
 
 /** The defaults of {@link BrokerOptions}. */
@@ -25,14 +38,14 @@ export const DEFAULT_BROKER_OPTIONS: Readonly<BrokerOptions> = Object.freeze({
   maxDeliveries: 5,
   deadLetterQueue: '/queue/DLQ',
   maxPendingAcks: 10_000,
+  historyMaxMessages: 2_000,
+  historyMaxAgeMs: 10 * 60_000,
+  offlineMaxMessages: 1_000,
+  offlineMaxAgeMs: 24 * 60 * 60_000,
 });
 
-/** Whether a destination is a topic (fan-out) or a queue (one consumer each). */
-export function destinationKind(destination: string): 'topic' | 'queue' | undefined {
-  if (destination.startsWith('/topic/') && destination.length > 7) return 'topic';
-  if (destination.startsWith('/queue/') && destination.length > 7) return 'queue';
-  return undefined;
-}
+/** How often expired history and offline messages are swept, ms. */
+const SWEEP_MS = 10_000;
 
 /**
  * Destinations and delivery, without sockets: topic fan-out, queue dispatch
@@ -40,27 +53,80 @@ export function destinationKind(destination: string): 'topic' | 'queue' | undefi
  */
 export class Broker {
   readonly options: BrokerOptions;
+  /** Topic and user destinations (both kinds) by routing name. */
   private readonly topics = new Map<string, Set<Subscription>>();
   private readonly queues = new Map<string, Queue>();
+  private readonly history: History;
+  private readonly mailboxes: Mailboxes;
+  /** Sessions per user on this instance. */
+  private readonly users = new Map<string, number>();
   private readonly idPrefix = randomBytes(4).toString('hex');
   private messageSeq = 0;
   private ackSeq = 0;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
     options: Partial<BrokerOptions> = {},
-    private readonly fanout: Fanout = new LocalFanout(),
+    readonly fanout: Fanout = new LocalFanout(),
   ) {
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...options };
+    this.history = new History({
+      maxMessages: this.options.historyMaxMessages,
+      maxAgeMs: this.options.historyMaxAgeMs,
+    });
+    this.mailboxes = new Mailboxes({
+      maxMessages: this.options.offlineMaxMessages,
+      maxAgeMs: this.options.offlineMaxAgeMs,
+    });
   }
 
   /** Starts the fan-out (Kafka in cluster mode). */
   async start(): Promise<void> {
-    await this.fanout.start((message) => this.deliverTopic(message));
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      this.history.sweep(now);
+      this.mailboxes.sweep(now);
+    }, SWEEP_MS);
+    this.sweeper.unref();
+    await this.fanout.start({
+      deliver: (message) => this.deliver(message),
+      consumed: (destination, id) => this.mailboxes.remove(destination, id),
+      localUsers: () => this.users.keys(),
+    });
   }
 
   /** Stops the fan-out. */
   async stop(): Promise<void> {
+    clearInterval(this.sweeper);
     await this.fanout.stop();
+  }
+
+  /** A session of `user` connected here (the connection registry). */
+  userConnected(user: string): void {
+    const had = this.users.get(user) ?? 0;
+    this.users.set(user, had + 1);
+    if (had === 0) this.fanout.usersChanged();
+  }
+
+  /** A session of `user` ended here. */
+  userGone(user: string): void {
+    const had = this.users.get(user) ?? 0;
+    if (had <= 1) {
+      this.users.delete(user);
+      this.fanout.usersChanged();
+    } else {
+      this.users.set(user, had - 1);
+    }
+  }
+
+  /** The instances where `user` has a session now (cluster-wide in cluster mode). */
+  whereIs(user: string): string[] {
+    return this.fanout.whereIs(user);
+  }
+
+  /** Messages waiting for `user` in their user queues on this instance (tests, metrics). */
+  waitingFor(user: string): number {
+    return this.mailboxes.count(user);
   }
 
   /**
@@ -77,7 +143,7 @@ export class Broker {
       headers,
       body,
     };
-    if (kind === 'topic') return this.fanout.publish(message);
+    if (kind !== 'queue') return this.fanout.publish(message);
     const queue = this.queue(destination);
     if (queue.size >= this.options.maxQueueMessages) {
       throw new StompError('STOMP_ERR_QUEUE_FULL', { detail: destination });
@@ -86,16 +152,37 @@ export class Broker {
     this.dispatch(queue);
   }
 
-  /** Registers a subscription and delivers what waits for it. */
-  subscribe(sub: Subscription): void {
-    if (destinationKind(sub.destination) === 'topic') {
+  /**
+   * Registers a subscription and delivers what waits for it: a user queue's
+   * kept messages; with `resumeAfter`, a topic's retained messages after that
+   * position (then the live ones, none twice). Returns the replay's outcome
+   * when a resume was asked for.
+   */
+  subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined {
+    const kind = destinationKind(sub.destination);
+    if (kind !== 'queue') {
       let subs = this.topics.get(sub.destination);
       if (!subs) {
         subs = new Set();
         this.topics.set(sub.destination, subs);
       }
       subs.add(sub);
-      return;
+      const now = Date.now();
+      if (kind === 'user-queue') {
+        for (const letter of this.mailboxes.waiting(sub.destination, now)) {
+          if (letter.holders === 0) this.offer([sub], letter);
+        }
+        return undefined;
+      }
+      if (!resumeAfter) return undefined;
+      const covered = this.fanout.coveredFrom(sub.destination, resumeAfter.epoch);
+      const replay = this.history.replay(sub.destination, resumeAfter, covered, now);
+      // Live messages this instance has not delivered yet may be ones the
+      // client saw elsewhere (another instance ahead of this one): skip them.
+      sub.seen = replay.messages.at(-1)?.position ?? resumeAfter;
+      sub.resumed = replay.complete ? 'complete' : 'incomplete';
+      for (const message of replay.messages) this.deliverLive(sub, message);
+      return replay;
     }
     const queue = this.queue(sub.destination);
     queue.consumers.push(sub);
@@ -111,6 +198,7 @@ export class Broker {
     if (subs) {
       subs.delete(sub);
       if (subs.size === 0) this.topics.delete(sub.destination);
+      if (destinationKind(sub.destination) === 'user-queue') this.releaseLetters(sub, subs);
       sub.unacked.clear();
       return;
     }
@@ -126,9 +214,13 @@ export class Broker {
 
   /** Acknowledges `ackId` on `sub`; false when it is not pending there. */
   ack(sub: Subscription, ackId: string): boolean {
-    if (!sub.settle(ackId)) return false;
+    const settled = sub.settle(ackId);
+    if (!settled) return false;
     const queue = this.queues.get(sub.destination);
     if (queue) this.dispatch(queue);
+    else if (destinationKind(sub.destination) === 'user-queue') {
+      for (const pending of settled) this.consume(pending.message);
+    }
     return true;
   }
 
@@ -146,8 +238,11 @@ export class Broker {
       return true;
     }
     for (const pending of settled) {
-      if (pending.deliveries >= this.options.maxDeliveries) this.deadLetter(pending);
-      else this.deliverTo(sub, pending, true);
+      if (pending.deliveries < this.options.maxDeliveries) this.deliverTo(sub, pending, true);
+      else {
+        this.deadLetter(pending);
+        if (destinationKind(sub.destination) === 'user-queue') this.consume(pending.message);
+      }
     }
     return true;
   }
@@ -165,22 +260,82 @@ export class Broker {
     return this.queues.get(destination)?.size ?? 0;
   }
 
-  /** Delivers a topic message to every local subscriber of its destination. */
-  deliverTopic(message: Message): void {
+  /**
+   * A message from the fan-out: kept in the history (topics) or the user's
+   * mailbox (user queues), and, unless it was only read back at start-up,
+   * delivered to every local subscriber of its destination.
+   */
+  deliver(message: Message): void {
+    const now = Date.now();
+    if (destinationKind(message.destination) === 'user-queue') {
+      const letter = this.mailboxes.add(message, now);
+      if (!message.replayed) this.offer(this.topics.get(message.destination) ?? [], letter);
+      return;
+    }
+    this.history.append(message, now);
+    if (message.replayed) return;
     const subs = this.topics.get(message.destination);
     if (!subs) return;
     for (const sub of subs) {
-      if (!sub.consumer.writable) {
-        sub.consumer.overflow();
-        continue;
-      }
-      if (sub.ackMode !== 'auto' && sub.unacked.size >= this.options.maxPendingAcks) {
-        sub.consumer.tooManyPending();
-        continue;
-      }
-      if (sub.ackMode === 'auto') sub.consumer.deliver(sub, message, undefined, false);
-      else this.deliverTo(sub, { message, deliveries: 0 }, false);
+      if (sub.seen && !sub.after(message)) continue;
+      this.deliverLive(sub, message);
     }
+  }
+
+  /** One topic delivery; a consumer too far behind is disconnected instead. */
+  private deliverLive(sub: Subscription, message: Message): boolean {
+    if (!sub.consumer.writable) {
+      sub.consumer.overflow();
+      return false;
+    }
+    if (sub.ackMode !== 'auto' && sub.unacked.size >= this.options.maxPendingAcks) {
+      sub.consumer.tooManyPending();
+      return false;
+    }
+    if (sub.ackMode === 'auto') sub.consumer.deliver(sub, message, undefined, false);
+    else this.deliverTo(sub, { message, deliveries: 0 }, false);
+    return true;
+  }
+
+  /**
+   * A user-queue message to subscriptions of its user (every session gets
+   * it). In `auto` mode writing it out consumes it; otherwise the ACK does
+   * (STOMP 1.2 "SUBSCRIBE ack Header").
+   */
+  private offer(subs: Iterable<Subscription>, letter: Letter): void {
+    const { message } = letter;
+    if (!this.mailboxes.has(message.destination, message.id)) return;
+    let consumed = false;
+    const redelivered = letter.deliveries > 0;
+    for (const sub of subs) {
+      if (sub.ackMode === 'auto') {
+        if (this.deliverLive(sub, message)) consumed = true;
+      } else if (!sub.consumer.writable || sub.unacked.size >= this.options.maxPendingAcks) {
+        this.deliverLive(sub, message);
+      } else {
+        letter.holders++;
+        this.deliverTo(sub, letter, redelivered);
+      }
+    }
+    if (consumed) this.consume(message);
+  }
+
+  /** A subscription of a user queue ended: what it held unacknowledged goes to another, or waits. */
+  private releaseLetters(sub: Subscription, others: Set<Subscription>): void {
+    for (const pending of sub.unacked.values()) {
+      const letter = pending as Letter;
+      letter.holders--;
+      if (letter.holders > 0) continue;
+      for (const other of others) {
+        this.offer([other], letter);
+        break;
+      }
+    }
+  }
+
+  /** A user-queue message was consumed here: forget it, and tell the other instances. */
+  private consume(message: Message): void {
+    if (this.mailboxes.remove(message.destination, message.id)) this.fanout.consumed(message);
   }
 
   private deliverTo(sub: Subscription, pending: Pending, redelivered: boolean): void {

@@ -1,4 +1,4 @@
-import type { Message } from './message.js';
+import type { Message, Position } from './message.js';
 
 /** STOMP 1.2 "SUBSCRIBE ack Header" modes. */
 export type AckMode = 'auto' | 'client' | 'client-individual';
@@ -40,6 +40,10 @@ export class Subscription {
   readonly unacked: Map<string, Pending>;
   /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
   head: Buffer | undefined;
+  /** After a resume: the newest position the client has; live messages up to it are skipped. */
+  seen: Position | undefined;
+  /** After a resume, until the first MESSAGE carries it: whether the replay missed nothing. */
+  resumed: 'complete' | 'incomplete' | undefined;
 
   constructor(
     /** Who receives the messages. */
@@ -54,6 +58,18 @@ export class Subscription {
     readonly prefetch: number,
   ) {
     this.unacked = ackMode === 'auto' ? NO_ACKS : new Map();
+  }
+
+  /**
+   * Whether a live message comes after {@link seen} (and so is delivered).
+   * Positions of one destination only grow, so the first one past it ends the check.
+   */
+  after(message: Message): boolean {
+    const position = message.position;
+    const seen = this.seen;
+    if (position && seen && position.epoch === seen.epoch && position.n <= seen.n) return false;
+    this.seen = undefined;
+    return true;
   }
 
   /** Whether a queue may give this subscription another message now. */

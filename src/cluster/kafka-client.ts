@@ -15,6 +15,8 @@ export interface ConsumedRecord {
   readonly offset: string;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  /** The record's timestamp, ms since 1970. */
+  readonly timestamp: number;
   /** In record order; a name may repeat. */
   readonly headers: ReadonlyArray<readonly [string, Buffer]>;
 }
@@ -55,12 +57,22 @@ export interface KafkaConsumer {
   stop(): Promise<void>;
 }
 
+/** A topic cluster mode uses, with what it is created with. */
+export interface TopicSpec {
+  readonly topic: string;
+  readonly partitions: number;
+  /** Topic configuration at creation, e.g. `retention.ms`. */
+  readonly config?: Readonly<Record<string, string>>;
+}
+
 /** The operations cluster mode needs from a Kafka client. */
 export interface KafkaClient {
   /** Creates the topics that do not exist yet and waits for their leaders. */
-  ensureTopics(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<void>;
+  ensureTopics(topics: readonly TopicSpec[]): Promise<void>;
   /** The offset the next record written to each partition of `topic` will get. */
   latestOffsets(topic: string): Promise<Positions>;
+  /** Per partition, the first offset whose record is not older than `timestamp` (the end when none is). */
+  offsetsAt(topic: string, timestamp: number): Promise<Positions>;
   /** Connects the producer (idempotent). */
   connectProducer(): Promise<void>;
   /** Produces with acks from all in-sync replicas; resolves when acknowledged. */
@@ -135,14 +147,18 @@ class KafkajsClient implements KafkaClient {
     return this.adminConnected;
   }
 
-  async ensureTopics(topics: ReadonlyArray<{ topic: string; partitions: number }>) {
+  async ensureTopics(topics: readonly TopicSpec[]) {
     await this.connectAdmin();
     const existing = new Set(await this.admin.listTopics());
     const missing = topics.filter((t) => !existing.has(t.topic));
     if (missing.length === 0) return;
     try {
       await this.admin.createTopics({
-        topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.partitions })),
+        topics: missing.map((t) => ({
+          topic: t.topic,
+          numPartitions: t.partitions,
+          configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
+        })),
         // KAFKA.md: the first send to a topic without a leader can fail.
         waitForLeaders: true,
         timeout: 10_000,
@@ -158,6 +174,22 @@ class KafkajsClient implements KafkaClient {
     await this.connectAdmin();
     const offsets = await this.admin.fetchTopicOffsets(topic);
     return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]));
+  }
+
+  async offsetsAt(topic: string, timestamp: number): Promise<Positions> {
+    await this.connectAdmin();
+    const [at, high] = await Promise.all([
+      this.admin.fetchTopicOffsetsByTimestamp(topic, timestamp),
+      this.admin.fetchTopicOffsets(topic),
+    ]);
+    const end = new Map(high.map((o) => [o.partition, BigInt(o.high)]));
+    // Kafka answers -1 where no record is that recent: start at the end there.
+    return new Map(
+      at.map((o) => [
+        o.partition,
+        Number(o.offset) >= 0 ? BigInt(o.offset) : (end.get(o.partition) ?? 0n),
+      ]),
+    );
   }
 
   connectProducer(): Promise<void> {
@@ -273,6 +305,7 @@ function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): Consum
     offset: m.offset,
     key: m.key,
     value: m.value,
+    timestamp: Number(m.timestamp),
     headers,
   };
 }

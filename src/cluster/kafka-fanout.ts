@@ -4,7 +4,7 @@ import { destinationKind } from '../broker/broker.js';
 import { type Message, messageHeaders } from '../broker/message.js';
 import { StompError } from '../errors.js';
 import type { Header } from '../frame/frame.js';
-import type { Fanout } from './fanout.js';
+import type { Fanout, FanoutSink } from './fanout.js';
 import {
   type ConsumedRecord,
   createKafkajsClient,
@@ -12,11 +12,14 @@ import {
   type KafkaConsumer,
   type Positions,
   type ProducedRecord,
+  type TopicSpec,
   withTimeout,
 } from './kafka-client.js';
 
 /** Carries the broker's `message-id` with our own records, so every instance shows the same id. */
 export const MESSAGE_ID_HEADER = 'stompbus-message-id';
+/** Marks a record of the users topic that says a user-queue message (this id) was consumed. */
+export const CONSUMED_HEADER = 'stompbus-consumed';
 
 /** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
 export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
@@ -50,6 +53,12 @@ export interface KafkaFanoutOptions {
   retryMaxMs: number;
   /** Consumer group session timeout, ms (Kafka's floor is `group.min.session.timeout.ms`). Default 6,000. */
   sessionTimeoutMs: number;
+  /** How far back the topics' history is read at start-up (for resumes), ms. Default 10 minutes. */
+  historyMaxAgeMs: number;
+  /** How far back the users topic is read at start-up (offline messages), ms. Default 24 hours. */
+  offlineMaxAgeMs: number;
+  /** How often this instance announces its users in the connection registry, ms; entries live 3 times as long. Default 2,000. */
+  presenceIntervalMs: number;
   /** Where log lines go. Default `console`, prefixed `stompbus: kafka:`. */
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
   /** The Kafka client; default kafkajs ({@link createKafkajsClient}). */
@@ -70,6 +79,9 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     retryInitialMs: 250,
     retryMaxMs: 5_000,
     sessionTimeoutMs: 6_000,
+    historyMaxAgeMs: 10 * 60_000,
+    offlineMaxAgeMs: 24 * 60 * 60_000,
+    presenceIntervalMs: 2_000,
     log: (level, message) => console[level](`stompbus: kafka: ${message}`),
     client: undefined,
   });
@@ -82,6 +94,8 @@ interface Pending {
 }
 
 const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);
+const DAY_MS = 24 * 60 * 60_000;
 
 /**
  * Cluster mode (DESIGN.md "Cluster mode"): every `/topic/…` SEND goes to Kafka
@@ -93,19 +107,38 @@ const EMPTY = new Uint8Array(0);
  * Offsets are never committed: the fan-out remembers the next offset per
  * partition and seeks there on every group join, so a consumer restarted
  * after a crash (in a fresh group) neither skips nor repeats records.
+ *
+ * Users (issue 5): user destinations travel on a topic of their own
+ * (`<topic>.users`), where consuming a user-queue message is recorded too, so
+ * every instance keeps the same offline mailboxes. At start-up an instance
+ * reads back the recent history of its topics (kept, not delivered), so a
+ * client resumes on any instance. A third topic (`<topic>.presence`) carries
+ * each instance's connected users: the connection registry.
  */
 export class KafkaFanout implements Fanout {
   readonly options: KafkaFanoutOptions;
   private readonly brokers: string[];
   private readonly groupBase =
     `stompbus-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  /** This instance in the connection registry (its group name). */
+  readonly instanceId = this.groupBase;
+  private readonly usersTopic: string;
+  private readonly presenceTopic: string;
   /** Bridged destination → Kafka topic (the reverse of `options.bridges`). */
   private readonly topicOf = new Map<string, string>();
-  private deliver: (message: Message) => void = () => {};
+  private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
   private client: KafkaClient | undefined;
   private consumer: KafkaConsumer | undefined;
   private generation = 0;
   private readonly positions = new Map<string, Positions>();
+  /** Where reading started per topic (history included): resumes from before it are incomplete. */
+  private readonly startedFrom = new Map<string, Positions>();
+  /** The end of each partition at the first connect: records before it are history. */
+  private readonly liveFrom = new Map<string, Positions>();
+  /** The registry: other instances' users, and when their last announcement arrived. */
+  private readonly presence = new Map<string, { users: Set<string>; seenAt: number }>();
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private presenceSoon: NodeJS.Timeout | undefined;
   private producerReady = false;
   private stopping = false;
   private queue: Pending[] = [];
@@ -122,6 +155,8 @@ export class KafkaFanout implements Fanout {
   constructor(options: Partial<KafkaFanoutOptions> & Pick<KafkaFanoutOptions, 'brokers'>) {
     this.options = { ...DEFAULT_KAFKA_FANOUT_OPTIONS, ...options };
     const { brokers, bridges, topic } = this.options;
+    this.usersTopic = `${topic}.users`;
+    this.presenceTopic = `${topic}.presence`;
     this.brokers = (Array.isArray(brokers) ? brokers : brokers.split(','))
       .map((b) => b.trim())
       .filter(Boolean);
@@ -132,7 +167,10 @@ export class KafkaFanout implements Fanout {
           `stompbus: --bridge ${kafkaTopic}=${destination}: not a /topic/ destination`,
         );
       }
-      if (kafkaTopic === topic || this.topicOf.has(destination)) {
+      if (
+        [topic, this.usersTopic, this.presenceTopic].includes(kafkaTopic) ||
+        this.topicOf.has(destination)
+      ) {
         throw new Error(`stompbus: --bridge ${kafkaTopic}=${destination} is bridged twice`);
       }
       this.topicOf.set(destination, kafkaTopic);
@@ -150,8 +188,8 @@ export class KafkaFanout implements Fanout {
    * first failed attempt or `startTimeoutMs`, with the connection retried in
    * the background (SENDs to topics fail meanwhile).
    */
-  async start(deliver: (message: Message) => void): Promise<void> {
-    this.deliver = deliver;
+  async start(sink: FanoutSink): Promise<void> {
+    this.sink = sink;
     let firstFailure: () => void = () => {};
     const failed = new Promise<'failed'>((resolve) => {
       firstFailure = () => resolve('failed');
@@ -184,11 +222,7 @@ export class KafkaFanout implements Fanout {
         unavailable(`${this.options.maxPendingRecords} messages already wait for Kafka`),
       );
     } else {
-      const record = this.toRecord(message);
-      result = new Promise<void>((resolve, reject) => {
-        this.queue.push({ record, at: Date.now(), resolve, reject });
-      });
-      this.scheduleFlush();
+      result = this.enqueue(this.toRecord(message));
     }
     // The session attaches its handler only when earlier receipts are done; an
     // early rejection must not count as unhandled meanwhile (it would end the process).
@@ -196,9 +230,58 @@ export class KafkaFanout implements Fanout {
     return result;
   }
 
+  /** Records, on the users topic, that a user-queue message was consumed here (at least once: a lost record means a redelivery). */
+  consumed(message: Message): void {
+    this.enqueue({
+      topic: this.usersTopic,
+      key: message.destination,
+      value: EMPTY_BUFFER,
+      headers: [[CONSUMED_HEADER, message.id]],
+    }).catch((error: unknown) =>
+      this.options.log('warn', `could not record ${message.id} as consumed (${describe(error)})`),
+    );
+  }
+
+  coveredFrom(destination: string, epoch: string): number | undefined {
+    const partition = /^p([0-9]+)$/.exec(epoch)?.[1];
+    if (partition === undefined) return undefined;
+    const from = this.startedFrom.get(this.topicFor(destination))?.get(Number(partition));
+    return from === undefined ? undefined : Number(from);
+  }
+
+  usersChanged(): void {
+    if (this.presenceSoon || !this.presenceTimer) return;
+    // A burst of connects (a reconnect storm) makes one announcement.
+    this.presenceSoon = setTimeout(() => {
+      this.presenceSoon = undefined;
+      this.announce();
+    }, 50);
+    this.presenceSoon.unref();
+  }
+
+  whereIs(user: string): string[] {
+    const out: string[] = [];
+    for (const u of this.sink.localUsers()) {
+      if (u === user) {
+        out.push(this.instanceId);
+        break;
+      }
+    }
+    const oldest = Date.now() - 3 * this.options.presenceIntervalMs;
+    for (const [instance, entry] of this.presence) {
+      if (entry.seenAt < oldest) this.presence.delete(instance);
+      else if (entry.users.has(user)) out.push(instance);
+    }
+    return out;
+  }
+
   /** Flushes what is queued, then leaves the group and disconnects; bounded by `stopTimeoutMs`. */
   async stop(): Promise<void> {
     if (this.stopping) return;
+    clearInterval(this.presenceTimer);
+    clearTimeout(this.presenceSoon);
+    // Leave the registry at once rather than after the entry expires.
+    if (this.producerReady) this.announce(true);
     this.stopping = true;
     for (const wake of this.sleepers) wake();
     const deadline = Date.now() + this.options.stopTimeoutMs;
@@ -212,6 +295,53 @@ export class KafkaFanout implements Fanout {
     await withTimeout(closing, Math.max(100, deadline - Date.now()), 'disconnect').catch(() => {
       this.options.log('warn', 'disconnecting from Kafka took too long; going on');
     });
+  }
+
+  /** Queues a record for the next produce request; resolves once Kafka acknowledged it. */
+  private enqueue(record: ProducedRecord): Promise<void> {
+    const result = new Promise<void>((resolve, reject) => {
+      this.queue.push({ record, at: Date.now(), resolve, reject });
+    });
+    this.scheduleFlush();
+    return result;
+  }
+
+  /** Announces this instance's users (or, leaving, none) on the presence topic. */
+  private announce(leaving = false): void {
+    if (!this.producerReady) return;
+    const users = leaving ? [] : [...this.sink.localUsers()];
+    this.enqueue({
+      topic: this.presenceTopic,
+      key: this.instanceId,
+      value: Buffer.from(JSON.stringify({ users, leaving })),
+      headers: [],
+    }).catch(() => {});
+  }
+
+  /** One entry of the registry, from another instance's announcement. */
+  private onPresence(record: ConsumedRecord): void {
+    const instance = record.key?.toString();
+    if (!instance || instance === this.instanceId) return;
+    try {
+      const { users, leaving } = JSON.parse(record.value?.toString() ?? '{}') as {
+        users?: unknown;
+        leaving?: unknown;
+      };
+      if (leaving === true) this.presence.delete(instance);
+      else if (Array.isArray(users)) {
+        this.presence.set(instance, { users: new Set(users.map(String)), seenAt: Date.now() });
+      }
+    } catch {
+      this.warnOnce(this.presenceTopic, `skipping a malformed record on ${this.presenceTopic}`);
+    }
+  }
+
+  /** The Kafka topic a destination travels on. */
+  private topicFor(destination: string): string {
+    const bridged = this.topicOf.get(destination);
+    if (bridged) return bridged;
+    const kind = destinationKind(destination);
+    return kind === 'user-queue' || kind === 'user-topic' ? this.usersTopic : this.options.topic;
   }
 
   // ---- connecting ----
@@ -241,25 +371,65 @@ export class KafkaFanout implements Fanout {
         brokers: this.brokers,
         sessionTimeoutMs: this.options.sessionTimeoutMs,
       }));
-    const { topic, partitions, bridges } = this.options;
-    const topics = [
+    const { topic, partitions, bridges, historyMaxAgeMs, offlineMaxAgeMs } = this.options;
+    const usersAge = Math.max(historyMaxAgeMs, offlineMaxAgeMs);
+    const topics: TopicSpec[] = [
       { topic, partitions },
+      // Kafka must keep user traffic at least as long as offline messages are kept.
+      {
+        topic: this.usersTopic,
+        partitions,
+        config: { 'retention.ms': String(Math.max(7 * DAY_MS, usersAge)) },
+      },
+      { topic: this.presenceTopic, partitions: 1, config: { 'retention.ms': String(DAY_MS) } },
       ...Object.keys(bridges).map((t) => ({ topic: t, partitions: 1 })),
     ];
     await this.client.ensureTopics(topics);
-    // Where this instance starts reading: the end of each partition now. Anything
-    // produced from here on (its own SENDs included) is delivered.
+    // Where this instance starts reading: the recent history of each topic
+    // (kept for resumes and offline users, not delivered), then live from the
+    // end of each partition now, its own SENDs included.
+    const now = Date.now();
     for (const { topic: t } of topics) {
-      if (!this.positions.has(t)) this.positions.set(t, await this.client.latestOffsets(t));
+      if (this.positions.has(t)) continue;
+      const live = await this.client.latestOffsets(t);
+      const age = t === this.usersTopic ? usersAge : historyMaxAgeMs;
+      const from = t === this.presenceTopic ? live : await this.client.offsetsAt(t, now - age);
+      this.liveFrom.set(t, live);
+      this.startedFrom.set(t, new Map(from));
+      this.positions.set(t, new Map(from));
     }
     await this.client.connectProducer();
     this.producerReady = true;
     await this.startConsumer();
+    await this.caughtUp(started + this.options.startTimeoutMs);
+    if (!this.presenceTimer) {
+      this.presenceTimer = setInterval(() => this.announce(), this.options.presenceIntervalMs);
+      this.presenceTimer.unref();
+      this.announce();
+    }
     this.options.log(
       'info',
       `connected to ${this.brokers.join(',')} in ${Date.now() - started} ms; ` +
         `consuming ${topics.map((t) => t.topic).join(', ')}`,
     );
+  }
+
+  /** Waits (until `deadline`) for the history read at start-up to reach the live end. */
+  private async caughtUp(deadline: number): Promise<void> {
+    const behind = () => {
+      for (const [t, live] of this.liveFrom) {
+        const at = this.positions.get(t);
+        for (const [partition, end] of live) if ((at?.get(partition) ?? 0n) < end) return true;
+      }
+      return false;
+    };
+    while (behind() && !this.stopping) {
+      if (Date.now() > deadline) {
+        this.options.log('warn', 'history not read back in time; resumes may be incomplete');
+        return;
+      }
+      await this.sleep(20);
+    }
   }
 
   private async startConsumer(): Promise<void> {
@@ -268,7 +438,12 @@ export class KafkaFanout implements Fanout {
       // One group per process start (and per restart after a crash): a shared
       // group would split the records instead of fanning them out.
       groupId: generation === 1 ? this.groupBase : `${this.groupBase}-${generation}`,
-      topics: [this.options.topic, ...Object.keys(this.options.bridges)],
+      topics: [
+        this.options.topic,
+        this.usersTopic,
+        this.presenceTopic,
+        ...Object.keys(this.options.bridges),
+      ],
       positions: () => this.positions,
       onRecords: (records) => this.onRecords(records),
       onCrash: (error) => this.onCrash(generation, error),
@@ -372,6 +547,7 @@ export class KafkaFanout implements Fanout {
   /** A SEND as a record: destination as key, STOMP headers as record headers. */
   private toRecord(message: Message): ProducedRecord {
     const kafkaTopic = this.topicOf.get(message.destination);
+    const topic = this.topicFor(message.destination);
     const headers: Array<[string, string]> = [];
     let key: string | undefined;
     for (const header of message.headers) {
@@ -385,7 +561,7 @@ export class KafkaFanout implements Fanout {
     headers.push([MESSAGE_ID_HEADER, message.id]);
     const { body } = message;
     return {
-      topic: kafkaTopic ?? this.options.topic,
+      topic,
       key: key ?? message.destination,
       value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       headers,
@@ -406,10 +582,23 @@ export class KafkaFanout implements Fanout {
       // Fetched again after a restart or rejoin: delivered already.
       if (next !== undefined && offset < next) continue;
       positions.set(record.partition, offset + 1n);
+      if (record.topic === this.presenceTopic) {
+        this.onPresence(record);
+        continue;
+      }
+      const consumed = record.topic === this.usersTopic && consumedId(record);
+      if (consumed) {
+        if (record.key) this.sink.consumed(record.key.toString(), consumed);
+        continue;
+      }
       const message = this.toMessage(record);
       if (!message) continue;
+      message.position = { epoch: `p${record.partition}`, n: Number(offset) };
+      message.at = record.timestamp;
+      const live = this.liveFrom.get(record.topic)?.get(record.partition);
+      if (live !== undefined && offset < live) message.replayed = true;
       try {
-        this.deliver(message);
+        this.sink.deliver(message);
       } catch (error) {
         this.options.log('error', `delivering ${message.id} failed (${describe(error)})`);
       }
@@ -420,9 +609,13 @@ export class KafkaFanout implements Fanout {
   private toMessage(record: ConsumedRecord): Message | undefined {
     const bridged = this.options.bridges[record.topic];
     const destination =
-      bridged ?? (record.topic === this.options.topic ? record.key?.toString() : undefined);
-    if (!destination || destinationKind(destination) !== 'topic') {
-      this.warnOnce(record.topic, `skipping records on ${record.topic} without a /topic/ key`);
+      bridged ??
+      (record.topic === this.options.topic || record.topic === this.usersTopic
+        ? record.key?.toString()
+        : undefined);
+    const kind = destination === undefined ? undefined : destinationKind(destination);
+    if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
+      this.warnOnce(record.topic, `skipping records on ${record.topic} without a destination key`);
       return undefined;
     }
     let id: string | undefined;
@@ -490,6 +683,12 @@ export class KafkaFanout implements Fanout {
     this.warned.add(key);
     this.options.log('warn', message);
   }
+}
+
+/** The message id a "consumed" record of the users topic names, if it is one. */
+function consumedId(record: ConsumedRecord): string | undefined {
+  for (const [name, value] of record.headers) if (name === CONSUMED_HEADER) return value.toString();
+  return undefined;
 }
 
 /** The error a SEND gets when Kafka cannot take it. */

@@ -52,6 +52,8 @@ export class Session implements Consumer, ConnectionEvents {
   private timers: NodeJS.Timeout[] | undefined;
   private blocked = false;
   private disconnecting = false;
+  /** Extra headers for the RECEIPT of the frame being handled (set by its handler). */
+  receiptHeaders: Header[] | undefined;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
 
@@ -123,10 +125,12 @@ export class Session implements Consumer, ConnectionEvents {
       }
       const handler = HANDLERS[frame.command] as Handler;
       const result = handler(this, frame);
+      const extra = this.receiptHeaders;
+      this.receiptHeaders = undefined;
       // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
       if (frame.command === 'DISCONNECT') this.disconnecting = true;
       const finish = () => {
-        if (receipt !== undefined) this.sendReceipt(receipt);
+        if (receipt !== undefined) this.sendReceipt(receipt, extra);
         if (frame.command === 'DISCONNECT') this.close();
       };
       if (result || this.receiptChain) this.chain(result, finish, receipt);
@@ -159,6 +163,7 @@ export class Session implements Consumer, ConnectionEvents {
   connectedAs(version: '1.0' | '1.1' | '1.2', login: string | undefined, heartbeat: Header): void {
     this.version = version;
     this.login = login;
+    if (login) this.broker.userConnected(login);
     this.parser.setEscapes(version);
     this.state = CONNECTED;
     const [sendEvery, expectEvery] = heartbeat[1].split(',').map(Number) as [number, number];
@@ -203,8 +208,8 @@ export class Session implements Consumer, ConnectionEvents {
   }
 
   /** Sends RECEIPT (STOMP 1.2 "RECEIPT"). */
-  sendReceipt(receiptId: string): void {
-    this.sendFrame(createFrame('RECEIPT', [['receipt-id', receiptId]]));
+  sendReceipt(receiptId: string, extra: Header[] = []): void {
+    this.sendFrame(createFrame('RECEIPT', [['receipt-id', receiptId], ...extra]));
   }
 
   /** Consumer: one MESSAGE, its shared part encoded once per message. */
@@ -220,6 +225,10 @@ export class Session implements Consumer, ConnectionEvents {
       this.connection.write(redelivered ? `ack:${ackId}\nredelivered:true\n` : `ack:${ackId}\n`);
     } else if (redelivered) {
       this.connection.write('redelivered:true\n');
+    }
+    if (sub.resumed) {
+      this.connection.write(`x-resume:${sub.resumed}\n`);
+      sub.resumed = undefined;
     }
     // No backlog check here: the broker asked `writable` just before.
     this.connection.write(messageTail(message, mode));
@@ -291,6 +300,7 @@ export class Session implements Consumer, ConnectionEvents {
    */
   private cleanup(): void {
     if (this.state >= CLOSING) return;
+    if (this.state === CONNECTED && this.login) this.broker.userGone(this.login);
     this.state = CLOSING;
     this.clearTimers();
     for (const sub of this.subscriptions.values()) this.broker.unsubscribe(sub);

@@ -1,4 +1,5 @@
-import { destinationKind } from '../../broker/broker.js';
+import { subscribable } from '../../broker/destination.js';
+import { parsePosition } from '../../broker/message.js';
 import { type AckMode, Subscription } from '../../broker/subscription.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
@@ -7,11 +8,18 @@ import { integerHeader, required } from './util.js';
 
 const ACK_MODES: readonly string[] = ['auto', 'client', 'client-individual'];
 
+/** The SUBSCRIBE header asking for the retained messages after a position (see README "Resume"). */
+export const RESUME_AFTER_HEADER = 'x-resume-after';
+/** The header (on the RECEIPT and the first MESSAGE) telling whether a resume missed nothing. */
+export const RESUME_HEADER = 'x-resume';
+
 /**
  * SUBSCRIBE (STOMP 1.2 "SUBSCRIBE"): `destination` and `id` are required
  * (1.0 clients may leave out `id`; the destination stands in for it), `ack`
  * defaults to auto, and `prefetch-count` (as in RabbitMQ) bounds the
- * unacknowledged messages a queue gives this subscription.
+ * unacknowledged messages a queue gives this subscription. User destinations
+ * (`/user/queue/x`) bind to the session's login; `x-resume-after` replays
+ * what a topic retained after a position.
  */
 export function subscribe(session: Session, frame: Frame): void {
   const destination = required(frame, 'destination');
@@ -21,8 +29,24 @@ export function subscribe(session: Session, frame: Frame): void {
   if (!ACK_MODES.includes(ack))
     throw new StompError('STOMP_ERR_INVALID_HEADER', { detail: `ack:${ack}` });
   const prefetch = integerHeader(frame, 'prefetch-count', 0);
-  if (!destinationKind(destination)) {
-    throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+  const target = subscribable(destination, session.login);
+  if (!target.ok) {
+    if (target.reason === 'invalid') {
+      throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+    }
+    throw new StompError('STOMP_ERR_FORBIDDEN', {
+      detail:
+        target.reason === 'no-login'
+          ? `${destination} needs a login (user destinations belong to the connected user)`
+          : `${destination} names a user; subscribe to /user/queue/… or /user/topic/… instead`,
+    });
+  }
+  const resumeToken = getHeader(frame, RESUME_AFTER_HEADER);
+  const resumeAfter = resumeToken === undefined ? undefined : parsePosition(resumeToken);
+  if (resumeToken !== undefined && (!resumeAfter || target.kind === 'queue')) {
+    throw new StompError('STOMP_ERR_INVALID_HEADER', {
+      detail: `${RESUME_AFTER_HEADER}:${resumeToken} (a position from a topic MESSAGE)`,
+    });
   }
   if (session.subscriptions.has(id)) {
     throw new StompError('STOMP_ERR_DUPLICATE_SUBSCRIPTION', { detail: `id:${id}` });
@@ -32,9 +56,11 @@ export function subscribe(session: Session, frame: Frame): void {
       detail: `limit ${session.options.maxSubscriptions}`,
     });
   }
-  const sub = new Subscription(session, id, destination, ack as AckMode, prefetch);
+  const sub = new Subscription(session, id, target.destination, ack as AckMode, prefetch);
   session.subscriptions.set(id, sub);
-  session.broker.subscribe(sub);
+  const replay = session.broker.subscribe(sub, resumeAfter);
+  if (replay)
+    session.receiptHeaders = [[RESUME_HEADER, replay.complete ? 'complete' : 'incomplete']];
 }
 
 /** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: `id` or `destination`). */
