@@ -16,7 +16,7 @@ import { missingChromium, skipWithout } from '../helpers/tools.js';
 
 const skip = skipWithout('browser.spec.ts', missingChromium());
 // Fast reconnects keep the restart test short; users get 1000 ms.
-const CHAT_ARGS = ['--reconnect-delay', '200', '--no-private'];
+const CHAT_ARGS = ['--reconnect-delay', '200'];
 
 let browser: Browser;
 beforeAll(async () => {
@@ -56,6 +56,33 @@ describe.skipIf(skip)('the chat example in Chromium', () => {
     ]);
   });
 
+  it('sends private messages to every page of their addressee and to nobody else', async () => {
+    const server = await startServer();
+    const chat = await startChat(server.url, CHAT_ARGS);
+    const alice = await openChat(browser, chat, 'alice');
+    // Bob has two tabs open; Carol is in the same room.
+    const bob = await openChat(browser, chat, 'bob');
+    const bobAgain = await openChat(browser, chat, 'bob', 'random');
+    const carol = await openChat(browser, chat, 'carol');
+
+    await say(alice, 'psst, bob', 'bob');
+    await waitForLine(alice, 'private-out|alice → bob: psst, bob');
+    await waitForLine(bob, 'private-in|alice (private): psst, bob');
+    await waitForLine(bobAgain, 'private-in|alice (private): psst, bob');
+    // Bob answers by clicking Alice's name, which fills in the "to" field.
+    await bob.click('#log li[data-kind="private-in"] .from');
+    expect(await bob.inputValue('#to')).toBe('alice');
+    await bob.fill('#text', 'got it');
+    await bob.press('#text', 'Enter');
+    await waitForLine(alice, 'private-in|bob (private): got it');
+
+    // A room message after them: when Carol has it, she would have had the private ones.
+    await say(alice, 'now for everyone');
+    await waitForLine(carol, 'room|alice: now for everyone');
+    expect(await roomLines(carol)).toEqual(['room|alice: now for everyone']);
+    expect(await roomLines(bobAgain)).toEqual(['private-in|alice (private): psst, bob']);
+  });
+
   it('reconnects by itself when the broker restarts, and chats again', async () => {
     const first = await startServer();
     const port = first.port;
@@ -86,9 +113,12 @@ describe.skipIf(skip)('the chat example in Chromium', () => {
       await waitForLine(bob, 'room|alice: hello from instance 1');
       await say(bob, 'hello from instance 2');
       await waitForLine(alice, 'room|bob: hello from instance 2');
+      await say(bob, 'a private one across instances', 'alice');
+      await waitForLine(alice, 'private-in|bob (private): a private one across instances');
       expect(await roomLines(alice)).toEqual([
         'room|alice: hello from instance 1',
         'room|bob: hello from instance 2',
+        'private-in|bob (private): a private one across instances',
       ]);
       console.log(`[browser.spec] screenshot: ${await screenshot(alice, 'chat-cluster')}`);
     });
