@@ -10,7 +10,8 @@ import {
   waitForLine,
   waitForState,
 } from '../helpers/browser.js';
-import { skipKafka, startCluster } from '../helpers/cluster.js';
+import { skipKafka, startCluster, uniqueName } from '../helpers/cluster.js';
+import { untilBridged } from '../helpers/cluster-ready.js';
 import { startServer } from '../helpers/server.js';
 import { missingChromium, skipWithout } from '../helpers/tools.js';
 
@@ -104,8 +105,10 @@ describe.skipIf(skip)('the chat example in Chromium', () => {
 
   describe.skipIf(skipKafka)('two stompbus instances clustered over Kafka', () => {
     it('two pages on different instances chat', async () => {
-      const { instances } = await startCluster(2);
+      const probe = uniqueName('chat-probe');
+      const { instances } = await startCluster(2, { kafkaBridges: { [probe]: '/topic/probe' } });
       const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
+      await untilBridged(instances, probe, '/topic/probe');
       const alice = await openChat(browser, await startChat(one.url, CHAT_ARGS), 'alice');
       const bob = await openChat(browser, await startChat(two.url, CHAT_ARGS), 'bob');
 
