@@ -51,8 +51,9 @@ function move(symbol) {
 const kafka = new Kafka({
   clientId: 'stompbus-example-prices',
   brokers: args.brokers.split(','),
-  logLevel: logLevel.WARN,
-  retry: { retries: 5 },
+  // Failures end up in one line of our own below; kafkajs's log would repeat them.
+  logLevel: logLevel.NOTHING,
+  retry: { retries: 3 },
 });
 const admin = kafka.admin();
 const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
