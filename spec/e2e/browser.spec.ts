@@ -84,6 +84,24 @@ describe.skipIf(skip)('the chat example in Chromium', () => {
     expect(await roomLines(bobAgain)).toEqual(['private-in|alice (private): psst, bob']);
   });
 
+  it('hides private messages with --no-private (for brokers without user destinations) and still chats', async () => {
+    const server = await startServer();
+    const chat = await startChat(server.url, [...CHAT_ARGS, '--no-private']);
+    const alice = await openChat(browser, chat, 'alice');
+    const bob = await openChat(browser, chat, 'bob');
+    expect(await alice.isVisible('#to')).toBe(false);
+    await say(alice, 'rooms only');
+    await waitForLine(bob, 'room|alice: rooms only');
+    // Nobody subscribed to a user destination.
+    const subscriptions = [...server.sessions].flatMap((s) => [...s.subscriptions.values()]);
+    expect(subscriptions.map((sub) => sub.destination).sort()).toEqual([
+      '/topic/chat.lobby',
+      '/topic/chat.lobby',
+      '/topic/prices',
+      '/topic/prices',
+    ]);
+  });
+
   it('reconnects by itself when the broker restarts, and chats again', async () => {
     const first = await startServer();
     const port = first.port;

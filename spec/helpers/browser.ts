@@ -87,7 +87,7 @@ export async function waitForState(page: Page, state: string, timeoutMs = 10_000
 export async function say(page: Page, text: string, to = ''): Promise<void> {
   // Typed when given; else cleared (the field is hidden on a page without private messages).
   if (to) await page.fill('#to', to);
-  else await page.$eval('#to', (input) => ((input as HTMLInputElement).value = ''));
+  else await page.fill('#to', '', { force: true });
   await page.fill('#text', text);
   await page.press('#text', 'Enter');
 }
@@ -95,7 +95,7 @@ export async function say(page: Page, text: string, to = ''): Promise<void> {
 /** The lines of the page's log, as `kind|line text`. */
 export function logLines(page: Page): Promise<string[]> {
   return page.$$eval('#log li', (items) =>
-    items.map((li) => `${(li as HTMLElement).dataset.kind}|${li.textContent}`),
+    items.map((li) => `${li.getAttribute('data-kind')}|${li.textContent}`),
   );
 }
 
