@@ -103,6 +103,33 @@ describe.skipIf(skipKafka)('cluster: resume on any instance', () => {
   });
 });
 
+describe.skipIf(skipKafka)('cluster: resume older than the history', () => {
+  it('tells a client resuming from before what an instance read back from Kafka that the resume is incomplete', async () => {
+    const cluster = await startCluster(1);
+    const [a] = cluster.instances as [NonNullable<(typeof cluster.instances)[0]>];
+    const client = await raw(a.url);
+    client.send('SUBSCRIBE\nid:s\ndestination:/topic/old\nreceipt:s\n\n\0');
+    await client.receipt('s');
+    for (let i = 0; i < 4; i++) client.send(`SEND\ndestination:/topic/old\n\nold ${i}\0`);
+    client.send('SEND\ndestination:/topic/old\nreceipt:p\n\nold 4\0');
+    await client.receipt('p', TIMEOUT_MS);
+    const got = await messages(client, 5);
+    const first = getHeader(got[0] as Frame, 'x-position') as string;
+    await sleep(1_500);
+    // Reads back only the last second of Kafka's log: the old messages are not in it.
+    const later = await startCluster(1, { kafkaTopic: cluster.topic, historyMaxAgeMs: 1_000 });
+    const resumes = async (url: string) => {
+      const back = await raw(url);
+      back.send(
+        `SUBSCRIBE\nid:s\ndestination:/topic/old\nx-resume-after:${first}\nreceipt:r\n\n\0`,
+      );
+      return getHeader(await back.receipt('r'), 'x-resume');
+    };
+    expect(await resumes((later.instances[0] as typeof a).url)).toBe('incomplete');
+    expect(await resumes(a.url)).toBe('complete');
+  });
+});
+
 describe.skipIf(skipKafka)(
   'cluster: offline users and the connection registry (instances as processes)',
   () => {
