@@ -40,7 +40,16 @@ if (missing.length > 0) {
 /** Subscribes and resolves once stompbus (through whatever is in between) sent the RECEIPT. */
 function subscribeWithReceipt(client: Client, destination: string, inbox: Inbox): Promise<void> {
   const receipt = `sub-${Math.random().toString(36).slice(2)}`;
-  const done = new Promise<void>((resolve) => client.watchForReceipt(receipt, () => resolve()));
+  const done = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no RECEIPT for SUBSCRIBE ${destination}`)),
+      5000,
+    );
+    client.watchForReceipt(receipt, () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
   client.subscribe(destination, inbox.take, { receipt });
   return done;
 }
