@@ -37,9 +37,17 @@ export interface MavenBuild {
   offline: boolean;
 }
 
+/**
+ * JVM flags for short runs (Maven itself, the examples): C1 only and the serial GC start
+ * and finish a small build about three times faster on two busy cores.
+ */
+export const QUICK_JVM = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xshare:auto'];
+
 function mvnPackage(dir: string, offline: boolean) {
   return execFileAsync('mvn', ['-B', '-q', ...(offline ? ['-o'] : []), 'package'], {
     cwd: dir,
+    // The caller's own MAVEN_OPTS come last, so they win.
+    env: { ...process.env, MAVEN_OPTS: `${QUICK_JVM.join(' ')} ${process.env.MAVEN_OPTS ?? ''}` },
     timeout: PACKAGE_TIMEOUT_MS,
     maxBuffer: 16 << 20,
   });
@@ -70,9 +78,6 @@ export async function mavenPackage(dirs: string[]): Promise<MavenBuild[]> {
   }
   return builds;
 }
-
-/** JVM flags for short runs: C1 only starts Spring about a third faster on two cores. */
-export const QUICK_JVM = ['-XX:TieredStopAtLevel=1', '-Xshare:auto'];
 
 /** A JVM started by {@link startJava}, with everything it printed so far. */
 export interface JavaProcess {
