@@ -113,7 +113,7 @@ describe.skipIf(missing.length > 0)('Spring', () => {
     });
 
     expect(stdout).toMatch(
-      /^ws connected to ws:\/\/127\.0\.0\.1:\d+\/stomp: version=1\.2 server=stompbus\//m,
+      /^ws connected to ws:\/\/127\.0\.0\.1:\d+\/stomp: sub-protocol=v12\.stomp version=1\.2 server=stompbus\//m,
     );
     expect(stdout).toMatch(/^tcp connected to 127\.0\.0\.1:\d+: version=1\.2 server=stompbus\//m);
     for (const who of ['ws', 'tcp']) {
@@ -159,6 +159,29 @@ describe.skipIf(missing.length > 0)('Spring', () => {
     expect(await bodies(directIn)).toEqual(['from the Spring side', 'from the stompbus side']);
     expect(await bodies(aliceIn)).toEqual(['from the Spring side', 'from the stompbus side']);
     expect(aliceIn.messages[1]?.headers.destination).toBe('/topic/relay-demo');
+  });
+
+  it('shares a relayed /queue among Spring clients: each message reaches one of them', async () => {
+    // Spring's simple broker would broadcast /queue/...; through the relay stompbus's
+    // queue semantics hold: one consumer per message, round robin.
+    const alice = await stompClient(relayUrl, {
+      connectHeaders: { login: 'alice', passcode: 'x' },
+    });
+    const bob = await stompClient(relayUrl, { connectHeaders: { login: 'bob', passcode: 'x' } });
+    const aliceIn = new Inbox();
+    const bobIn = new Inbox();
+    await subscribeWithReceipt(alice, '/queue/relay-jobs', aliceIn);
+    await subscribeWithReceipt(bob, '/queue/relay-jobs', bobIn);
+    const direct = await stompClient(server.url);
+    const jobs = ['job 1', 'job 2', 'job 3', 'job 4'];
+    for (const body of jobs)
+      await publishWithReceipt(direct, { destination: '/queue/relay-jobs', body });
+
+    await aliceIn.waitFor(2);
+    await bobIn.waitFor(2);
+    await new Promise((resolve) => setTimeout(resolve, 300)); // room for a wrong extra copy
+    const got = [...aliceIn.messages, ...bobIn.messages].map((m) => m.body);
+    expect(got.sort()).toEqual(jobs);
   });
 
   it('an @MessageMapping broadcasts through stompbus and convertAndSendToUser reaches only that user', async () => {

@@ -25,9 +25,13 @@ import org.springframework.messaging.simp.stomp.StompSession;
 import org.springframework.messaging.simp.stomp.StompSession.Receiptable;
 import org.springframework.messaging.simp.stomp.StompSessionHandlerAdapter;
 import org.springframework.scheduling.concurrent.ThreadPoolTaskScheduler;
+import org.springframework.http.HttpHeaders;
 import org.springframework.util.MimeType;
 import org.springframework.util.MimeTypeUtils;
+import org.springframework.web.socket.WebSocketExtension;
+import org.springframework.web.socket.WebSocketHandler;
 import org.springframework.web.socket.WebSocketHttpHeaders;
+import org.springframework.web.socket.WebSocketSession;
 import org.springframework.web.socket.client.standard.StandardWebSocketClient;
 import org.springframework.web.socket.messaging.WebSocketStompClient;
 
@@ -89,7 +93,8 @@ public final class SpringClient {
     String host = settings.get("host");
     String wsUrl = "ws://" + host + ":" + settings.get("ws-port") + settings.get("ws-path");
 
-    WebSocketStompClient wsClient = new WebSocketStompClient(new StandardWebSocketClient());
+    ProtocolRecordingClient webSocket = new ProtocolRecordingClient();
+    WebSocketStompClient wsClient = new WebSocketStompClient(webSocket);
     wsClient.setMessageConverter(converter());
     wsClient.setTaskScheduler(scheduler); // needed for receipts and heart-beats
     wsClient.setReceiptTimeLimit(TimeUnit.SECONDS.toMillis(STEP_SECONDS));
@@ -100,7 +105,8 @@ public final class SpringClient {
         wsClient.connectAsync(URI.create(wsUrl), handshake, connectHeaders(host), wsEvents),
         "ws connect to " + wsUrl);
     StompHeaders wsConnected = await(wsEvents.connected, "ws CONNECTED");
-    say("ws connected to %s: version=%s server=%s", wsUrl, wsConnected.getFirst("version"),
+    say("ws connected to %s: sub-protocol=%s version=%s server=%s", wsUrl,
+        webSocket.accepted.getNow("?"), wsConnected.getFirst("version"),
         wsConnected.getFirst("server"));
 
     ReactorNettyTcpStompClient tcpClient =
@@ -273,6 +279,21 @@ public final class SpringClient {
       s.put(name, args[++i]);
     }
     return s;
+  }
+
+  /** Spring's JSR-356 WebSocket client, remembering the sub-protocol the server chose. */
+  private static final class ProtocolRecordingClient extends StandardWebSocketClient {
+    final CompletableFuture<String> accepted = new CompletableFuture<>();
+
+    @Override
+    protected CompletableFuture<WebSocketSession> executeInternal(WebSocketHandler handler,
+        HttpHeaders headers, URI uri, List<String> protocols, List<WebSocketExtension> extensions,
+        Map<String, Object> attributes) {
+      return super.executeInternal(handler, headers, uri, protocols, extensions, attributes)
+          .whenComplete((session, error) -> {
+            if (session != null) accepted.complete(String.valueOf(session.getAcceptedProtocol()));
+          });
+    }
   }
 
   /** The connection's CONNECTED headers and its errors. */
