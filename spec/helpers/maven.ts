@@ -101,8 +101,13 @@ export function startJava(args: string[], cwd?: string): JavaProcess {
   };
   child.stdout?.on('data', append);
   child.stderr?.on('data', append);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.once('exit', () => {
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  // A test worker that ends without afterAll leaves no JVM behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('error', (error) => append(Buffer.from(`spawn failed: ${error.message}\n`)));
+  child.once('close', () => {
+    process.off('exit', killOnExit);
     for (const l of listeners) l();
   });
 
@@ -141,7 +146,8 @@ export function startJava(args: string[], cwd?: string): JavaProcess {
       if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
       process.kill(child.pid, 'SIGTERM');
       const timer = setTimeout(() => {
-        if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+        const running = child.exitCode === null && child.signalCode === null;
+        if (running && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
       }, graceMs);
       await exited;
       clearTimeout(timer);
