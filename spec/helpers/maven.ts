@@ -1,0 +1,156 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/** A cold `~/.m2` downloads Spring Boot and its plugins (~60 MB) first. */
+const PACKAGE_TIMEOUT_MS = 8 * 60_000;
+
+/** `java` from `JAVA_HOME` when set (as Maven does), else from `PATH`. */
+export function javaCommand(): string {
+  return process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
+}
+
+/** Which of `java` and `mvn` cannot be run here. */
+export async function missingJavaTools(): Promise<string[]> {
+  const probes: Array<[string, string, string[]]> = [
+    ['java', javaCommand(), ['-version']],
+    ['mvn', 'mvn', ['-v', '-B']],
+  ];
+  const missing: string[] = [];
+  for (const [name, command, args] of probes) {
+    try {
+      await execFileAsync(command, args, { timeout: 30_000 });
+    } catch {
+      missing.push(name);
+    }
+  }
+  return missing;
+}
+
+/** How {@link mavenPackage} built one project. */
+export interface MavenBuild {
+  dir: string;
+  ms: number;
+  /** True when `-o` sufficed (everything was in `~/.m2`). */
+  offline: boolean;
+}
+
+/**
+ * JVM flags for short runs (Maven itself, the examples): C1 only and the serial GC start
+ * and finish a small build about three times faster on two busy cores.
+ */
+export const QUICK_JVM = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xshare:auto'];
+
+function mvnPackage(dir: string, offline: boolean) {
+  return execFileAsync('mvn', ['-B', '-q', ...(offline ? ['-o'] : []), 'package'], {
+    cwd: dir,
+    // The caller's own MAVEN_OPTS come last, so they win.
+    env: { ...process.env, MAVEN_OPTS: `${QUICK_JVM.join(' ')} ${process.env.MAVEN_OPTS ?? ''}` },
+    timeout: PACKAGE_TIMEOUT_MS,
+    maxBuffer: 16 << 20,
+  });
+}
+
+/**
+ * `mvn -B -q package` in each project folder: all at once offline (no network when
+ * `~/.m2` has everything), then online one after another for those that failed, so that
+ * two Maven processes never download into the same `~/.m2` at the same time.
+ */
+export async function mavenPackage(dirs: string[]): Promise<MavenBuild[]> {
+  const started = Date.now();
+  const offline = await Promise.allSettled(dirs.map((dir) => mvnPackage(dir, true)));
+  const builds: MavenBuild[] = [];
+  for (const [i, dir] of dirs.entries()) {
+    if (offline[i]?.status === 'fulfilled') {
+      builds.push({ dir, ms: Date.now() - started, offline: true });
+      continue;
+    }
+    const onlineStarted = Date.now();
+    try {
+      await mvnPackage(dir, false);
+    } catch (error) {
+      const { stdout = '', stderr = '' } = error as { stdout?: string; stderr?: string };
+      throw new Error(`mvn package in ${dir} failed:\n${stdout}${stderr}`, { cause: error });
+    }
+    builds.push({ dir, ms: Date.now() - onlineStarted, offline: false });
+  }
+  return builds;
+}
+
+/** A JVM started by {@link startJava}, with everything it printed so far. */
+export interface JavaProcess {
+  readonly child: ChildProcess;
+  /** stdout and stderr, interleaved. */
+  output(): string;
+  /** Resolves with the first match of `pattern` in the output, or rejects at the deadline. */
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpMatchArray>;
+  /** SIGTERM by PID, SIGKILL after `graceMs`; resolves once the process has exited. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Starts `java <args>` and collects its output. */
+export function startJava(args: string[], cwd?: string): JavaProcess {
+  const child = spawn(javaCommand(), args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  const listeners = new Set<() => void>();
+  const append = (chunk: Buffer) => {
+    text += chunk.toString('utf8');
+    for (const l of listeners) l();
+  };
+  child.stdout?.on('data', append);
+  child.stderr?.on('data', append);
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  // A test worker that ends without afterAll leaves no JVM behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('error', (error) => append(Buffer.from(`spawn failed: ${error.message}\n`)));
+  child.once('close', () => {
+    process.off('exit', killOnExit);
+    for (const l of listeners) l();
+  });
+
+  return {
+    child,
+    output: () => text,
+    waitFor(pattern, timeoutMs) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const match = text.match(pattern);
+          if (match) {
+            done();
+            resolve(match);
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            done();
+            reject(
+              new Error(
+                `java exited (${child.exitCode ?? child.signalCode}) before ${pattern}:\n${text}`,
+              ),
+            );
+          }
+        };
+        const timer = setTimeout(() => {
+          done();
+          reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${text}`));
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          listeners.delete(check);
+        };
+        listeners.add(check);
+        check();
+      });
+    },
+    async stop(graceMs = 5000) {
+      if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+      process.kill(child.pid, 'SIGTERM');
+      const timer = setTimeout(() => {
+        const running = child.exitCode === null && child.signalCode === null;
+        if (running && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+      }, graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
