@@ -140,6 +140,99 @@ describe('user destinations', () => {
     expect(server.broker.waitingFor('bob')).toBe(0);
   });
 
+  it('counts one delivery per offer however many sessions take it: a NACK redelivers', async () => {
+    const server = await startServer({ users: USERS });
+    const sessions = await Promise.all([1, 2, 3, 4, 5].map(() => as(server, 'bob')));
+    for (const bob of sessions) {
+      bob.send(
+        'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\nreceipt:s\n\n\0',
+      );
+      await bob.receipt('s');
+    }
+    const alice = await as(server, 'alice');
+    alice.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:p\n\nfor all of bob\0');
+    await alice.receipt('p');
+    const first = sessions[0] as RawClient;
+    const [m] = await messages(first, 1);
+    first.send(`NACK\nid:${getHeader(m as Frame, 'ack')}\n\n\0`);
+    const [, again] = await messages(first, 2);
+    expect(bodyText(again as Frame)).toBe('for all of bob');
+    expect(getHeader(again as Frame, 'redelivered')).toBe('true');
+  });
+
+  it("dead-letters a user's message to their own /user/queue/DLQ, never to the shared /queue/DLQ", async () => {
+    const server = await startServer({ users: USERS, maxDeliveries: 2 });
+    const alice = await as(server, 'alice');
+    alice.send('SUBSCRIBE\nid:dlq\ndestination:/queue/DLQ\nreceipt:s\n\n\0');
+    await alice.receipt('s');
+    const bob = await as(server, 'bob');
+    bob.send('SUBSCRIBE\nid:dlq\ndestination:/user/queue/DLQ\n\n\0');
+    bob.send(
+      'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\nreceipt:s\n\n\0',
+    );
+    await bob.receipt('s');
+    alice.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:p\n\nsecret for bob\0');
+    await alice.receipt('p');
+    for (let n = 1; n <= 2; n++) {
+      const got = await messages(bob, n);
+      bob.send(`NACK\nid:${getHeader(got[n - 1] as Frame, 'ack')}\n\n\0`);
+    }
+    const [, , dead] = await messages(bob, 3);
+    expect(getHeader(dead as Frame, 'subscription')).toBe('dlq');
+    expect(getHeader(dead as Frame, 'destination')).toBe('/user/queue/DLQ');
+    expect(getHeader(dead as Frame, 'original-destination')).toBe('/user/bob/queue/inbox');
+    expect(bodyText(dead as Frame)).toBe('secret for bob');
+    expect(alice.all('MESSAGE')).toHaveLength(0);
+    expect(server.broker.waitingFor('bob')).toBe(0);
+  });
+
+  it('hands out a large mailbox at the pace the client reads, not as a slow-consumer ERROR', async () => {
+    const server = await startServer({ users: USERS });
+    const alice = await as(server, 'alice');
+    const big = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 100; i++)
+      alice.send(`SEND\ndestination:/user/bob/queue/inbox\n\n${i} ${big}\0`);
+    alice.send(`SEND\ndestination:/user/bob/queue/inbox\nreceipt:p\n\n100 ${big}\0`);
+    await alice.receipt('p');
+    const bob = await as(server, 'bob');
+    bob.send('SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\n\n\0');
+    const got = await messages(bob, 101, 10_000);
+    expect(got.map((m) => bodyText(m).split(' ')[0])).toEqual(
+      Array.from({ length: 101 }, (_, i) => String(i)),
+    );
+    expect(bob.all('ERROR')).toHaveLength(0);
+  });
+
+  it('honours prefetch-count on a user queue', async () => {
+    const server = await startServer({ users: USERS });
+    const alice = await as(server, 'alice');
+    for (let i = 0; i < 9; i++) alice.send(`SEND\ndestination:/user/bob/queue/inbox\n\nm${i}\0`);
+    alice.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:p\n\nm9\0');
+    await alice.receipt('p');
+    const bob = await as(server, 'bob');
+    bob.send(
+      'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\nprefetch-count:3\nreceipt:s\n\n\0',
+    );
+    await bob.receipt('s');
+    const got = await messages(bob, 3);
+    expect(bob.all('MESSAGE')).toHaveLength(3);
+    bob.send(`ACK\nid:${getHeader(got[0] as Frame, 'ack')}\nreceipt:a\n\n\0`);
+    await bob.receipt('a');
+    const more = await messages(bob, 4);
+    expect(more.map(bodyText)).toEqual(['m0', 'm1', 'm2', 'm3']);
+    expect(bob.all('MESSAGE')).toHaveLength(4);
+  });
+
+  it('refuses a SEND to a user that does not exist when users are configured', async () => {
+    const server = await startServer({ users: USERS });
+    const alice = await as(server, 'alice');
+    alice.send('SEND\ndestination:/user/mallory/queue/inbox\nreceipt:p\n\nspam\0');
+    const error = await alice.expectErrorAndClose();
+    expect(getHeader(error, 'message')).toBe('STOMP_ERR_INVALID_DESTINATION');
+    expect(getHeader(error, 'receipt-id')).toBe('p');
+    expect(server.broker.waitingFor('mallory')).toBe(0);
+  });
+
   it('tells whether a user is connected (GET /users/<name>)', async () => {
     const server = await startServer({ users: USERS });
     expect((await registry(server, 'bob')).online).toBe(false);
@@ -219,11 +312,62 @@ describe('resume after reconnect (x-position, x-resume-after)', () => {
     ]);
   });
 
+  it('replays a large backlog at the pace the client reads, then the live messages', async () => {
+    const server = await startServer();
+    const publisher = await as(server);
+    const reader = await subscribeOnce(server);
+    publisher.send('SEND\ndestination:/topic/feed\n\nbefore\0');
+    const [seen] = await messages(reader, 1);
+    reader.destroy();
+    const body = 'y'.repeat(8 * 1024);
+    for (let i = 0; i < 1000; i++)
+      publisher.send(`SEND\ndestination:/topic/feed\n\n${i} ${body}\0`);
+    publisher.send('SEND\ndestination:/topic/feed\nreceipt:p\n\n1000 last\0');
+    await publisher.receipt('p');
+    const back = await subscribeOnce(
+      server,
+      `x-resume-after:${getHeader(seen as Frame, 'x-position')}\n`,
+    );
+    publisher.send('SEND\ndestination:/topic/feed\n\nlive\0');
+    const got = await messages(back, 1002, 10_000);
+    expect(got.map((m) => bodyText(m).split(' ')[0])).toEqual([
+      ...Array.from({ length: 1001 }, (_, i) => String(i)),
+      'live',
+    ]);
+    expect(back.all('ERROR')).toHaveLength(0);
+  });
+
+  it('never vouches for a resume when no history is kept (--history-max-messages 0)', async () => {
+    const server = await startServer({ historyMaxMessages: 0 });
+    const publisher = await as(server);
+    const reader = await subscribeOnce(server);
+    publisher.send('SEND\ndestination:/topic/feed\n\nfirst\0');
+    const [seen] = await messages(reader, 1);
+    publisher.send('SEND\ndestination:/topic/feed\nreceipt:p\n\nmissed\0');
+    await publisher.receipt('p');
+    const back = await subscribeOnce(
+      server,
+      `x-resume-after:${getHeader(seen as Frame, 'x-position')}\n`,
+    );
+    const receipt = back.frames.find((f) => f.command === 'RECEIPT') as Frame;
+    expect(getHeader(receipt, 'x-resume')).toBe('incomplete');
+  });
+
   it('treats a position from an earlier broker process as incomplete', async () => {
     const server = await startServer();
     const back = await subscribeOnce(server, 'x-resume-after:0badc0de-41\n');
     const receipt = back.frames.find((f) => f.command === 'RECEIPT') as Frame;
     expect(getHeader(receipt, 'x-resume')).toBe('incomplete');
+  });
+
+  it('refuses x-resume-after on queues and user queues (they hand out what waits anyway)', async () => {
+    const server = await startServer({ users: USERS });
+    for (const destination of ['/queue/jobs', '/user/queue/inbox']) {
+      const client = await as(server, 'bob');
+      client.send(`SUBSCRIBE\nid:s\ndestination:${destination}\nx-resume-after:p0-1\n\n\0`);
+      const error = await client.expectErrorAndClose();
+      expect(getHeader(error, 'message')).toBe('STOMP_ERR_INVALID_HEADER');
+    }
   });
 
   it('refuses a malformed x-resume-after with STOMP_ERR_INVALID_HEADER, then closes', async () => {

@@ -3,7 +3,7 @@ import type { Fanout } from '../cluster/fanout.js';
 import { LocalFanout } from '../cluster/local-fanout.js';
 import { StompError } from '../errors.js';
 import type { Header } from '../frame/frame.js';
-import { destinationKind } from './destination.js';
+import { destinationKind, destinationUser } from './destination.js';
 import { History, type Replay } from './history.js';
 import { type Letter, Mailboxes } from './mailbox.js';
 import type { Message, Position } from './message.js';
@@ -167,21 +167,20 @@ export class Broker {
         this.topics.set(sub.destination, subs);
       }
       subs.add(sub);
-      const now = Date.now();
       if (kind === 'user-queue') {
-        for (const letter of this.mailboxes.waiting(sub.destination, now)) {
-          if (letter.holders === 0) this.offer([sub], letter);
-        }
+        this.fillMailbox(sub);
         return undefined;
       }
       if (!resumeAfter) return undefined;
       const covered = this.fanout.coveredFrom(sub.destination, resumeAfter.epoch);
-      const replay = this.history.replay(sub.destination, resumeAfter, covered, now);
+      const replay = this.history.replay(sub.destination, resumeAfter, covered, Date.now());
       // Live messages this instance has not delivered yet may be ones the
       // client saw elsewhere (another instance ahead of this one): skip them.
       sub.seen = replay.messages.at(-1)?.position ?? resumeAfter;
       sub.resumed = replay.complete ? 'complete' : 'incomplete';
-      for (const message of replay.messages) this.deliverLive(sub, message);
+      sub.backlog = [...replay.messages];
+      sub.backlogAt = 0;
+      this.drainBacklog(sub);
       return replay;
     }
     const queue = this.queue(sub.destination);
@@ -220,6 +219,7 @@ export class Broker {
     if (queue) this.dispatch(queue);
     else if (destinationKind(sub.destination) === 'user-queue') {
       for (const pending of settled) this.consume(pending.message);
+      this.fillMailbox(sub);
     }
     return true;
   }
@@ -237,11 +237,22 @@ export class Broker {
       this.requeue(queue, settled);
       return true;
     }
+    const userQueue = destinationKind(sub.destination) === 'user-queue';
     for (const pending of settled) {
-      if (pending.deliveries < this.options.maxDeliveries) this.deliverTo(sub, pending, true);
-      else {
+      if (userQueue) {
+        const letter = pending as Letter;
+        letter.holders--;
+        // Consumed meanwhile by another session: nothing to redeliver.
+        if (!this.mailboxes.has(letter.message.destination, letter.message.id)) continue;
+        if (letter.deliveries >= this.options.maxDeliveries) this.consume(letter.message, letter);
+        else {
+          letter.holders++;
+          this.deliverTo(sub, letter, true);
+        }
+      } else if (pending.deliveries < this.options.maxDeliveries) {
+        this.deliverTo(sub, pending, true);
+      } else {
         this.deadLetter(pending);
-        if (destinationKind(sub.destination) === 'user-queue') this.consume(pending.message);
       }
     }
     return true;
@@ -252,6 +263,8 @@ export class Broker {
     for (const sub of subs) {
       const queue = this.queues.get(sub.destination);
       if (queue) this.dispatch(queue);
+      else if (sub.backlog) this.drainBacklog(sub);
+      else if (sub.behind) this.fillMailbox(sub);
     }
   }
 
@@ -268,8 +281,15 @@ export class Broker {
   deliver(message: Message): void {
     const now = Date.now();
     if (destinationKind(message.destination) === 'user-queue') {
+      // Also when read back at start-up: a letter not consumed yet is due.
       const letter = this.mailboxes.add(message, now);
-      if (!message.replayed) this.offer(this.topics.get(message.destination) ?? [], letter);
+      const ready: Subscription[] = [];
+      for (const sub of this.topics.get(message.destination) ?? []) {
+        // One with older letters still to take gets this one after them.
+        if (sub.behind || !sub.ready) sub.behind = true;
+        else ready.push(sub);
+      }
+      this.offer(ready, letter);
       return;
     }
     this.history.append(message, now);
@@ -278,7 +298,47 @@ export class Broker {
     if (!subs) return;
     for (const sub of subs) {
       if (sub.seen && !sub.after(message)) continue;
-      this.deliverLive(sub, message);
+      if (sub.backlog) this.queueBehind(sub, message);
+      else this.deliverLive(sub, message);
+    }
+  }
+
+  /** Sends a resume's replay while the connection has room; the rest continues on drain. */
+  private drainBacklog(sub: Subscription): void {
+    const backlog = sub.backlog;
+    if (!backlog) return;
+    while (sub.backlogAt < backlog.length) {
+      if (!sub.consumer.writable) return;
+      const message = backlog[sub.backlogAt] as Message;
+      backlog[sub.backlogAt++] = undefined;
+      if (!this.deliverLive(sub, message)) return;
+    }
+    sub.backlog = undefined;
+  }
+
+  /** A live message for a subscription still replaying: after the replay; bounded. */
+  private queueBehind(sub: Subscription, message: Message): void {
+    const backlog = sub.backlog as Array<Message | undefined>;
+    backlog.push(message);
+    if (backlog.length - sub.backlogAt > Math.max(1_000, 2 * this.options.historyMaxMessages)) {
+      sub.consumer.overflow();
+    }
+  }
+
+  /**
+   * Offers a user queue's waiting letters to one subscription, oldest first,
+   * while it has room (writable, and `prefetch-count` in the client modes);
+   * the rest waits for its drain or its acks.
+   */
+  private fillMailbox(sub: Subscription): void {
+    sub.behind = false;
+    for (const letter of this.mailboxes.waiting(sub.destination, Date.now())) {
+      if (letter.holders > 0) continue;
+      if (!sub.ready) {
+        sub.behind = true;
+        return;
+      }
+      this.offer([sub], letter);
     }
   }
 
@@ -302,44 +362,66 @@ export class Broker {
    * it). In `auto` mode writing it out consumes it; otherwise the ACK does
    * (STOMP 1.2 "SUBSCRIBE ack Header").
    */
-  private offer(subs: Iterable<Subscription>, letter: Letter): void {
+  private offer(subs: readonly Subscription[], letter: Letter): void {
     const { message } = letter;
-    if (!this.mailboxes.has(message.destination, message.id)) return;
+    if (subs.length === 0 || !this.mailboxes.has(message.destination, message.id)) return;
     let consumed = false;
     const redelivered = letter.deliveries > 0;
+    // One offer is one delivery, however many sessions of the user take it.
+    letter.deliveries++;
     for (const sub of subs) {
       if (sub.ackMode === 'auto') {
         if (this.deliverLive(sub, message)) consumed = true;
-      } else if (!sub.consumer.writable || sub.unacked.size >= this.options.maxPendingAcks) {
-        this.deliverLive(sub, message);
+      } else if (sub.unacked.size >= this.options.maxPendingAcks) {
+        sub.consumer.tooManyPending();
       } else {
         letter.holders++;
-        this.deliverTo(sub, letter, redelivered);
+        this.handOut(sub, letter, redelivered);
       }
     }
     if (consumed) this.consume(message);
   }
 
-  /** A subscription of a user queue ended: what it held unacknowledged goes to another, or waits. */
+  /**
+   * A subscription of a user queue ended: what it held unacknowledged goes to
+   * another session with room, or waits; after `maxDeliveries` it is dead-lettered.
+   */
   private releaseLetters(sub: Subscription, others: Set<Subscription>): void {
     for (const pending of sub.unacked.values()) {
       const letter = pending as Letter;
       letter.holders--;
-      if (letter.holders > 0) continue;
+      if (letter.holders > 0 || !this.mailboxes.has(letter.message.destination, letter.message.id))
+        continue;
+      if (letter.deliveries >= this.options.maxDeliveries) {
+        this.consume(letter.message, letter);
+        continue;
+      }
       for (const other of others) {
+        if (other.behind || !other.ready) continue;
         this.offer([other], letter);
         break;
       }
     }
   }
 
-  /** A user-queue message was consumed here: forget it, and tell the other instances. */
-  private consume(message: Message): void {
-    if (this.mailboxes.remove(message.destination, message.id)) this.fanout.consumed(message);
+  /**
+   * A user-queue message was consumed here: forget it, and tell the other
+   * instances. With `deadLetter`, it failed `maxDeliveries` times and goes to
+   * the user's own dead-letter queue.
+   */
+  private consume(message: Message, deadLetter?: Letter): void {
+    if (!this.mailboxes.remove(message.destination, message.id)) return;
+    this.fanout.consumed(message);
+    if (deadLetter) this.deadLetter(deadLetter);
   }
 
   private deliverTo(sub: Subscription, pending: Pending, redelivered: boolean): void {
     pending.deliveries++;
+    this.handOut(sub, pending, redelivered);
+  }
+
+  /** Writes one delivery, tracked for its ACK in the client modes. */
+  private handOut(sub: Subscription, pending: Pending, redelivered: boolean): void {
     let ackId: string | undefined;
     if (sub.ackMode !== 'auto') {
       ackId = String(++this.ackSeq);
@@ -384,22 +466,29 @@ export class Broker {
    * dead-letter queue drops its oldest message to make room.
    */
   private deadLetter(pending: Pending): void {
-    const dlq = this.options.deadLetterQueue;
-    if (!dlq || pending.message.destination === dlq) return;
     const { message } = pending;
+    const headers: Header[] = [
+      ...message.headers,
+      ['original-destination', message.destination],
+      ['delivery-count', String(pending.deliveries)],
+    ];
+    if (destinationKind(message.destination) === 'user-queue') {
+      // A user's dead letters stay that user's: /user/queue/DLQ, kept and
+      // shared across the cluster like any user-queue message.
+      const own = `/user/${destinationUser(message.destination)}/queue/DLQ`;
+      if (!this.options.deadLetterQueue || message.destination === own) return;
+      const id = `${this.idPrefix}-${++this.messageSeq}`;
+      const sent = this.fanout.publish({ id, destination: own, headers, body: message.body });
+      // Cluster mode with Kafka down: the dead letter is lost (the fan-out logs it).
+      sent?.catch(() => {});
+      return;
+    }
+    const dlq = this.options.deadLetterQueue;
+    if (!dlq || message.destination === dlq) return;
     const queue = this.queue(dlq);
     if (queue.size >= this.options.maxQueueMessages) queue.shift();
     queue.push({
-      message: {
-        id: message.id,
-        destination: dlq,
-        headers: [
-          ...message.headers,
-          ['original-destination', message.destination],
-          ['delivery-count', String(pending.deliveries)],
-        ],
-        body: message.body,
-      },
+      message: { id: message.id, destination: dlq, headers, body: message.body },
       deliveries: 0,
     });
     this.dispatch(queue);

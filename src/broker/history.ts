@@ -70,7 +70,10 @@ export class History {
       this.forgotten.get(after.epoch) ?? -1,
     );
     const sameEpoch = items.every((m) => m.position?.epoch === after.epoch);
-    if (!known || !sameEpoch) return { messages: items, complete: false };
+    // Keeping no history (maxMessages 0) can never vouch for a resume.
+    if (!known || !sameEpoch || this.options.maxMessages <= 0) {
+      return { messages: items, complete: false };
+    }
     return {
       messages: items.filter((m) => (m.position?.n ?? 0) > after.n),
       complete: dropped <= after.n,

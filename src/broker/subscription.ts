@@ -44,6 +44,14 @@ export class Subscription {
   seen: Position | undefined;
   /** After a resume, until the first MESSAGE carries it: whether the replay missed nothing. */
   resumed: 'complete' | 'incomplete' | undefined;
+  /**
+   * A resume still being replayed, as fast as the connection takes it; live
+   * messages queue behind it. `backlogAt` is the next to send.
+   */
+  backlog: Array<Message | undefined> | undefined;
+  backlogAt = 0;
+  /** A user queue has letters this subscription could not take yet (no room): live ones wait too. */
+  behind = false;
 
   constructor(
     /** Who receives the messages. */

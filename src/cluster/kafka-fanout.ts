@@ -247,10 +247,17 @@ export class KafkaFanout implements Fanout {
   }
 
   coveredFrom(destination: string, epoch: string): number | undefined {
-    const partition = /^p([0-9]+)$/.exec(epoch)?.[1];
-    if (partition === undefined) return undefined;
-    const from = this.startedFrom.get(this.topicFor(destination))?.get(Number(partition));
-    return from === undefined ? undefined : Number(from);
+    const partition = Number(/^p([0-9]+)$/.exec(epoch)?.[1] ?? Number.NaN);
+    const topic = this.topicFor(destination);
+    const started = this.startedFrom.get(topic);
+    const from = started?.get(partition);
+    const live = this.liveFrom.get(topic)?.get(partition);
+    const at = this.positions.get(topic)?.get(partition);
+    // Still reading the history back (start-up took too long): it cannot vouch yet.
+    if (from === undefined || live === undefined || at === undefined || at < live) return undefined;
+    // A bridged topic of several partitions has no one order per destination.
+    if (started && started.size > 1 && this.topicOf.has(destination)) return undefined;
+    return Number(from);
   }
 
   usersChanged(): void {
@@ -326,6 +333,8 @@ export class KafkaFanout implements Fanout {
   private onPresence(record: ConsumedRecord): void {
     const instance = record.key?.toString();
     if (!instance || instance === this.instanceId) return;
+    // An old announcement read again (a consumer restart) must not revive a dead instance.
+    if (record.timestamp < Date.now() - 3 * this.options.presenceIntervalMs) return;
     try {
       const { users, leaving } = JSON.parse(record.value?.toString() ?? '{}') as {
         users?: unknown;

@@ -1,4 +1,4 @@
-import { destinationKind } from '../../broker/broker.js';
+import { destinationKind, destinationUser } from '../../broker/destination.js';
 import { messageHeaders } from '../../broker/message.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
@@ -13,8 +13,17 @@ import { required } from './util.js';
  */
 export function send(session: Session, frame: Frame): void | Promise<void> {
   const destination = required(frame, 'destination');
-  if (!destinationKind(destination)) {
-    throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+  const kind = destinationKind(destination);
+  if (!kind) throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+  // With users configured, a user destination must name one of them: nobody
+  // fills mailboxes for users that do not exist.
+  const { users } = session.options;
+  if ((kind === 'user-queue' || kind === 'user-topic') && users.size > 0) {
+    if (!users.has(destinationUser(destination))) {
+      throw new StompError('STOMP_ERR_INVALID_DESTINATION', {
+        detail: `${destination}: no user ${JSON.stringify(destinationUser(destination))}`,
+      });
+    }
   }
   if (bufferInTransaction(session, frame)) return;
   return session.broker.send(destination, messageHeaders(frame.headers), frame.body);

@@ -43,7 +43,9 @@ export function subscribe(session: Session, frame: Frame): void {
   }
   const resumeToken = getHeader(frame, RESUME_AFTER_HEADER);
   const resumeAfter = resumeToken === undefined ? undefined : parsePosition(resumeToken);
-  if (resumeToken !== undefined && (!resumeAfter || target.kind === 'queue')) {
+  // Queues and user queues hand out what waits anyway: only topics resume.
+  const resumable = target.kind === 'topic' || target.kind === 'user-topic';
+  if (resumeToken !== undefined && (!resumeAfter || !resumable)) {
     throw new StompError('STOMP_ERR_INVALID_HEADER', {
       detail: `${RESUME_AFTER_HEADER}:${resumeToken} (a position from a topic MESSAGE)`,
     });
