@@ -62,7 +62,7 @@ export function kafkaLibsDir(cacheDir = kafkaCacheDir()): string {
 }
 
 /** `java` from `JAVA_HOME` when set (as Maven does), else from `PATH`. */
-function javaCommand(): string {
+export function javaCommand(): string {
   return process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
 }
 

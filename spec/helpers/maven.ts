@@ -1,33 +1,15 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { javaCommand, missingKafkaTools } from '../../scripts/kafka.js';
 
 const execFileAsync = promisify(execFile);
 
 /** A cold `~/.m2` downloads Spring Boot and its plugins (~60 MB) first. */
 const PACKAGE_TIMEOUT_MS = 8 * 60_000;
 
-/** `java` from `JAVA_HOME` when set (as Maven does), else from `PATH`. */
-export function javaCommand(): string {
-  return process.env.JAVA_HOME ? join(process.env.JAVA_HOME, 'bin', 'java') : 'java';
-}
-
-/** Which of `java` and `mvn` cannot be run here. */
-export async function missingJavaTools(): Promise<string[]> {
-  const probes: Array<[string, string, string[]]> = [
-    ['java', javaCommand(), ['-version']],
-    ['mvn', 'mvn', ['-v', '-B']],
-  ];
-  const missing: string[] = [];
-  for (const [name, command, args] of probes) {
-    try {
-      await execFileAsync(command, args, { timeout: 30_000 });
-    } catch {
-      missing.push(name);
-    }
-  }
-  return missing;
-}
+/** Which of `java` and `mvn` cannot be run here (the same probe as the Kafka setup's). */
+export const missingJavaTools = missingKafkaTools;
+export { javaCommand };
 
 /** How {@link mavenPackage} built one project. */
 export interface MavenBuild {
