@@ -12,8 +12,8 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -25,14 +25,29 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const HOST = '127.0.0.1';
 const RATE = 5_000; // messages/s
 const BODY_SIZE = 256;
-const WARMUP_S = 1; // paced like the run, excluded from the figures
-const MEASURE_S = 10;
+const WARMUP_S = 1; // paced like each run, excluded from the figures
+/** Measured seconds of one run. */
+const MEASURE_S = Number(process.env.BENCH_MEASURE_S ?? 5);
+/**
+ * Measured rounds; each runs the cluster and the floor once, in alternating order, so
+ * that a busy spell of the (shared) machine hits both alike.
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+/**
+ * Paced traffic through the cluster once Kafka and the instances are up (a fresh Kafka
+ * JVM is slow for seconds), then half as long through the floor: reported apart, not
+ * part of the goal.
+ */
+const START_WARMUP_S = Number(process.env.BENCH_START_WARMUP_S ?? 10);
 const DRAIN_MS = 3_000;
-const PARTITIONS = 6;
+const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
 const GOAL_MS = 10;
-const WATCHDOG_MS = 170_000;
+const WATCHDOG_MS = 300_000;
 const DESTINATION = '/topic/bench';
+/** The fan-out's default `maxBatchRecords`; the floor batches alike. */
+const MAX_BATCH_RECORDS = 1_000;
+const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -78,7 +93,19 @@ process.once('exit', () => {
 
 /** Starts `node bin/stompbus.js …` and resolves with its WebSocket URL from the ready lines. */
 async function startInstance(extra: string[]): Promise<{ url: string; child: ChildProcess }> {
-  const args = ['bin/stompbus.js', '--host', HOST, '--port', '0', '--tcp-port', '0', ...extra];
+  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = [
+    ...flags,
+    'bin/stompbus.js',
+    '--host',
+    HOST,
+    '--port',
+    '0',
+    '--tcp-port',
+    '0',
+    ...extra,
+  ];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   let out = '';
@@ -168,33 +195,38 @@ class StompClient {
 
 // ---- measurement ----
 
+/** Messages of one run: the paced warm-up, then the measured ones. */
 const WARMUP = RATE * WARMUP_S;
-const TOTAL = WARMUP + RATE * MEASURE_S;
+const MEASURED = RATE * MEASURE_S;
+const PER_RUN = WARMUP + MEASURED;
 const PAD = 'x'.repeat(BODY_SIZE);
 
-/** What one receiver saw: latency per measured seq, duplicates. */
+/**
+ * What one receiver saw in one run. Sequence numbers are global (`base` + index), so a
+ * late message of an earlier run on a long-lived connection is never counted here.
+ */
 class Recorder {
   readonly latencies: number[] = [];
-  readonly seen = new Uint8Array(TOTAL);
+  readonly seen: Uint8Array;
   duplicates = 0;
-  first = 0;
-  last = 0;
 
   constructor(
-    readonly label: string,
-    readonly path: string,
-  ) {}
+    readonly base: number,
+    readonly measureFrom: number,
+    readonly count: number,
+  ) {
+    this.seen = new Uint8Array(count);
+  }
 
   record(seq: number, sentMs: number): void {
-    if (seq < WARMUP || seq >= TOTAL) return;
+    const i = seq - this.base;
+    if (i < this.measureFrom || i >= this.count) return;
     const t = now();
-    if (this.seen[seq]) {
+    if (this.seen[i]) {
       this.duplicates++;
       return;
     }
-    this.seen[seq] = 1;
-    if (this.first === 0) this.first = t;
-    this.last = t;
+    this.seen[i] = 1;
     this.latencies.push(t - sentMs);
   }
 
@@ -205,6 +237,58 @@ class Recorder {
     const seq = /\nx-seq:(\d+)/.exec(head);
     const sent = /\nx-sent:([\d.]+)/.exec(head);
     if (seq?.[1] && sent?.[1]) this.record(Number(seq[1]), Number(sent[1]));
+  }
+
+  get expected(): number {
+    return Math.max(0, this.count - this.measureFrom);
+  }
+}
+
+/** One scenario's measured runs, pooled. */
+class Scenario {
+  readonly latencies: number[] = [];
+  readonly runP99: number[] = [];
+  sent = 0;
+  duplicates = 0;
+  seconds = 0;
+
+  constructor(
+    readonly label: string,
+    readonly path: string,
+  ) {}
+
+  add(r: Recorder, seconds: number): void {
+    this.sent += r.expected;
+    this.duplicates += r.duplicates;
+    this.seconds += seconds;
+    for (const l of r.latencies) this.latencies.push(l);
+    this.runP99.push(percentile(Float64Array.from(r.latencies).sort(), 0.99));
+    // Diagnostics on stderr: p99 of each second of arrivals, to tell a transient from a steady tail.
+    const perSecond: string[] = [];
+    for (let i = 0; i < r.latencies.length; i += RATE) {
+      const s = Float64Array.from(r.latencies.slice(i, i + RATE)).sort();
+      perSecond.push(percentile(s, 0.99).toFixed(0));
+    }
+    log(`${this.label}: p99 ms per second of arrivals: ${perSecond.join(' ')}`);
+  }
+
+  row(): Row {
+    const sorted = Float64Array.from(this.latencies).sort();
+    const delivered = sorted.length;
+    return {
+      scenario: this.label,
+      path: this.path,
+      sent: this.sent,
+      delivered,
+      // Measured deliveries over the measured publishing windows.
+      perSecond: delivered / this.seconds,
+      p50: percentile(sorted, 0.5),
+      p99: percentile(sorted, 0.99),
+      max: delivered ? (sorted[delivered - 1] ?? NaN) : NaN,
+      lost: this.sent - delivered,
+      duplicated: this.duplicates,
+      runP99: this.runP99,
+    };
   }
 }
 
@@ -219,55 +303,40 @@ interface Row {
   max: number;
   lost: number;
   duplicated: number;
+  runP99: number[];
 }
 
-function summarize(r: Recorder, sent: number, publishSeconds: number): Row {
-  const sorted = Float64Array.from(r.latencies).sort();
-  const pct = (p: number) =>
-    sorted.length
-      ? (sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? 0)
-      : NaN;
-  const delivered = r.latencies.length;
-  // Diagnostics on stderr: p99 of each second of arrivals, to tell a transient from a steady tail.
-  const perSecond: string[] = [];
-  for (let i = 0; i < delivered; i += RATE) {
-    const s = Float64Array.from(r.latencies.slice(i, i + RATE)).sort();
-    perSecond.push((s[Math.ceil(0.99 * s.length) - 1] ?? 0).toFixed(0));
-  }
-  log(`${r.label}: p99 ms per second of arrivals: ${perSecond.join(' ')}`);
-  return {
-    scenario: r.label,
-    path: r.path,
-    sent,
-    delivered,
-    // Measured deliveries over the measured publishing window.
-    perSecond: delivered / publishSeconds,
-    p50: pct(0.5),
-    p99: pct(0.99),
-    max: sorted.length ? (sorted[sorted.length - 1] ?? NaN) : NaN,
-    lost: sent - delivered,
-    duplicated: r.duplicates,
-  };
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN;
 }
+
+let nextSeq = 0;
 
 /**
  * Calls `emit(seq, sentMs)` paced at RATE per second (ticks of ~1 ms, catching up on
- * what is due), WARMUP then the measured messages; resolves with the measured window (s).
+ * what is due), `count` messages with global sequence numbers from `base`; resolves with
+ * the seconds from message `measureFrom` to the last one.
  */
-async function pace(emit: (seq: number, sentMs: number) => void): Promise<number> {
-  let seq = 0;
+async function pace(
+  base: number,
+  count: number,
+  measureFrom: number,
+  emit: (seq: number, sentMs: number) => void,
+): Promise<number> {
+  let i = 0;
   const start = performance.now();
-  let measureStart = 0;
-  let measureEnd = 0;
+  let measureStart = start;
+  let measureEnd = start;
   await new Promise<void>((resolve) => {
     const tick = () => {
-      const due = Math.min(TOTAL, Math.floor(((performance.now() - start) * RATE) / 1000));
-      while (seq < due) {
-        if (seq === WARMUP) measureStart = performance.now();
-        emit(seq, now());
-        seq++;
+      const due = Math.min(count, Math.floor(((performance.now() - start) * RATE) / 1000));
+      while (i < due) {
+        if (i === measureFrom) measureStart = performance.now();
+        emit(base + i, now());
+        i++;
       }
-      if (seq >= TOTAL) {
+      if (i >= count) {
         measureEnd = performance.now();
         clearInterval(timer);
         resolve();
@@ -278,6 +347,13 @@ async function pace(emit: (seq: number, sentMs: number) => void): Promise<number
   return (measureEnd - measureStart) / 1000;
 }
 
+/** Waits until every recorder has every measured message, or at most DRAIN_MS. */
+async function drain(recorders: Recorder[]): Promise<void> {
+  const deadline = Date.now() + DRAIN_MS;
+  while (Date.now() < deadline && recorders.some((r) => r.latencies.length < r.expected))
+    await sleep(50);
+}
+
 function sendFrame(seq: number, sentMs: number): string {
   return (
     `SEND\ndestination:${DESTINATION}\ncontent-type:text/plain\nx-seq:${seq}\n` +
@@ -285,43 +361,64 @@ function sendFrame(seq: number, sentMs: number): string {
   );
 }
 
-/** Publisher on `pubUrl`, one subscriber per `subs` entry; all raw STOMP over WebSocket. */
-async function runStomp(
+/** A path under test: set up once, then run any number of times. */
+interface Bench {
+  /** Sends `count` messages paced; `measureFrom` of them are warm-up. */
+  run(count: number, measureFrom: number): Promise<void>;
+  close(): Promise<void>;
+  /** Where the next runs are recorded, one per receiver, instead of the usual scenarios. */
+  target?: Scenario[] | undefined;
+}
+
+/**
+ * A publisher on `pubUrl` and one subscriber per `subs` entry, raw STOMP over WebSocket,
+ * connected and subscribed once for all runs.
+ */
+async function stompBench(
   pubUrl: string,
-  subs: Array<{ url: string; label: string; path: string }>,
-): Promise<Row[]> {
-  const recorders: Recorder[] = [];
+  subs: Array<{ url: string; scenario: Scenario }>,
+): Promise<Bench> {
   const clients: StompClient[] = [];
-  try {
-    for (const [i, s] of subs.entries()) {
-      const c = await StompClient.connect(s.url);
-      clients.push(c);
-      const r = new Recorder(s.label, s.path);
-      recorders.push(r);
-      c.onMessage = (buf, start, end) => r.recordFrame(buf, start, end);
-      await c.subscribe(DESTINATION, String(i));
-    }
-    const pub = await StompClient.connect(pubUrl);
-    clients.push(pub);
-    log(`${subs.length} subscriber(s) in place; publishing`);
-    const seconds = await pace((seq, sentMs) => pub.send(sendFrame(seq, sentMs)));
-    await drain(recorders);
-    log(`received ${recorders.map((r) => r.latencies.length).join(', ')} of ${TOTAL - WARMUP}`);
-    return recorders.map((r) => summarize(r, TOTAL - WARMUP, seconds));
-  } finally {
-    for (const c of clients) c.close();
+  const receivers: Array<{ client: StompClient; scenario: Scenario }> = [];
+  for (const [i, s] of subs.entries()) {
+    const c = await StompClient.connect(s.url);
+    clients.push(c);
+    await c.subscribe(DESTINATION, String(i));
+    receivers.push({ client: c, scenario: s.scenario });
   }
+  const pub = await StompClient.connect(pubUrl);
+  clients.push(pub);
+  const bench: Bench = {
+    async run(count, measureFrom) {
+      const base = nextSeq;
+      nextSeq += count;
+      const recorders = receivers.map(({ client }) => {
+        const r = new Recorder(base, measureFrom, count);
+        client.onMessage = (buf, start, end) => r.recordFrame(buf, start, end);
+        return r;
+      });
+      const seconds = await pace(base, count, measureFrom, (seq, sentMs) =>
+        pub.send(sendFrame(seq, sentMs)),
+      );
+      await drain(recorders);
+      if (measureFrom >= count) return; // warm-up only
+      for (const [i, r] of recorders.entries()) {
+        (bench.target?.[i] ?? receivers[i]?.scenario)?.add(r, seconds);
+      }
+    },
+    async close() {
+      for (const c of clients) c.close();
+    },
+  };
+  return bench;
 }
 
-/** Waits until every recorder has every measured message, or DRAIN_MS of silence-bound time. */
-async function drain(recorders: Recorder[]): Promise<void> {
-  const deadline = Date.now() + DRAIN_MS;
-  while (Date.now() < deadline && recorders.some((r) => r.latencies.length < TOTAL - WARMUP))
-    await sleep(50);
-}
-
-/** Kafka's own produce-to-consume latency with plain kafkajs, batching like the fan-out. */
-async function runKafkaFloor(brokers: string): Promise<Row> {
+/**
+ * Kafka's own produce-to-consume latency with plain kafkajs on a topic of its own with
+ * as many partitions, producing like the fan-out does (see `flush` in kafka-fanout.ts)
+ * and consuming with the fan-out's consumer settings.
+ */
+async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Bench> {
   const topic = `stompbus-bench-floor-${randomBytes(4).toString('hex')}`;
   const client = new Kafka({
     clientId: 'stompbus-bench-floor',
@@ -338,75 +435,150 @@ async function runKafkaFloor(brokers: string): Promise<Row> {
   const consumer = client.consumer({
     groupId: `${topic}-group`,
     sessionTimeout: 6_000,
-    heartbeatInterval: 1_000,
+    heartbeatInterval: 2_000,
     maxWaitTimeInMs: 250,
     allowAutoTopicCreation: false,
   });
-  const r = new Recorder('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
-  try {
-    await admin.connect();
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
-      waitForLeaders: true,
-    });
-    await producer.connect();
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: false });
-    const joined = new Promise<void>((resolve) =>
-      consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
-    );
-    await consumer.run({
-      eachBatch: async ({ batch }) => {
-        for (const m of batch.messages) {
-          const seq = m.headers?.['x-seq'];
-          const sent = m.headers?.['x-sent'];
-          if (seq && sent) r.record(Number(seq.toString()), Number(sent.toString()));
-        }
-      },
-    });
-    await joined;
-    await sleep(500);
-
-    // One event-loop turn of records goes out as one sendBatch; one request in flight.
-    type Msg = { key: string; value: string; headers: Record<string, string> };
-    let queue: Msg[] = [];
-    let scheduled = false;
-    let flushing: Promise<void> | undefined;
-    const flush = async () => {
-      while (queue.length > 0) {
-        const messages = queue;
-        queue = [];
-        await producer.sendBatch({ topicMessages: [{ topic, messages }], acks: -1 });
+  let recorder: Recorder | undefined;
+  await admin.connect();
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise<void>((resolve) =>
+    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
+  );
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const m of batch.messages) {
+        const seq = m.headers?.['x-seq'];
+        const sent = m.headers?.['x-sent'];
+        if (seq && sent) recorder?.record(Number(seq.toString()), Number(sent.toString()));
       }
-    };
-    const schedule = () => {
-      if (scheduled || flushing) return;
-      scheduled = true;
-      setImmediate(() => {
-        scheduled = false;
-        flushing ??= flush().finally(() => {
-          flushing = undefined;
-          if (queue.length > 0) schedule();
-        });
+    },
+  });
+  await joined;
+  await sleep(500);
+
+  // One event-loop turn of records goes out as one sendBatch; one request in flight.
+  type Msg = { key: string; value: string; headers: Record<string, string> };
+  const queue: Msg[] = [];
+  let scheduled = false;
+  let flushing: Promise<void> | undefined;
+  const flush = async () => {
+    while (queue.length > 0) {
+      // At most MAX_BATCH_RECORDS per request, as the fan-out's maxBatchRecords default.
+      const messages = queue.splice(0, MAX_BATCH_RECORDS);
+      await producer
+        .sendBatch({ topicMessages: [{ topic, messages }], acks: -1 })
+        .catch((e: unknown) => log(`floor: ${messages.length} records failed: ${String(e)}`));
+    }
+  };
+  const schedule = () => {
+    if (scheduled || flushing) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flushing ??= flush().finally(() => {
+        flushing = undefined;
+        if (queue.length > 0) schedule();
       });
-    };
-    const seconds = await pace((seq, sentMs) => {
-      queue.push({
-        key: DESTINATION,
-        value: PAD,
-        headers: { 'x-seq': String(seq), 'x-sent': sentMs.toFixed(3) },
-      });
-      schedule();
     });
-    await drain([r]);
-    await flushing;
-    return summarize(r, TOTAL - WARMUP, seconds);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-    await producer.disconnect().catch(() => {});
-    await admin.deleteTopics({ topics: [topic] }).catch(() => {});
-    await admin.disconnect().catch(() => {});
+  };
+  return {
+    async run(count, measureFrom) {
+      const base = nextSeq;
+      nextSeq += count;
+      const r = new Recorder(base, measureFrom, count);
+      recorder = r;
+      const seconds = await pace(base, count, measureFrom, (seq, sentMs) => {
+        queue.push({
+          key: DESTINATION,
+          value: PAD,
+          headers: { 'x-seq': String(seq), 'x-sent': sentMs.toFixed(3) },
+        });
+        schedule();
+      });
+      await drain([r]);
+      await flushing;
+      if (measureFrom < count) scenario.add(r, seconds);
+    },
+    async close() {
+      await consumer.disconnect().catch(() => {});
+      await producer.disconnect().catch(() => {});
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.disconnect().catch(() => {});
+    },
+  };
+}
+
+// ---- machine state ----
+
+/** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
   }
+}
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineJiffies(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+interface Usage {
+  label: string;
+  seconds: number;
+  /** Cores used by each group of processes. */
+  cores: Record<string, number>;
+  /** Share of all cores busy, any process. */
+  machineBusy: number;
+  load: string;
+}
+
+/** Measures what `pids` (by group) and the whole machine used while `fn` ran. */
+async function measureUsage(
+  label: string,
+  pids: Record<string, number[]>,
+  fn: () => Promise<void>,
+): Promise<Usage> {
+  const cpu = () =>
+    Object.fromEntries(
+      Object.entries(pids).map(([k, list]) => [k, list.reduce((a, p) => a + cpuSeconds(p), 0)]),
+    );
+  const before = cpu();
+  const m0 = machineJiffies();
+  const t0 = performance.now();
+  await fn();
+  const seconds = (performance.now() - t0) / 1000;
+  const after = cpu();
+  const m1 = machineJiffies();
+  const cores: Record<string, number> = {};
+  for (const k of Object.keys(pids)) cores[k] = ((after[k] ?? 0) - (before[k] ?? 0)) / seconds;
+  return {
+    label,
+    seconds,
+    cores,
+    machineBusy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
+    load: loadAverage(),
+  };
+}
+
+function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
 }
 
 // ---- report ----
@@ -420,8 +592,10 @@ function machine() {
 }
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
+const cores = (n: number | undefined) =>
+  n !== undefined && Number.isFinite(n) ? n.toFixed(2) : '–';
 
-function report(rows: Row[], load: string): string {
+function report(rows: Row[], usage: Usage[], loadBefore: string, loadAfter: string): string {
   const m = machine();
   const cross = rows.find((r) => r.scenario.startsWith('cluster, cross'));
   const floor = rows.find((r) => r.scenario.startsWith('Kafka floor'));
@@ -429,93 +603,157 @@ function report(rows: Row[], load: string): string {
     '# Cluster benchmark',
     '',
     `Date: ${new Date().toISOString()} · machine: ${m.nproc} CPU (\`nproc\`), ${m.cpu} · ` +
-      `Node ${m.node} · Kafka ${KAFKA_VERSION} (single node, KRaft, loopback) · load before run: ${load}`,
+      `Node ${m.node} · Kafka ${KAFKA_VERSION} (single node, KRaft, loopback) · ` +
+      `load average before: ${loadBefore}, after: ${loadAfter}`,
     '',
-    `${RATE.toLocaleString('en-US')} messages/s paced for ${MEASURE_S} s (after ${WARMUP_S} s warm-up), ` +
-      `${BODY_SIZE}-byte bodies, one destination; ${INSTANCES} stompbus child processes on one ` +
-      `Kafka topic of ${PARTITIONS} partitions; raw STOMP over WebSocket clients (\`ws\`), one ` +
-      'process; latency = send time stamped in a header → MESSAGE (or record) received.',
+    `${RATE.toLocaleString('en-US')} messages/s, ${BODY_SIZE}-byte bodies, one destination; ` +
+      `${INSTANCES} stompbus child processes on one Kafka topic of ${PARTITIONS} partitions; raw ` +
+      'STOMP over WebSocket clients (`ws`) and the plain kafkajs floor client in the harness ' +
+      'process; latency = send time stamped in a header → MESSAGE (or record) received. ' +
+      `After Kafka and the instances start, ${START_WARMUP_S} s of paced traffic through the ` +
+      `cluster (shown apart in the last rows) and then ${START_WARMUP_S / 2} s through the floor ` +
+      `warm them up. Then ${ROUNDS} round(s), each one ` +
+      `cluster run and one floor run in alternating order (${WARMUP_S} s paced warm-up + ` +
+      `${MEASURE_S} s measured each), with all ${INSTANCES} instances running during the floor ` +
+      'runs too; the table pools the measured messages of all rounds. The single-instance row ' +
+      'runs once, before Kafka starts.',
     '',
-    '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | lost | duplicated |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | p99 ms per round | lost | duplicated |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
         `| ${r.scenario} | ${r.path} | ${r.sent} | ${r.delivered} | ${Math.round(r.perSecond)} | ` +
-        `${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.lost} | ${r.duplicated} |`,
+        `${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${r.runP99.map((p) => p.toFixed(1)).join(' / ')} | ` +
+        `${r.lost} | ${r.duplicated} |`,
     ),
     '',
   ];
   if (cross && floor) {
     const gap = cross.p99 - floor.p99;
     const ok = Number.isFinite(gap) && gap <= GOAL_MS && cross.lost === 0;
+    const perRound = cross.runP99.map((c, i) => c - (floor.runP99[i] ?? NaN));
     lines.push(
       `Goal: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
         `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
-        `${ms(gap)} ms: **${ok ? 'met' : 'not met'}**.`,
+        `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
+        `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms.`,
       '',
     );
   }
-  lines.push('Command: `npx tsx bench/cluster.bench.ts`', '');
+  lines.push(
+    'CPU while each run was paced (cores; `nproc` is the ceiling) and the load average at its end:',
+    '',
+    '| run | s | stompbus instances | Kafka JVM | harness | whole machine busy | load average |',
+    '|---|---:|---:|---:|---:|---:|---|',
+    ...usage.map(
+      (u) =>
+        `| ${u.label} | ${u.seconds.toFixed(1)} | ${cores(u.cores.instances)} | ${cores(u.cores.kafka)} | ` +
+        `${cores(u.cores.harness)} | ${(u.machineBusy * 100).toFixed(0)}% | ${u.load} |`,
+    ),
+    '',
+    'Command: `npx tsx bench/cluster.bench.ts`',
+    '',
+  );
   return lines.join('\n');
 }
 
 // ---- main ----
 
 async function main(): Promise<void> {
-  const load = execFileSync('uptime')
-    .toString()
-    .trim()
-    .replace(/.*load average:\s*/, '');
+  const loadBefore = loadAverage();
   log('building dist/ (npm run build)');
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-  const rows: Row[] = [];
+  const cross = new Scenario('cluster, cross-instance', 'SEND on 1 → Kafka → MESSAGE on 2');
+  const same = new Scenario('cluster, same instance', 'SEND on 1 → Kafka → MESSAGE on 1');
+  const single = new Scenario('single instance, embedded', 'no Kafka');
+  const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
+  const coldCross = new Scenario(
+    `cluster, cross-instance, first ${START_WARMUP_S} s after start`,
+    'as above; warm-up, not in the goal',
+  );
+  const coldSame = new Scenario(
+    `cluster, same instance, first ${START_WARMUP_S} s after start`,
+    'as above; warm-up, not in the goal',
+  );
+  const usage: Usage[] = [];
 
   log('single instance, embedded broker');
-  const single = await startInstance([]);
-  rows.push(
-    ...(await runStomp(single.url, [
-      { url: single.url, label: 'single instance, embedded', path: 'no Kafka' },
-    ])),
+  const one = await startInstance([]);
+  const oneBench = await stompBench(one.url, [{ url: one.url, scenario: single }]);
+  usage.push(
+    await measureUsage(
+      'single instance',
+      { instances: [one.child.pid ?? 0], harness: [process.pid] },
+      () => oneBench.run(PER_RUN, WARMUP),
+    ),
   );
-  await stopChild(single.child);
+  await oneBench.close();
+  await stopChild(one.child);
 
   log('starting Kafka');
   kafka = await startKafka();
   const topic = `stompbus-bench-${randomBytes(4).toString('hex')}`;
-  const urls: string[] = [];
+  const instances: Array<{ url: string; child: ChildProcess }> = [];
   for (let i = 0; i < INSTANCES; i++) {
     // One after the other: the first creates the topic.
-    const inst = await startInstance([
-      '--kafka-brokers',
-      kafka.brokers,
-      '--kafka-topic',
-      topic,
-      '--kafka-partitions',
-      String(PARTITIONS),
-    ]);
-    urls.push(inst.url);
+    instances.push(
+      await startInstance([
+        '--kafka-brokers',
+        kafka.brokers,
+        '--kafka-topic',
+        topic,
+        '--kafka-partitions',
+        String(PARTITIONS),
+      ]),
+    );
   }
   log(`cluster of ${INSTANCES} on ${kafka.brokers}, topic ${topic}`);
-  const [url1, url2] = urls as [string, string];
-  rows.push(
-    ...(await runStomp(url1, [
-      { url: url2, label: 'cluster, cross-instance', path: 'SEND on 1 → Kafka → MESSAGE on 2' },
-      { url: url1, label: 'cluster, same instance', path: 'SEND on 1 → Kafka → MESSAGE on 1' },
-    ])),
-  );
+  const [url1, url2] = instances.map((i) => i.url) as [string, string];
+  const pids = {
+    instances: instances.map((i) => i.child.pid ?? 0),
+    kafka: [kafka.pid],
+    harness: [process.pid],
+  };
+  const clusterBench = await stompBench(url1, [
+    { url: url2, scenario: cross },
+    { url: url1, scenario: same },
+  ]);
+  const floorBench = await kafkaFloorBench(kafka.brokers, floor);
+  try {
+    if (START_WARMUP_S > 0) {
+      log(`warm-up: ${START_WARMUP_S} s through the cluster, then half as long through the floor`);
+      const count = RATE * START_WARMUP_S;
+      // Recorded apart: the first seconds of a fresh cluster, not part of the goal.
+      clusterBench.target = [coldCross, coldSame];
+      usage.push(await measureUsage('warm-up, cluster', pids, () => clusterBench.run(count, 0)));
+      clusterBench.target = undefined;
+      const floorCount = Math.ceil(count / 2);
+      usage.push(
+        await measureUsage('warm-up, floor', pids, () => floorBench.run(floorCount, floorCount)),
+      );
+    }
+    for (let round = 1; round <= ROUNDS; round++) {
+      const runs: Array<[string, Bench]> = [
+        ['cluster', clusterBench],
+        ['floor', floorBench],
+      ];
+      if (round % 2 === 0) runs.reverse();
+      for (const [name, bench] of runs) {
+        log(`round ${round}: ${name}`);
+        usage.push(
+          await measureUsage(`round ${round}, ${name}`, pids, () => bench.run(PER_RUN, WARMUP)),
+        );
+      }
+    }
+  } finally {
+    await clusterBench.close();
+    await floorBench.close();
+  }
   await Promise.allSettled([...children].map(stopChild));
 
-  log('Kafka floor');
-  rows.push(await runKafkaFloor(kafka.brokers));
-
-  // Order of the table: cluster rows, then the references.
-  const order = ['cluster, cross', 'cluster, same', 'single', 'Kafka'];
-  rows.sort(
-    (a, b) =>
-      order.findIndex((p) => a.scenario.startsWith(p)) -
-      order.findIndex((p) => b.scenario.startsWith(p)),
-  );
-  const md = report(rows, load);
+  const rows = [cross.row(), same.row(), single.row(), floor.row()];
+  if (START_WARMUP_S > 0) rows.push(coldCross.row(), coldSame.row());
+  const md = report(rows, usage, loadBefore, loadAverage());
   mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench/results/cluster.md'), md);
   console.log(md);

@@ -42,6 +42,12 @@ export interface KafkaFanoutOptions {
   maxPendingRecords: number;
   /** Most records in one produce request. Default 1,000. */
   maxBatchRecords: number;
+  /**
+   * Most bytes (bodies, keys and headers) in one produce request, though a single larger
+   * record still goes alone. Kafka refuses a record batch over `message.max.bytes`
+   * (1 MiB by default) as a whole, failing every SEND in it. Default 512 KiB.
+   */
+  maxBatchBytes: number;
   /** A SEND not acknowledged by Kafka within this time fails, ms. Default 10,000. */
   publishTimeoutMs: number;
   /** Longest wait in start() for the first group join; then Kafka is retried in the background, ms. Default 15,000. */
@@ -73,6 +79,7 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     bridges: {},
     maxPendingRecords: 10_000,
     maxBatchRecords: 1_000,
+    maxBatchBytes: 512 * 1024,
     publishTimeoutMs: 10_000,
     startTimeoutMs: 15_000,
     stopTimeoutMs: 5_000,
@@ -515,7 +522,7 @@ export class KafkaFanout implements Fanout {
     while (this.queue.length > 0) {
       const now = Date.now();
       const batch: Pending[] = [];
-      for (const pending of this.queue.splice(0, this.options.maxBatchRecords)) {
+      for (const pending of this.queue.splice(0, this.batchLength())) {
         if (now - pending.at < this.options.publishTimeoutMs) batch.push(pending);
         else pending.reject(unavailable('Kafka did not take the message in time'));
       }
@@ -535,6 +542,18 @@ export class KafkaFanout implements Fanout {
         this.inFlight = 0;
       }
     }
+  }
+
+  /** How many queued records the next request takes: at least one. */
+  private batchLength(): number {
+    const { maxBatchRecords, maxBatchBytes } = this.options;
+    const end = Math.min(this.queue.length, maxBatchRecords);
+    let bytes = 0;
+    for (let i = 0; i < end; i++) {
+      bytes += recordSize((this.queue[i] as Pending).record);
+      if (bytes > maxBatchBytes) return Math.max(1, i);
+    }
+    return end;
   }
 
   private produced(): void {
@@ -702,6 +721,13 @@ export class KafkaFanout implements Fanout {
 function consumedId(record: ConsumedRecord): string | undefined {
   for (const [name, value] of record.headers) if (name === CONSUMED_HEADER) return value.toString();
   return undefined;
+}
+
+/** About the bytes of a record in a batch (string lengths stand for their UTF-8 bytes). */
+function recordSize(record: ProducedRecord): number {
+  let size = 32 + record.value.byteLength + (record.key?.length ?? 0);
+  for (const [name, value] of record.headers) size += name.length + value.length + 2;
+  return size;
 }
 
 /** The error a SEND gets when Kafka cannot take it. */

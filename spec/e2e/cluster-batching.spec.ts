@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { skipKafka, startCluster } from '../helpers/cluster.js';
+import { RawClient } from '../helpers/raw-client.js';
+
+if (skipKafka) {
+  console.warn(
+    '!!! cluster-batching.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)',
+  );
+}
+
+/** Well past Kafka's default `message.max.bytes` (1 MiB) when they go in one produce request. */
+const SENDS = 600;
+const BODY = 'b'.repeat(4096);
+/** Generous for CI: a few MB through Kafka take well under a second. */
+const TIMEOUT_MS = 20_000;
+
+describe.skipIf(skipKafka)('cluster mode: produce batches', () => {
+  it('splits a burst of SENDs larger than one Kafka record batch may be, so none of them fails', async () => {
+    const { instances } = await startCluster(2);
+    const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
+    const subscriber = await RawClient.ws(two.url);
+    await subscriber.connect();
+    subscriber.send('SUBSCRIBE\nid:0\ndestination:/topic/burst\nreceipt:sub\n\n\0');
+    await subscriber.receipt('sub');
+
+    const publisher = await RawClient.ws(one.url);
+    await publisher.connect();
+    // One WebSocket message: the broker parses them all in one event-loop turn.
+    let frames = '';
+    for (let i = 0; i < SENDS; i++) {
+      const receipt = i === SENDS - 1 ? 'receipt:last\n' : '';
+      frames += `SEND\ndestination:/topic/burst\n${receipt}content-length:${BODY.length}\n\n${BODY}\0`;
+    }
+    publisher.send(frames);
+    await publisher.receipt('last', TIMEOUT_MS);
+    expect(publisher.all('ERROR')).toEqual([]);
+
+    await subscriber.waitFor(
+      () => subscriber.all('MESSAGE').length >= SENDS || undefined,
+      TIMEOUT_MS,
+      `${SENDS} MESSAGE frames`,
+    );
+    expect(subscriber.all('MESSAGE')).toHaveLength(SENDS);
+    publisher.destroy();
+    subscriber.destroy();
+  });
+});
