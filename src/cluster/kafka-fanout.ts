@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { destinationKind } from '../broker/broker.js';
-import { type Message, messageHeaders } from '../broker/message.js';
+import type { Message } from '../broker/message.js';
 import { StompError } from '../errors.js';
-import type { Header } from '../frame/frame.js';
 import type { Fanout, FanoutSink } from './fanout.js';
 import {
   type ConsumedRecord,
@@ -15,15 +14,10 @@ import {
   type TopicSpec,
   withTimeout,
 } from './kafka-client.js';
+import { Presence } from './presence.js';
+import { consumedId, RecordMapper, recordSize } from './records.js';
 
-/** Carries the broker's `message-id` with our own records, so every instance shows the same id. */
-export const MESSAGE_ID_HEADER = 'stompbus-message-id';
-/** Marks a record of the users topic that says a user-queue message (this id) was consumed. */
-export const CONSUMED_HEADER = 'stompbus-consumed';
-
-/** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
-export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
-const KAFKA_HEADER_SET = new Set(KAFKA_HEADERS);
+export { CONSUMED_HEADER, KAFKA_HEADERS, MESSAGE_ID_HEADER } from './records.js';
 
 /** Settings of {@link KafkaFanout}. */
 export interface KafkaFanoutOptions {
@@ -100,8 +94,6 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
-const EMPTY = new Uint8Array(0);
-const EMPTY_BUFFER = Buffer.alloc(0);
 const DAY_MS = 24 * 60 * 60_000;
 
 /**
@@ -131,8 +123,8 @@ export class KafkaFanout implements Fanout {
   readonly instanceId = this.groupBase;
   private readonly usersTopic: string;
   private readonly presenceTopic: string;
-  /** Bridged destination → Kafka topic (the reverse of `options.bridges`). */
-  private readonly topicOf = new Map<string, string>();
+  /** Messages to records and back. */
+  private readonly records: RecordMapper;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
   private client: KafkaClient | undefined;
   private consumer: KafkaConsumer | undefined;
@@ -142,10 +134,8 @@ export class KafkaFanout implements Fanout {
   private readonly startedFrom = new Map<string, Positions>();
   /** The end of each partition at the first connect: records before it are history. */
   private readonly liveFrom = new Map<string, Positions>();
-  /** The registry: other instances' users, and when their last announcement arrived. */
-  private readonly presence = new Map<string, { users: Set<string>; seenAt: number }>();
-  private presenceTimer: NodeJS.Timeout | undefined;
-  private presenceSoon: NodeJS.Timeout | undefined;
+  /** The connection registry. */
+  private readonly presence: Presence;
   private producerReady = false;
   private stopping = false;
   private queue: Pending[] = [];
@@ -164,10 +154,20 @@ export class KafkaFanout implements Fanout {
     const { brokers, bridges, topic } = this.options;
     this.usersTopic = `${topic}.users`;
     this.presenceTopic = `${topic}.presence`;
+    this.presence = new Presence({
+      instanceId: this.instanceId,
+      topic: this.presenceTopic,
+      intervalMs: this.options.presenceIntervalMs,
+      localUsers: () => this.sink.localUsers(),
+      produce: (record) =>
+        this.producerReady ? this.enqueue(record) : Promise.reject(unavailable('not connected')),
+      warnOnce: (key, message) => this.warnOnce(key, message),
+    });
     this.brokers = (Array.isArray(brokers) ? brokers : brokers.split(','))
       .map((b) => b.trim())
       .filter(Boolean);
     if (this.brokers.length === 0) throw new Error('stompbus: --kafka-brokers names no broker');
+    const bridged = new Set<string>();
     for (const [kafkaTopic, destination] of Object.entries(bridges)) {
       if (destinationKind(destination) !== 'topic') {
         throw new Error(
@@ -176,12 +176,13 @@ export class KafkaFanout implements Fanout {
       }
       if (
         [topic, this.usersTopic, this.presenceTopic].includes(kafkaTopic) ||
-        this.topicOf.has(destination)
+        bridged.has(destination)
       ) {
         throw new Error(`stompbus: --bridge ${kafkaTopic}=${destination} is bridged twice`);
       }
-      this.topicOf.set(destination, kafkaTopic);
+      bridged.add(destination);
     }
+    this.records = new RecordMapper({ topic, usersTopic: this.usersTopic, bridges });
   }
 
   /** True once the producer is connected (SENDs are accepted). */
@@ -229,7 +230,7 @@ export class KafkaFanout implements Fanout {
         unavailable(`${this.options.maxPendingRecords} messages already wait for Kafka`),
       );
     } else {
-      result = this.enqueue(this.toRecord(message));
+      result = this.enqueue(this.records.toRecord(message));
     }
     // The session attaches its handler only when earlier receipts are done; an
     // early rejection must not count as unhandled meanwhile (it would end the process).
@@ -239,12 +240,7 @@ export class KafkaFanout implements Fanout {
 
   /** Records, on the users topic, that a user-queue message was consumed here (at least once: a lost record means a redelivery). */
   consumed(message: Message): void {
-    this.enqueue({
-      topic: this.usersTopic,
-      key: message.destination,
-      value: EMPTY_BUFFER,
-      headers: [[CONSUMED_HEADER, message.id]],
-    }).catch((error: unknown) => {
+    this.enqueue(this.records.consumedRecord(message)).catch((error: unknown) => {
       // Kafka down: produceFailed() already logs; one line per message would flood.
       this.warnOnce(
         `consumed:${describe(error)}`,
@@ -255,7 +251,7 @@ export class KafkaFanout implements Fanout {
 
   coveredFrom(destination: string, epoch: string): number | undefined {
     const partition = Number(/^p([0-9]+)$/.exec(epoch)?.[1] ?? Number.NaN);
-    const topic = this.topicFor(destination);
+    const topic = this.records.topicFor(destination);
     const started = this.startedFrom.get(topic);
     const from = started?.get(partition);
     const live = this.liveFrom.get(topic)?.get(partition);
@@ -263,43 +259,23 @@ export class KafkaFanout implements Fanout {
     // Still reading the history back (start-up took too long): it cannot vouch yet.
     if (from === undefined || live === undefined || at === undefined || at < live) return undefined;
     // A bridged topic of several partitions has no one order per destination.
-    if (started && started.size > 1 && this.topicOf.has(destination)) return undefined;
+    if (started && started.size > 1 && this.records.isBridged(destination)) return undefined;
     return Number(from);
   }
 
   usersChanged(): void {
-    if (this.presenceSoon || !this.presenceTimer) return;
-    // A burst of connects (a reconnect storm) makes one announcement.
-    this.presenceSoon = setTimeout(() => {
-      this.presenceSoon = undefined;
-      this.announce();
-    }, 50);
-    this.presenceSoon.unref();
+    this.presence.changed();
   }
 
   whereIs(user: string): string[] {
-    const out: string[] = [];
-    for (const u of this.sink.localUsers()) {
-      if (u === user) {
-        out.push(this.instanceId);
-        break;
-      }
-    }
-    const oldest = Date.now() - 3 * this.options.presenceIntervalMs;
-    for (const [instance, entry] of this.presence) {
-      if (entry.seenAt < oldest) this.presence.delete(instance);
-      else if (entry.users.has(user)) out.push(instance);
-    }
-    return out;
+    return this.presence.whereIs(user);
   }
 
   /** Flushes what is queued, then leaves the group and disconnects; bounded by `stopTimeoutMs`. */
   async stop(): Promise<void> {
     if (this.stopping) return;
-    clearInterval(this.presenceTimer);
-    clearTimeout(this.presenceSoon);
     // Leave the registry at once rather than after the entry expires.
-    if (this.producerReady) this.announce(true);
+    this.presence.stop(this.producerReady);
     this.stopping = true;
     for (const wake of this.sleepers) wake();
     const deadline = Date.now() + this.options.stopTimeoutMs;
@@ -322,46 +298,6 @@ export class KafkaFanout implements Fanout {
     });
     this.scheduleFlush();
     return result;
-  }
-
-  /** Announces this instance's users (or, leaving, none) on the presence topic. */
-  private announce(leaving = false): void {
-    if (!this.producerReady) return;
-    const users = leaving ? [] : [...this.sink.localUsers()];
-    this.enqueue({
-      topic: this.presenceTopic,
-      key: this.instanceId,
-      value: Buffer.from(JSON.stringify({ users, leaving })),
-      headers: [],
-    }).catch(() => {});
-  }
-
-  /** One entry of the registry, from another instance's announcement. */
-  private onPresence(record: ConsumedRecord): void {
-    const instance = record.key?.toString();
-    if (!instance || instance === this.instanceId) return;
-    // An old announcement read again (a consumer restart) must not revive a dead instance.
-    if (record.timestamp < Date.now() - 3 * this.options.presenceIntervalMs) return;
-    try {
-      const { users, leaving } = JSON.parse(record.value?.toString() ?? '{}') as {
-        users?: unknown;
-        leaving?: unknown;
-      };
-      if (leaving === true) this.presence.delete(instance);
-      else if (Array.isArray(users)) {
-        this.presence.set(instance, { users: new Set(users.map(String)), seenAt: Date.now() });
-      }
-    } catch {
-      this.warnOnce(this.presenceTopic, `skipping a malformed record on ${this.presenceTopic}`);
-    }
-  }
-
-  /** The Kafka topic a destination travels on. */
-  private topicFor(destination: string): string {
-    const bridged = this.topicOf.get(destination);
-    if (bridged) return bridged;
-    const kind = destinationKind(destination);
-    return kind === 'user-queue' || kind === 'user-topic' ? this.usersTopic : this.options.topic;
   }
 
   // ---- connecting ----
@@ -422,11 +358,7 @@ export class KafkaFanout implements Fanout {
     this.producerReady = true;
     await this.startConsumer();
     await this.caughtUp(started + this.options.startTimeoutMs);
-    if (!this.presenceTimer) {
-      this.presenceTimer = setInterval(() => this.announce(), this.options.presenceIntervalMs);
-      this.presenceTimer.unref();
-      this.announce();
-    }
+    this.presence.start();
     this.options.log(
       'info',
       `connected to ${this.brokers.join(',')} in ${Date.now() - started} ms; ` +
@@ -576,30 +508,6 @@ export class KafkaFanout implements Fanout {
     }
   }
 
-  /** A SEND as a record: destination as key, STOMP headers as record headers. */
-  private toRecord(message: Message): ProducedRecord {
-    const kafkaTopic = this.topicOf.get(message.destination);
-    const topic = this.topicFor(message.destination);
-    const headers: Array<[string, string]> = [];
-    let key: string | undefined;
-    for (const header of message.headers) {
-      if (kafkaTopic !== undefined && KAFKA_HEADER_SET.has(header[0])) {
-        // A SEND to a bridged destination may choose the record key.
-        if (header[0] === 'kafka-key') key ??= header[1];
-        continue;
-      }
-      headers.push(header);
-    }
-    headers.push([MESSAGE_ID_HEADER, message.id]);
-    const { body } = message;
-    return {
-      topic,
-      key: key ?? message.destination,
-      value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      headers,
-    };
-  }
-
   // ---- consuming ----
 
   private onRecords(records: ConsumedRecord[]): void {
@@ -615,7 +523,7 @@ export class KafkaFanout implements Fanout {
       if (next !== undefined && offset < next) continue;
       positions.set(record.partition, offset + 1n);
       if (record.topic === this.presenceTopic) {
-        this.onPresence(record);
+        this.presence.onRecord(record);
         continue;
       }
       const consumed = record.topic === this.usersTopic && consumedId(record);
@@ -623,8 +531,14 @@ export class KafkaFanout implements Fanout {
         if (record.key) this.sink.consumed(record.key.toString(), consumed);
         continue;
       }
-      const message = this.toMessage(record);
-      if (!message) continue;
+      const message = this.records.toMessage(record);
+      if (!message) {
+        this.warnOnce(
+          record.topic,
+          `skipping records on ${record.topic} without a destination key`,
+        );
+        continue;
+      }
       message.position = { epoch: `p${record.partition}`, n: Number(offset) };
       message.at = record.timestamp;
       const live = this.liveFrom.get(record.topic)?.get(record.partition);
@@ -635,44 +549,6 @@ export class KafkaFanout implements Fanout {
         this.options.log('error', `delivering ${message.id} failed (${describe(error)})`);
       }
     }
-  }
-
-  /** A record as a message; undefined (logged once per topic) when it names no topic destination. */
-  private toMessage(record: ConsumedRecord): Message | undefined {
-    const bridged = this.options.bridges[record.topic];
-    const destination =
-      bridged ??
-      (record.topic === this.options.topic || record.topic === this.usersTopic
-        ? record.key?.toString()
-        : undefined);
-    const kind = destination === undefined ? undefined : destinationKind(destination);
-    if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
-      this.warnOnce(record.topic, `skipping records on ${record.topic} without a destination key`);
-      return undefined;
-    }
-    let id: string | undefined;
-    const headers: Header[] = [];
-    for (const [name, value] of record.headers) {
-      if (name === MESSAGE_ID_HEADER) id ??= value.toString();
-      else if (name !== '' && !(bridged && KAFKA_HEADER_SET.has(name))) {
-        headers.push([name, value.toString()]);
-      }
-    }
-    if (bridged) {
-      if (record.key) headers.push(['kafka-key', record.key.toString()]);
-      headers.push(
-        ['kafka-partition', String(record.partition)],
-        ['kafka-offset', record.offset],
-        ['kafka-topic', record.topic],
-      );
-    }
-    return {
-      id: id ?? `${record.topic}-${record.partition}-${record.offset}`,
-      destination,
-      // A record header named like a STOMP transport header (destination, ack…) is dropped.
-      headers: messageHeaders(headers),
-      body: record.value ?? EMPTY,
-    };
   }
 
   // ---- helpers ----
@@ -715,19 +591,6 @@ export class KafkaFanout implements Fanout {
     this.warned.add(key);
     this.options.log('warn', message);
   }
-}
-
-/** The message id a "consumed" record of the users topic names, if it is one. */
-function consumedId(record: ConsumedRecord): string | undefined {
-  for (const [name, value] of record.headers) if (name === CONSUMED_HEADER) return value.toString();
-  return undefined;
-}
-
-/** About the bytes of a record in a batch (string lengths stand for their UTF-8 bytes). */
-function recordSize(record: ProducedRecord): number {
-  let size = 32 + record.value.byteLength + (record.key?.length ?? 0);
-  for (const [name, value] of record.headers) size += name.length + value.length + 2;
-  return size;
 }
 
 /** The error a SEND gets when Kafka cannot take it. */

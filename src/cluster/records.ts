@@ -1,0 +1,138 @@
+/**
+ * How cluster mode maps STOMP messages to Kafka records and back: which topic
+ * a destination travels on, record keys and headers, and the records of our
+ * own that are not messages (consumption of user-queue messages).
+ */
+import { destinationKind } from '../broker/destination.js';
+import { type Message, messageHeaders } from '../broker/message.js';
+import type { Header } from '../frame/frame.js';
+import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
+
+/** Carries the broker's `message-id` with our own records, so every instance shows the same id. */
+export const MESSAGE_ID_HEADER = 'stompbus-message-id';
+/** Marks a record of the users topic that says a user-queue message (this id) was consumed. */
+export const CONSUMED_HEADER = 'stompbus-consumed';
+
+/** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
+export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
+const KAFKA_HEADER_SET = new Set(KAFKA_HEADERS);
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_BUFFER = Buffer.alloc(0);
+
+/** The Kafka topics of one cluster. */
+export interface ClusterTopics {
+  /** All `/topic/…` traffic that is not bridged. */
+  readonly topic: string;
+  /** User destinations and their consumption records. */
+  readonly usersTopic: string;
+  /** Bridged Kafka topic → destination. */
+  readonly bridges: Readonly<Record<string, string>>;
+}
+
+/** Maps messages to records and back for one cluster's topics. */
+export class RecordMapper {
+  /** Bridged destination → Kafka topic (the reverse of `bridges`). */
+  private readonly topicOf = new Map<string, string>();
+
+  constructor(readonly topics: ClusterTopics) {
+    for (const [kafkaTopic, destination] of Object.entries(topics.bridges)) {
+      this.topicOf.set(destination, kafkaTopic);
+    }
+  }
+
+  /** Whether the destination is bridged to a Kafka topic of its own. */
+  isBridged(destination: string): boolean {
+    return this.topicOf.has(destination);
+  }
+
+  /** The Kafka topic a destination travels on. */
+  topicFor(destination: string): string {
+    const bridged = this.topicOf.get(destination);
+    if (bridged) return bridged;
+    const kind = destinationKind(destination);
+    return kind === 'user-queue' || kind === 'user-topic'
+      ? this.topics.usersTopic
+      : this.topics.topic;
+  }
+
+  /** A SEND as a record: destination as key, STOMP headers as record headers. */
+  toRecord(message: Message): ProducedRecord {
+    const bridged = this.topicOf.has(message.destination);
+    const headers: Array<[string, string]> = [];
+    let key: string | undefined;
+    for (const header of message.headers) {
+      if (bridged && KAFKA_HEADER_SET.has(header[0])) {
+        // A SEND to a bridged destination may choose the record key.
+        if (header[0] === 'kafka-key') key ??= header[1];
+        continue;
+      }
+      headers.push(header);
+    }
+    headers.push([MESSAGE_ID_HEADER, message.id]);
+    const { body } = message;
+    return {
+      topic: this.topicFor(message.destination),
+      key: key ?? message.destination,
+      value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      headers,
+    };
+  }
+
+  /** The record saying that a user-queue message was consumed. */
+  consumedRecord(message: Message): ProducedRecord {
+    return {
+      topic: this.topics.usersTopic,
+      key: message.destination,
+      value: EMPTY_BUFFER,
+      headers: [[CONSUMED_HEADER, message.id]],
+    };
+  }
+
+  /** A record as a message; undefined when it names no destination this topic carries. */
+  toMessage(record: ConsumedRecord): Message | undefined {
+    const bridged = this.topics.bridges[record.topic];
+    const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
+    const destination = bridged ?? (ours ? record.key?.toString() : undefined);
+    const kind = destination === undefined ? undefined : destinationKind(destination);
+    if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
+      return undefined;
+    }
+    let id: string | undefined;
+    const headers: Header[] = [];
+    for (const [name, value] of record.headers) {
+      if (name === MESSAGE_ID_HEADER) id ??= value.toString();
+      else if (name !== '' && !(bridged && KAFKA_HEADER_SET.has(name))) {
+        headers.push([name, value.toString()]);
+      }
+    }
+    if (bridged) {
+      if (record.key) headers.push(['kafka-key', record.key.toString()]);
+      headers.push(
+        ['kafka-partition', String(record.partition)],
+        ['kafka-offset', record.offset],
+        ['kafka-topic', record.topic],
+      );
+    }
+    return {
+      id: id ?? `${record.topic}-${record.partition}-${record.offset}`,
+      destination,
+      // A record header named like a STOMP transport header (destination, ack…) is dropped.
+      headers: messageHeaders(headers),
+      body: record.value ?? EMPTY,
+    };
+  }
+}
+
+/** The message id a "consumed" record of the users topic names, if it is one. */
+export function consumedId(record: ConsumedRecord): string | undefined {
+  for (const [name, value] of record.headers) if (name === CONSUMED_HEADER) return value.toString();
+  return undefined;
+}
+
+/** About the bytes of a record in a batch (string lengths stand for their UTF-8 bytes). */
+export function recordSize(record: ProducedRecord): number {
+  let size = 32 + record.value.byteLength + (record.key?.length ?? 0);
+  for (const [name, value] of record.headers) size += name.length + value.length + 2;
+  return size;
+}
