@@ -119,7 +119,9 @@ export class RecordMapper {
       destination,
       // A record header named like a STOMP transport header (destination, ack…) is dropped.
       headers: messageHeaders(headers),
-      body: record.value ?? EMPTY,
+      // A copy: the client's value is a view into its whole fetch response, which a
+      // message kept in the history or a mailbox would otherwise hold for minutes.
+      body: record.value ? Buffer.from(record.value) : EMPTY,
     };
   }
 }
