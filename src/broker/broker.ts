@@ -142,6 +142,11 @@ export class Broker {
       destination,
       headers,
       body,
+      // Every field up front: one object shape for every message on the hot path.
+      position: undefined,
+      at: undefined,
+      replayed: undefined,
+      tails: undefined,
     };
     if (kind !== 'queue') return this.fanout.publish(message);
     const queue = this.queue(destination);
@@ -301,6 +306,9 @@ export class Broker {
       if (sub.backlog) this.queueBehind(sub, message);
       else this.deliverLive(sub, message);
     }
+    // The history keeps the message, not its encoding: that dies young instead of
+    // doubling what every kept message holds (a replay encodes it again).
+    message.tails = undefined;
   }
 
   /** Sends a resume's replay while the connection has room; the rest continues on drain. */

@@ -539,7 +539,7 @@ export class KafkaFanout implements Fanout {
         );
         continue;
       }
-      message.position = { epoch: `p${record.partition}`, n: Number(offset) };
+      message.position = { epoch: epochOf(record.partition), n: Number(offset) };
       message.at = record.timestamp;
       const live = this.liveFrom.get(record.topic)?.get(record.partition);
       if (live !== undefined && offset < live) message.replayed = true;
@@ -591,6 +591,14 @@ export class KafkaFanout implements Fanout {
     this.warned.add(key);
     this.options.log('warn', message);
   }
+}
+
+const EPOCHS: string[] = [];
+
+/** A partition's epoch, one string for all its messages (kept messages are many). */
+function epochOf(partition: number): string {
+  EPOCHS[partition] ??= `p${partition}`;
+  return EPOCHS[partition];
 }
 
 /** The error a SEND gets when Kafka cannot take it. */

@@ -34,11 +34,25 @@ export interface ClusterTopics {
 export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
+  private readonly names = new Map<string, string>();
 
   constructor(readonly topics: ClusterTopics) {
     for (const [kafkaTopic, destination] of Object.entries(topics.bridges)) {
       this.topicOf.set(destination, kafkaTopic);
     }
+  }
+
+  /**
+   * One string per destination for the messages read back: kept messages are
+   * many, their destinations few. Bounded; forgets everything when full.
+   */
+  private intern(text: string | undefined): string | undefined {
+    if (text === undefined) return undefined;
+    const known = this.names.get(text);
+    if (known !== undefined) return known;
+    if (this.names.size >= 10_000) this.names.clear();
+    this.names.set(text, text);
+    return text;
   }
 
   /** Whether the destination is bridged to a Kafka topic of its own. */
@@ -93,7 +107,7 @@ export class RecordMapper {
   toMessage(record: ConsumedRecord): Message | undefined {
     const bridged = this.topics.bridges[record.topic];
     const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
-    const destination = bridged ?? (ours ? record.key?.toString() : undefined);
+    const destination = bridged ?? (ours ? this.intern(record.key?.toString()) : undefined);
     const kind = destination === undefined ? undefined : destinationKind(destination);
     if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
       return undefined;
@@ -122,6 +136,11 @@ export class RecordMapper {
       // A copy: the client's value is a view into its whole fetch response, which a
       // message kept in the history or a mailbox would otherwise hold for minutes.
       body: record.value ? Buffer.from(record.value) : EMPTY,
+      // Every field up front: one object shape for every message on the hot path.
+      position: undefined,
+      at: undefined,
+      replayed: undefined,
+      tails: undefined,
     };
   }
 }
