@@ -10,8 +10,6 @@ import type { Message, Position } from './message.js';
 import { Queue } from './queue.js';
 import type { Pending, Subscription } from './subscription.js';
 
-export { destinationKind } from './destination.js';
-
 /** Limits and policies of the in-process broker. */
 export interface BrokerOptions {
   /** Most messages one queue holds (waiting, not yet delivered). Default 10,000. */

@@ -14,6 +14,8 @@ export interface Position {
 
 /** The MESSAGE header that carries a message's {@link Position} (an opaque, ordered token). */
 export const POSITION_HEADER = 'x-position';
+/** The header (on a resume's RECEIPT and first MESSAGE) telling whether it missed nothing. */
+export const RESUME_HEADER = 'x-resume';
 
 /** A position as the token clients see and send back. */
 export function positionToken(position: Position): string {
@@ -61,7 +63,7 @@ const TRANSPORT_HEADERS = new Set([
   'ack',
   'redelivered',
   POSITION_HEADER,
-  'x-resume',
+  RESUME_HEADER,
 ]);
 
 /** The headers of a SEND that a MESSAGE passes on (user headers, content-type). */

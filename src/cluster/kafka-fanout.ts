@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { destinationKind } from '../broker/broker.js';
+import { destinationKind } from '../broker/destination.js';
 import type { Message } from '../broker/message.js';
 import { StompError } from '../errors.js';
 import type { Fanout, FanoutSink } from './fanout.js';

@@ -1,5 +1,5 @@
 import type { Broker } from '../broker/broker.js';
-import { type Message, messageTail } from '../broker/message.js';
+import { type Message, messageTail, RESUME_HEADER } from '../broker/message.js';
 import type { Consumer, Subscription } from '../broker/subscription.js';
 import { StompError } from '../errors.js';
 import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
@@ -227,7 +227,7 @@ export class Session implements Consumer, ConnectionEvents {
       this.connection.write('redelivered:true\n');
     }
     if (sub.resumed) {
-      this.connection.write(`x-resume:${sub.resumed}\n`);
+      this.connection.write(`${RESUME_HEADER}:${sub.resumed}\n`);
       sub.resumed = undefined;
     }
     // No backlog check here: the broker asked `writable` just before.

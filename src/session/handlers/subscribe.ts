@@ -1,5 +1,5 @@
 import { subscribable } from '../../broker/destination.js';
-import { parsePosition } from '../../broker/message.js';
+import { parsePosition, RESUME_HEADER } from '../../broker/message.js';
 import { type AckMode, Subscription } from '../../broker/subscription.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
@@ -10,8 +10,6 @@ const ACK_MODES: readonly string[] = ['auto', 'client', 'client-individual'];
 
 /** The SUBSCRIBE header asking for the retained messages after a position (see README "Resume"). */
 export const RESUME_AFTER_HEADER = 'x-resume-after';
-/** The header (on the RECEIPT and the first MESSAGE) telling whether a resume missed nothing. */
-export const RESUME_HEADER = 'x-resume';
 
 /**
  * SUBSCRIBE (STOMP 1.2 "SUBSCRIBE"): `destination` and `id` are required
