@@ -1,3 +1,51 @@
-/** stompbus public API. */
+/**
+ * stompbus public API: the broker as a library ({@link createBroker},
+ * {@link attachWebSocket}), the command's server ({@link StompServer}), the
+ * cluster seams a backend implements, the errors, and the frame codec.
+ * Cluster mode on Kafka is the separate entry `stompbus/kafka`.
+ */
+export { LocalFanout } from './broker/local-fanout.js';
+export type { Message, Outgoing, Position } from './broker/message.js';
+export type { BrokerOptions } from './broker/options.js';
+export { DEFAULT_BROKER_OPTIONS } from './broker/options.js';
+export type {
+  BusSink,
+  DurableLog,
+  Fanout,
+  FanoutSink,
+  LogSink,
+  MessageBus,
+  Registry,
+  RegistrySink,
+} from './broker/seams.js';
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
+export {
+  type ClusterOptions,
+  DEFAULT_CLUSTER_OPTIONS,
+  DEFAULT_LISTENER_OPTIONS,
+  DEFAULT_SERVER_OPTIONS,
+  type ListenerOptions,
+  type ServerOptions,
+  StompServer,
+} from './server.js';
+export type { SessionOptions } from './session/options.js';
+export type { ConnectRequest, StompVersion } from './session/session.js';
+export {
+  type Authenticate,
+  type AuthResult,
+  type Body,
+  type BrokerEvents,
+  createBroker,
+  DEFAULT_STOMP_BROKER_OPTIONS,
+  type SessionInfo,
+  StompBroker,
+  type StompBrokerOptions,
+} from './stomp-broker.js';
+export type { TransportKind } from './transport/connection.js';
+export {
+  type AttachOptions,
+  attachWebSocket,
+  type WebSocketEndpoint,
+} from './transport/websocket.js';
+export { VERSION } from './version.js';

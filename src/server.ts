@@ -6,25 +6,22 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import {
-  type AddressInfo,
-  createServer as createNetServer,
-  type Server as NetServer,
-  type Socket,
-} from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
-import { WebSocketServer } from 'ws';
-import { Broker, type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './broker/broker.js';
-import type { Fanout } from './cluster/fanout.js';
-import { KafkaFanout } from './cluster/kafka-fanout.js';
-import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
-import { Session } from './session/session.js';
-import { TcpConnection } from './transport/tcp-connection.js';
-import { WsConnection } from './transport/ws-connection.js';
-import { VERSION } from './version.js';
+import type { Fanout } from './broker/seams.js';
+import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
+import type { Session } from './session/session.js';
+import {
+  DEFAULT_STOMP_BROKER_OPTIONS,
+  type StompBroker,
+  type StompBrokerOptions,
+  createBroker,
+} from './stomp-broker.js';
+import { attachWebSocket, type WebSocketEndpoint } from './transport/websocket.js';
 
-/** Everything a {@link StompServer} can be configured with. */
-export interface ServerOptions extends SessionOptions, BrokerOptions {
+/** Where and how a {@link StompServer} listens. */
+export interface ListenerOptions {
   /** Interface to listen on. Default `0.0.0.0`. */
   host: string;
   /** WebSocket (HTTP) port; 0 picks a free one. Default 61614. */
@@ -36,26 +33,29 @@ export interface ServerOptions extends SessionOptions, BrokerOptions {
   /** PEM certificate and key files: serve `wss://` and STOMP over TLS. Default off. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
-  /** Shutdown grace: how long clients get to read their ERROR before being cut, in ms. */
+  /** Shutdown grace: how long clients get to read their ERROR before being cut, in ms. Default 5,000. */
   shutdownTimeoutMs: number;
-  /** The fan-out; default in-process (embedded broker), or Kafka when `kafkaBrokers` is set. */
-  fanout: Fanout | undefined;
+}
+
+/** Cluster mode, as the command line sets it up (a Kafka fan-out). */
+export interface ClusterOptions {
   /** Kafka bootstrap servers (`host:port[,…]`): cluster mode. Default off (embedded broker). */
   kafkaBrokers: string | undefined;
-  /** Cluster mode: the Kafka topic of `/topic/…` traffic. Default `stompbus.topics`. */
+  /** The Kafka topic of `/topic/…` traffic. Default `stompbus.topics`. */
   kafkaTopic: string;
-  /** Cluster mode: partitions of `kafkaTopic` when it is created. Default 6. */
+  /** Partitions of `kafkaTopic` when it is created. Default 6. */
   kafkaPartitions: number;
-  /** Cluster mode: Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
+  /** Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
   kafkaBridges: Record<string, string>;
-  /** Cluster mode: how often the connection registry hears from this instance, ms. Default 2,000. */
+  /** How often the connection registry hears from this instance, ms. Default 2,000. */
   presenceIntervalMs: number;
 }
 
-/** Defaults from DESIGN.md "Interfaces users and tests rely on". */
-export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
-  ...DEFAULT_SESSION_OPTIONS,
-  ...DEFAULT_BROKER_OPTIONS,
+/** Everything a {@link StompServer} can be configured with: listeners, cluster, broker. */
+export interface ServerOptions extends ListenerOptions, ClusterOptions, StompBrokerOptions {}
+
+/** The defaults of {@link ListenerOptions}. */
+export const DEFAULT_LISTENER_OPTIONS: Readonly<ListenerOptions> = Object.freeze({
   host: '0.0.0.0',
   port: 61614,
   wsPath: '/stomp',
@@ -63,85 +63,73 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   tlsCert: undefined,
   tlsKey: undefined,
   shutdownTimeoutMs: 5000,
-  fanout: undefined,
-  kafkaBrokers: undefined,
-  kafkaTopic: 'stompbus.topics',
-  kafkaPartitions: 6,
-  kafkaBridges: {},
-  presenceIntervalMs: 2_000,
-  serverName: `stompbus/${VERSION}`,
 });
 
-/** WebSocket sub-protocols spoken, best first (STOMP 1.2 "STOMP over WebSocket" names). */
-const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+/** The defaults of {@link ClusterOptions}: the Kafka fan-out's own. */
+export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
+  kafkaBrokers: undefined,
+  kafkaTopic: DEFAULT_KAFKA_FANOUT_OPTIONS.topic,
+  kafkaPartitions: DEFAULT_KAFKA_FANOUT_OPTIONS.partitions,
+  kafkaBridges: DEFAULT_KAFKA_FANOUT_OPTIONS.bridges,
+  presenceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.presenceIntervalMs,
+});
+
+/** Every default, one place each (DESIGN.md "Interfaces users and tests rely on"). */
+export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
+  ...DEFAULT_STOMP_BROKER_OPTIONS,
+  ...DEFAULT_LISTENER_OPTIONS,
+  ...DEFAULT_CLUSTER_OPTIONS,
+});
 
 /**
- * The composition root: one broker, a WebSocket endpoint and a TCP listener
- * (TLS for both when configured), a session per connection.
+ * The `stompbus` command's server: a broker ({@link createBroker}) with a
+ * WebSocket endpoint and a TCP listener (TLS for both when configured), and
+ * the health and registry endpoints on the same HTTP port.
  */
 export class StompServer {
   readonly options: ServerOptions;
-  readonly broker: Broker;
-  /** Open sessions. */
-  readonly sessions = new Set<Session>();
+  private current: StompBroker | undefined;
   private readonly http: HttpServer;
-  private readonly wss: WebSocketServer;
+  private endpoint: WebSocketEndpoint | undefined;
   private tcp: NetServer | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly tls: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(options: Partial<ServerOptions> = {}) {
     this.options = { ...DEFAULT_SERVER_OPTIONS, ...options };
-    const { fanout, kafkaBrokers, kafkaTopic, kafkaPartitions, kafkaBridges } = this.options;
-    this.broker = new Broker(
-      this.options,
-      fanout ??
-        (kafkaBrokers
-          ? new KafkaFanout({
-              brokers: kafkaBrokers,
-              topic: kafkaTopic,
-              partitions: kafkaPartitions,
-              bridges: kafkaBridges,
-              historyMaxAgeMs: this.options.historyMaxAgeMs,
-              offlineMaxAgeMs: this.options.offlineMaxAgeMs,
-              presenceIntervalMs: this.options.presenceIntervalMs,
-            })
-          : undefined),
-    );
-    const tls = this.tlsOptions();
-    this.http = tls
-      ? createHttpsServer(tls, (req, res) => this.onRequest(req, res))
-      : createHttpServer((req, res) => this.onRequest(req, res));
-    this.wss = new WebSocketServer({
-      noServer: true,
-      // A WebSocket message may hold several frames: the per-frame limit is
-      // the parser's, with this as a transport ceiling (ws closes with 1009).
-      maxPayload: 2 * this.options.maxFrameSize,
-      perMessageDeflate: false,
-      handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
-    });
-    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
-      const path = (req.url ?? '/').split('?')[0];
-      if (path !== this.options.wsPath) {
+    this.tls = this.tlsOptions();
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
+    this.http = this.tls ? createHttpsServer(this.tls, onRequest) : createHttpServer(onRequest);
+    // This server is ours: an upgrade to any other path is answered, not left hanging.
+    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
+      if (!this.endpoint?.matches(req)) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-        return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.accept(new WsConnection(ws, socket, tls ? 'wss' : 'ws'));
-      });
     });
-    if (this.options.tcpPort !== null) {
-      const onSocket = (socket: Socket) =>
-        this.accept(new TcpConnection(socket, tls ? 'tls' : 'tcp'));
-      this.tcp = tls ? createTlsServer(tls, onSocket) : createNetServer(onSocket);
-    }
   }
 
-  /** Starts the broker and both listeners. */
+  /** The broker; made by {@link start}. */
+  get broker(): StompBroker {
+    if (!this.current) throw new Error('stompbus: StompServer.start() first');
+    return this.current;
+  }
+
+  /** Open sessions. */
+  get sessions(): ReadonlySet<Session> {
+    return this.current?.sessions ?? new Set();
+  }
+
+  /** Starts the broker (cluster mode: joins Kafka) and both listeners. */
   async start(): Promise<void> {
-    await this.broker.start();
+    const broker = createBroker({ ...this.options, fanout: await this.fanout() });
+    this.current = broker;
+    await broker.ready();
+    this.endpoint = attachWebSocket(broker, { server: this.http, path: this.options.wsPath });
     await listen(this.http, this.options.port, this.options.host, '--port');
-    if (this.tcp)
-      await listen(this.tcp, this.options.tcpPort ?? 0, this.options.host, '--tcp-port');
+    if (this.options.tcpPort !== null) {
+      this.tcp = this.tls ? createTlsServer(this.tls, broker.handle) : createNetServer(broker.handle);
+      await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
+    }
   }
 
   /** The WebSocket port actually bound. */
@@ -172,41 +160,29 @@ export class StompServer {
 
   private async doStop(): Promise<void> {
     const closed = Promise.all([
-      new Promise<void>((resolve) => this.http.close(() => resolve())),
-      this.tcp ? new Promise<void>((resolve) => this.tcp?.close(() => resolve())) : undefined,
+      this.http.listening ? new Promise<void>((resolve) => this.http.close(() => resolve())) : undefined,
+      this.tcp?.listening ? new Promise<void>((resolve) => this.tcp?.close(() => resolve())) : undefined,
     ]);
-    for (const session of [...this.sessions]) session.shutdown();
-    const deadline = Date.now() + this.options.shutdownTimeoutMs;
-    while (this.connectionsOpen() && Date.now() < deadline) await sleep(20);
-    for (const ws of this.wss.clients) ws.terminate();
-    // TCP clients too: one that keeps its half of the connection open would
-    // otherwise hold the process until closeTimeoutMs.
-    for (const tcp of this.tcpConnections) tcp.destroy();
+    await this.current?.close(this.options.shutdownTimeoutMs);
     this.http.closeAllConnections?.();
+    this.endpoint?.close();
     await closed;
-    this.wss.close();
-    await this.broker.stop();
   }
 
-  private connectionsOpen(): boolean {
-    return this.wss.clients.size > 0 || this.tcpConnections.size > 0;
-  }
-
-  private readonly tcpConnections = new Set<TcpConnection>();
-
-  private accept(connection: TcpConnection | WsConnection): void {
-    if (this.stopping) {
-      connection.destroy();
-      return;
-    }
-    if (connection instanceof TcpConnection) {
-      this.tcpConnections.add(connection);
-      connection.onceClosed(() => this.tcpConnections.delete(connection));
-    }
-    const session = new Session(this.broker, connection, this.options, (s) =>
-      this.sessions.delete(s),
-    );
-    this.sessions.add(session);
+  /** The fan-out the options ask for: given, Kafka (loaded only then), or none (embedded). */
+  private async fanout(): Promise<Fanout | undefined> {
+    const o = this.options;
+    if (o.fanout || !o.kafkaBrokers) return o.fanout;
+    const { KafkaFanout } = await import('./kafka.js');
+    return new KafkaFanout({
+      brokers: o.kafkaBrokers,
+      topic: o.kafkaTopic,
+      partitions: o.kafkaPartitions,
+      bridges: o.kafkaBridges,
+      historyMaxAgeMs: o.historyMaxAgeMs,
+      offlineMaxAgeMs: o.offlineMaxAgeMs,
+      presenceIntervalMs: o.presenceIntervalMs,
+    });
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -222,7 +198,7 @@ export class StompServer {
     }
     // The connection registry: where a user has a session now (cluster-wide in cluster mode).
     const user = /^\/users\/([^/?]+)$/.exec(req.url ?? '')?.[1];
-    if (user !== undefined && req.method === 'GET') {
+    if (user !== undefined && req.method === 'GET' && this.current) {
       let name: string;
       try {
         name = decodeURIComponent(user);
@@ -230,9 +206,9 @@ export class StompServer {
         res.writeHead(400).end();
         return;
       }
-      const instances = this.broker.whereIs(name);
+      const instances = this.current.whereIs(name);
+      const waiting = this.current.waitingFor(name);
       res.writeHead(200, { 'content-type': 'application/json' });
-      const waiting = this.broker.waitingFor(name);
       res.end(JSON.stringify({ user: name, online: instances.length > 0, instances, waiting }));
       return;
     }
@@ -264,8 +240,4 @@ function listen(server: HttpServer | NetServer, port: number, host: string, flag
       resolve();
     });
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

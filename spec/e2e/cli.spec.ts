@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -189,8 +189,7 @@ function subscribed(client: Client, destination: string, inbox: Inbox): Promise<
 let tmp: string;
 
 beforeAll(() => {
-  // bin/stompbus.js runs the compiled dist/: build it from the sources under test.
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'pipe' });
+  // bin/stompbus.js runs dist/, which spec/build-global-setup.ts compiled from the sources under test.
   tmp = mkdtempSync(join(tmpdir(), 'stompbus-cli-'));
 });
 

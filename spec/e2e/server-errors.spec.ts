@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Message } from '../../src/broker/message.js';
-import { LocalFanout } from '../../src/cluster/local-fanout.js';
+import { LocalFanout } from '../../src/broker/local-fanout.js';
+import type { Outgoing } from '../../src/broker/message.js';
 import { getHeader } from '../../src/frame/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startServer } from '../helpers/server.js';
@@ -8,7 +8,7 @@ import { expectOthersUnaffected } from '../helpers/unaffected.js';
 
 /** A fan-out that fails every publish, as a broken cluster link would. */
 class FailingFanout extends LocalFanout {
-  override publish(_message: Message): Promise<void> {
+  override publish(_message: Outgoing): Promise<void> {
     return Promise.reject(new Error('link down'));
   }
 }

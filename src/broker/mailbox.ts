@@ -59,9 +59,9 @@ export class Mailboxes {
     return true;
   }
 
-  /** Whether the message is still waiting to be consumed. */
-  has(destination: string, messageId: string): boolean {
-    return this.byUser.get(destinationUser(destination))?.has(messageId) ?? false;
+  /** The kept letter of a message still waiting to be consumed. */
+  letter(destination: string, messageId: string): Letter | undefined {
+    return this.byUser.get(destinationUser(destination))?.get(messageId);
   }
 
   /** The kept messages of one user destination, oldest first. */

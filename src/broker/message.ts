@@ -1,6 +1,4 @@
-import { type EscapeMode, escapeHeader } from '../frame/escape.js';
 import type { Header } from '../frame/frame.js';
-import { shownDestination } from './destination.js';
 
 /**
  * Where a message stands in its destination's order. `epoch` names the
@@ -29,27 +27,44 @@ export function parsePosition(token: string): Position | undefined {
   return { epoch: token.slice(0, dash), n: Number(token.slice(dash + 1)) };
 }
 
-/**
- * A message accepted from a SEND (or, in cluster mode, from Kafka). Immutable
- * once created; every delivery shares it.
- */
-export interface Message {
+/** A message as accepted from a SEND (or app code), before the bus places it in order. */
+export interface Outgoing {
   /** The `message-id` every delivery carries. */
   readonly id: string;
-  /** The destination it was sent to. */
+  /** The routing name it was sent to (`/user/<name>/…` for user destinations). */
   readonly destination: string;
   /** Headers that travel with it: the sender's own, minus transport headers. */
-  readonly headers: Header[];
+  readonly headers: readonly Header[];
   /** The body bytes. */
   readonly body: Uint8Array;
-  /** Its place in the destination's order (topics and user destinations); set by the fan-out. */
-  position?: Position;
+}
+
+/** A message as delivered: immutable; every delivery of it shares it. */
+export interface Message extends Outgoing {
+  /** Its place in the destination's order (topics and user destinations); set by the bus. */
+  readonly position: Position | undefined;
   /** When it was accepted, ms since 1970 (cluster mode: the Kafka record's timestamp). */
-  at?: number;
-  /** Read back from Kafka's history at start-up: kept for resumes, not delivered live. */
-  replayed?: boolean;
-  /** Cache of {@link messageTail} by escape mode. */
-  tails?: Partial<Record<EscapeMode, Buffer>>;
+  readonly at: number | undefined;
+  /** Read back from the cluster's history at start-up: kept for resumes, not delivered live. */
+  readonly replayed: boolean;
+}
+
+/** A message with every field set, in one order: one object shape on the hot path. */
+export function createMessage(
+  outgoing: Outgoing,
+  position?: Position,
+  at?: number,
+  replayed = false,
+): Message {
+  return {
+    id: outgoing.id,
+    destination: outgoing.destination,
+    headers: outgoing.headers,
+    body: outgoing.body,
+    position,
+    at,
+    replayed,
+  };
 }
 
 /** SEND headers that describe the SEND itself, not the message; never passed on. */
@@ -67,34 +82,10 @@ const TRANSPORT_HEADERS = new Set([
 ]);
 
 /** The headers of a SEND that a MESSAGE passes on (user headers, content-type). */
-export function messageHeaders(headers: Header[]): Header[] {
+export function messageHeaders(headers: readonly Header[]): Header[] {
   const out: Header[] = [];
   for (const header of headers) {
     if (!TRANSPORT_HEADERS.has(header[0])) out.push(header);
   }
   return out;
-}
-
-/**
- * The encoded end of every MESSAGE frame carrying `message`: message-id,
- * destination, user headers, content-length, blank line, body and NUL. Built once per
- * message and escape mode; only the per-delivery headers are encoded each time.
- */
-export function messageTail(message: Message, mode: EscapeMode): Buffer {
-  message.tails ??= {};
-  const byMode = message.tails;
-  const cached = byMode[mode];
-  if (cached) return cached;
-  const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
-  let head = `message-id:${esc(message.id)}\ndestination:${esc(shownDestination(message.destination))}\n`;
-  if (message.position) head += `${POSITION_HEADER}:${esc(positionToken(message.position))}\n`;
-  for (const [name, value] of message.headers) head += `${esc(name, false)}:${esc(value)}\n`;
-  head += `content-length:${message.body.length}\n\n`;
-  const headLength = Buffer.byteLength(head);
-  const tail = Buffer.allocUnsafe(headLength + message.body.length + 1);
-  tail.write(head, 0, headLength, 'utf8');
-  tail.set(message.body, headLength);
-  tail[tail.length - 1] = 0;
-  byMode[mode] = tail;
-  return tail;
 }

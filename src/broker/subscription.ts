@@ -1,9 +1,11 @@
+import type { Destination } from './destinations/destination.js';
+import type { EncodedMessage } from './message-frame.js';
 import type { Message, Position } from './message.js';
 
 /** STOMP 1.2 "SUBSCRIBE ack Header" modes. */
 export type AckMode = 'auto' | 'client' | 'client-individual';
 
-/** The map of every auto-ack subscription: the broker never adds to it. */
+/** The map of every auto-ack subscription: nothing is ever added to it. */
 const NO_ACKS = new Map<string, Pending>();
 
 /** A message sent to a subscription and not yet acknowledged. */
@@ -15,57 +17,84 @@ export interface Pending {
 
 /** The side of a session the broker delivers to. */
 export interface Consumer {
-  /** Sends one MESSAGE frame. `ackId` is set in the client ack modes. */
+  /**
+   * Sends one MESSAGE frame. `ackId` is set in the client ack modes; `resume`
+   * is the `x-resume` outcome the first MESSAGE after a resume carries.
+   */
   deliver(
     sub: Subscription,
-    message: Message,
+    encoded: EncodedMessage,
     ackId: string | undefined,
     redelivered: boolean,
+    resume: string | undefined,
   ): void;
-  /** False while the connection's unsent output is above its high-water mark. */
+  /** False while the connection's unsent output is above its high-water mark (no side effect). */
   readonly writable: boolean;
   /** A topic message found the consumer above its high-water mark: disconnect it. */
   overflow(): void;
-  /** The consumer holds more unacknowledged messages than allowed: disconnect it. */
-  tooManyPending(): void;
+  /** The consumer holds more than `limit` unacknowledged messages: disconnect it. */
+  tooManyPending(limit: number): void;
 }
 
-/** One SUBSCRIBE of one connection. */
+/** A resume being replayed as fast as the connection takes it; live messages queue behind. */
+export interface Replaying {
+  readonly items: Array<Message | undefined>;
+  /** The next item to send. */
+  at: number;
+  /** The `x-resume` outcome, until the first MESSAGE has carried it. */
+  mark: string | undefined;
+}
+
+/** What a SUBSCRIBE asks for, as the router needs it. */
+export interface SubscriptionSpec {
+  /** Who receives the messages. */
+  readonly consumer: Consumer;
+  /** The client's subscription id. */
+  readonly id: string;
+  /** The routing name subscribed to (`/user/<login>/…` for user destinations). */
+  readonly destination: string;
+  readonly ackMode: AckMode;
+  /** Most unacknowledged messages at once (queues and user queues); 0 means no limit. */
+  readonly prefetch: number;
+  /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
+  readonly head: Buffer;
+}
+
+/**
+ * One SUBSCRIBE of one connection, made by the router. The session owns the
+ * subscription; its destination owns the delivery state below (`seen`,
+ * `replaying`, `behind`): nobody else writes it.
+ */
 export class Subscription {
+  readonly consumer: Consumer;
+  readonly id: string;
+  readonly ackMode: AckMode;
+  readonly prefetch: number;
+  readonly head: Buffer;
   /**
    * Unacknowledged deliveries by ack id, in delivery order. Auto-ack
    * subscriptions never hold any and share one empty map (memory per idle
    * connection matters).
    */
   readonly unacked: Map<string, Pending>;
-  /** The consumer's encoding of what every MESSAGE of this subscription starts with. */
-  head: Buffer | undefined;
   /** After a resume: the newest position the client has; live messages up to it are skipped. */
   seen: Position | undefined;
-  /** After a resume, until the first MESSAGE carries it: whether the replay missed nothing. */
-  resumed: 'complete' | 'incomplete' | undefined;
-  /**
-   * A resume still being replayed, as fast as the connection takes it; live
-   * messages queue behind it. `backlogAt` is the next to send.
-   */
-  backlog: Array<Message | undefined> | undefined;
-  backlogAt = 0;
+  /** A resume still being replayed. */
+  replaying: Replaying | undefined;
   /** A user queue has letters this subscription could not take yet (no room): live ones wait too. */
   behind = false;
 
   constructor(
-    /** Who receives the messages. */
-    readonly consumer: Consumer,
-    /** The client's subscription id. */
-    readonly id: string,
-    /** The destination subscribed to. */
-    readonly destination: string,
-    /** The ack mode. */
-    readonly ackMode: AckMode,
-    /** Most unacknowledged messages at once (queues only); 0 means no limit. */
-    readonly prefetch: number,
+    spec: SubscriptionSpec,
+    /** The destination this subscription consumes from. */
+    readonly destination: Destination,
   ) {
-    this.unacked = ackMode === 'auto' ? NO_ACKS : new Map();
+    this.consumer = spec.consumer;
+    this.id = spec.id;
+    this.ackMode = spec.ackMode;
+    this.prefetch = spec.prefetch;
+    this.head = spec.head;
+    this.unacked = spec.ackMode === 'auto' ? NO_ACKS : new Map();
   }
 
   /**
@@ -108,5 +137,13 @@ export class Subscription {
       if (id === ackId) break;
     }
     return settled;
+  }
+
+  /** Takes every unacknowledged delivery away (the subscription ends). */
+  takeUnacked(): Pending[] {
+    if (this.unacked.size === 0) return [];
+    const all = [...this.unacked.values()];
+    this.unacked.clear();
+    return all;
   }
 }

@@ -8,8 +8,6 @@ export interface SessionOptions extends FrameLimits {
   heartbeatTolerance: number;
   /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
   connectTimeoutMs: number;
-  /** Users allowed to connect, login to passcode; empty means anonymous access. */
-  users: ReadonlyMap<string, string>;
   /** Most subscriptions per connection. Default 1024. */
   maxSubscriptions: number;
   /** Most open transactions per connection. Default 16. */
@@ -34,7 +32,6 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   heartbeat: [10_000, 10_000] as [number, number],
   heartbeatTolerance: 2,
   connectTimeoutMs: 10_000,
-  users: new Map<string, string>(),
   maxSubscriptions: 1024,
   maxTransactions: 16,
   maxTransactionFrames: 1000,

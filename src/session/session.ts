@@ -1,9 +1,11 @@
-import type { Broker } from '../broker/broker.js';
-import { type Message, messageTail, RESUME_HEADER } from '../broker/message.js';
-import type { Consumer, Subscription } from '../broker/subscription.js';
+import type { Replay } from '../broker/history.js';
+import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
+import type { Position } from '../broker/message.js';
+import type { Router } from '../broker/router.js';
+import type { Consumer, Subscription, SubscriptionSpec } from '../broker/subscription.js';
 import { StompError } from '../errors.js';
 import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
-import { type EscapeMode, escapeHeader } from '../frame/escape.js';
+import type { EscapeMode } from '../frame/escape.js';
 import {
   CLIENT_COMMANDS,
   createFrame,
@@ -12,7 +14,7 @@ import {
   type Header,
 } from '../frame/frame.js';
 import { FrameParser } from '../frame/parser.js';
-import type { Connection, ConnectionEvents } from '../transport/connection.js';
+import type { Connection, ConnectionEvents, TransportKind } from '../transport/connection.js';
 import { HANDLERS, type Handler } from './handlers/index.js';
 import type { SessionOptions } from './options.js';
 
@@ -29,41 +31,79 @@ const WS_PROTOCOL_ERROR = 1002;
 let sessionSeq = 0;
 const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
 
+/** The protocol versions a session may speak. */
+export type StompVersion = '1.0' | '1.1' | '1.2';
+
+/** What a CONNECT asks for, as the host's authentication sees it. */
+export interface ConnectRequest {
+  /** The CONNECT `login` header. */
+  readonly login: string | undefined;
+  /** The CONNECT `passcode` header. */
+  readonly passcode: string | undefined;
+  /** Every CONNECT header, e.g. `authorization`. */
+  readonly headers: readonly Header[];
+  readonly remoteAddress: string;
+  readonly transport: TransportKind;
+}
+
+/** What a session needs from the broker that owns it. */
+export interface SessionHost {
+  readonly router: Router;
+  readonly options: SessionOptions;
+  /**
+   * The user a CONNECT authenticates as (undefined: anonymous); throws or
+   * rejects with a coded error when refused.
+   */
+  authenticate(request: ConnectRequest): string | undefined | Promise<string | undefined>;
+  /** Whether a user destination may name `user` (SEND to `/user/<name>/…`). */
+  knowsUser(user: string): boolean;
+  /** CONNECTED was sent. */
+  connected(session: Session): void;
+  /** A subscription was added (`true`) or removed (`false`). */
+  subscriptionChanged(session: Session, sub: Subscription, added: boolean): void;
+  /** The session ended; `error` when it ended with an ERROR frame. */
+  closed(session: Session, error: StompError | undefined): void;
+  /** The session's connection is closed (some time after {@link closed}). */
+  ended(session: Session): void;
+}
+
+/** What a handler returns: nothing, a promise the RECEIPT waits for, or extra RECEIPT headers. */
+export type HandlerResult = void | Promise<void> | Header[];
+
 /**
  * One client connection's protocol state: CONNECT negotiation, heart-beats,
  * subscriptions, transactions, receipts and ERROR-then-close. Frames are
- * handled strictly in the order they arrive; the handlers live in
- * `handlers/`, one file per command.
+ * handled strictly in the order they arrive (an asynchronous CONNECT holds
+ * the frames behind it); the handlers live in `handlers/`, one file per
+ * command, and change the session only through its methods.
  */
 export class Session implements Consumer, ConnectionEvents {
   /** The `session` header sent in CONNECTED. */
   readonly id: string;
-  /** Negotiated protocol version (until CONNECT: 1.2). */
-  version: '1.0' | '1.1' | '1.2' = '1.2';
-  /** The authenticated (or, with anonymous access, claimed) login. */
-  login: string | undefined;
-  /** Subscriptions by client id. */
-  readonly subscriptions = new Map<string, Subscription>();
+  private negotiated: StompVersion = '1.2';
+  private authenticated: string | undefined;
+  private readonly subs = new Map<string, Subscription>();
   private openTransactions: Map<string, Frame[]> | undefined;
 
   private state = CONNECTING;
   private readonly parser: FrameParser;
   private lastReadAt = Date.now();
   private timers: NodeJS.Timeout[] | undefined;
+  /** Output passed the high-water mark: tell the router when it drains. */
   private blocked = false;
   private disconnecting = false;
-  /** Extra headers for the RECEIPT of the frame being handled (set by its handler). */
-  receiptHeaders: Header[] | undefined;
+  /** Frames that arrived while an asynchronous CONNECT was being checked. */
+  private held: Frame[] | undefined;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
+  private closeError: StompError | undefined;
 
   constructor(
-    readonly broker: Broker,
+    private readonly host: SessionHost,
     readonly connection: Connection,
-    readonly options: SessionOptions,
-    private readonly onGone: (session: Session) => void = () => {},
   ) {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
+    const { options } = host;
     this.parser = new FrameParser({
       limits: options,
       commands: CLIENT_COMMAND_SET,
@@ -78,20 +118,115 @@ export class Session implements Consumer, ConnectionEvents {
     );
   }
 
-  /** Open transactions: their buffered frames, by transaction id (made on first use). */
-  get transactions(): Map<string, Frame[]> {
-    this.openTransactions ??= new Map();
-    return this.openTransactions;
+  /** Negotiated protocol version (until CONNECT: 1.2). */
+  get version(): StompVersion {
+    return this.negotiated;
+  }
+
+  /** The authenticated (or, with anonymous access, claimed) user. */
+  get user(): string | undefined {
+    return this.authenticated;
   }
 
   /** The escaping this session's frames use. */
   get escapes(): EscapeMode {
-    return this.version;
+    return this.negotiated;
   }
 
   /** True once CONNECTED was sent and until the connection starts closing. */
   get connected(): boolean {
     return this.state === CONNECTED;
+  }
+
+  /** The session's limits. */
+  get options(): SessionOptions {
+    return this.host.options;
+  }
+
+  /** The router this session sends to. */
+  get router(): Router {
+    return this.host.router;
+  }
+
+  /** Subscriptions by client id. */
+  get subscriptions(): ReadonlyMap<string, Subscription> {
+    return this.subs;
+  }
+
+  // ---- state the handlers change ----
+
+  /** Checks a CONNECT's credentials through the host. */
+  authenticate(login: string | undefined, passcode: string | undefined, headers: Header[]) {
+    const { remoteAddress, kind } = this.connection;
+    return this.host.authenticate({ login, passcode, headers, remoteAddress, transport: kind });
+  }
+
+  /** Whether a user destination may name `user`. */
+  knowsUser(user: string): boolean {
+    return this.host.knowsUser(user);
+  }
+
+  /** Handles the frames behind an asynchronous CONNECT only once it is done. */
+  holdUntil(work: Promise<void>): void {
+    this.held = [];
+    work.then(
+      () => {
+        const frames = this.held ?? [];
+        this.held = undefined;
+        for (const frame of frames) this.handle(frame);
+      },
+      (error: unknown) => {
+        this.held = undefined;
+        this.fail(error);
+      },
+    );
+  }
+
+  /** Subscribes through the router and keeps the subscription under its client id. */
+  subscribe(
+    spec: Omit<SubscriptionSpec, 'consumer' | 'head'>,
+    resumeAfter: Position | undefined,
+  ): Replay | undefined {
+    const head = subscriptionHead(spec.id, this.escapes);
+    const [sub, replay] = this.router.subscribe({ ...spec, consumer: this, head }, resumeAfter);
+    this.subs.set(spec.id, sub);
+    this.host.subscriptionChanged(this, sub, true);
+    return replay;
+  }
+
+  /** Ends the subscription with client id `id`; false when there is none. */
+  unsubscribe(id: string): boolean {
+    const sub = this.subs.get(id);
+    if (!sub) return false;
+    this.subs.delete(id);
+    this.router.unsubscribe(sub);
+    this.host.subscriptionChanged(this, sub, false);
+    return true;
+  }
+
+  /** Opens transaction `tx`; false when it is open already. */
+  begin(tx: string): boolean {
+    this.openTransactions ??= new Map();
+    if (this.openTransactions.has(tx)) return false;
+    this.openTransactions.set(tx, []);
+    return true;
+  }
+
+  /** Open transactions. */
+  get transactionCount(): number {
+    return this.openTransactions?.size ?? 0;
+  }
+
+  /** The frames buffered in open transaction `tx`, to add to; undefined when not open. */
+  transaction(tx: string): Frame[] | undefined {
+    return this.openTransactions?.get(tx);
+  }
+
+  /** Closes transaction `tx` and returns its frames; undefined when not open. */
+  endTransaction(tx: string): Frame[] | undefined {
+    const frames = this.openTransactions?.get(tx);
+    this.openTransactions?.delete(tx);
+    return frames;
   }
 
   // ---- transport events ----
@@ -105,35 +240,40 @@ export class Session implements Consumer, ConnectionEvents {
   onDrain(): void {
     if (this.blocked && this.writable) {
       this.blocked = false;
-      this.broker.resume(this.subscriptions.values());
+      this.router.drained(this.subs.values());
     }
   }
 
   onClose(): void {
     this.cleanup();
     this.state = CLOSED;
+    this.host.ended(this);
   }
 
   // ---- frames in ----
 
   private handle(frame: Frame): void {
     if (this.state >= CLOSING || this.disconnecting) return;
+    if (this.held) {
+      this.held.push(frame);
+      return;
+    }
     const receipt = frame.command === 'CONNECT' ? undefined : getHeader(frame, 'receipt');
     try {
       if (this.state === CONNECTING && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
         throw new StompError('STOMP_ERR_NOT_CONNECTED', { detail: frame.command });
       }
-      const handler = HANDLERS[frame.command] as Handler;
-      const result = handler(this, frame);
-      const extra = this.receiptHeaders;
-      this.receiptHeaders = undefined;
+      // The parser only lets client commands through, and each has a handler.
+      const result = (HANDLERS[frame.command] as Handler)(this, frame);
+      const extra = Array.isArray(result) ? result : undefined;
+      const work = Array.isArray(result) ? undefined : result;
       // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
       if (frame.command === 'DISCONNECT') this.disconnecting = true;
       const finish = () => {
         if (receipt !== undefined) this.sendReceipt(receipt, extra);
         if (frame.command === 'DISCONNECT') this.close();
       };
-      if (result || this.receiptChain) this.chain(result, finish, receipt);
+      if (work || this.receiptChain) this.chain(work, finish, receipt);
       else finish();
     } catch (error) {
       this.fail(error, receipt);
@@ -159,11 +299,11 @@ export class Session implements Consumer, ConnectionEvents {
     this.receiptChain = next;
   }
 
-  /** Called by the CONNECT handler once the version is agreed. */
-  connectedAs(version: '1.0' | '1.1' | '1.2', login: string | undefined, heartbeat: Header): void {
-    this.version = version;
-    this.login = login;
-    if (login) this.broker.userConnected(login);
+  /** Called by the CONNECT handler once the version is agreed and the user known. */
+  connectedAs(version: StompVersion, user: string | undefined, heartbeat: Header): void {
+    if (this.state !== CONNECTING) return;
+    this.negotiated = version;
+    this.authenticated = user;
     this.parser.setEscapes(version);
     this.state = CONNECTED;
     const [sendEvery, expectEvery] = heartbeat[1].split(',').map(Number) as [number, number];
@@ -173,10 +313,11 @@ export class Session implements Consumer, ConnectionEvents {
         heartbeat,
         ['session', this.id],
         ['server', this.options.serverName],
-        ...(login ? ([['user-name', login]] as Header[]) : []),
+        ...(user ? ([['user-name', user]] as Header[]) : []),
       ]),
     );
     this.startHeartbeats(sendEvery, expectEvery);
+    this.host.connected(this);
   }
 
   /** Applies negotiated heart-beats (the CONNECT handler computes them). */
@@ -213,33 +354,28 @@ export class Session implements Consumer, ConnectionEvents {
   }
 
   /** Consumer: one MESSAGE, its shared part encoded once per message. */
-  deliver(sub: Subscription, message: Message, ackId: string | undefined, redelivered: boolean) {
+  deliver(
+    sub: Subscription,
+    encoded: EncodedMessage,
+    ackId: string | undefined,
+    redelivered: boolean,
+    resume: string | undefined,
+  ): void {
     const mode = this.escapes;
-    // Per delivery only the subscription's own constant head is added to the
-    // message's shared encoding (message-id, destination, headers, body).
-    sub.head ??= Buffer.from(`MESSAGE\nsubscription:${escapeHeader(sub.id, mode)}\n`);
-    this.connection.write(sub.head);
-    // STOMP 1.2 "MESSAGE": client acks carry an `ack` header to ACK by; 1.0 and
-    // 1.1 clients ACK by message-id and subscription instead.
-    if (ackId !== undefined && mode === '1.2') {
-      this.connection.write(redelivered ? `ack:${ackId}\nredelivered:true\n` : `ack:${ackId}\n`);
-    } else if (redelivered) {
-      this.connection.write('redelivered:true\n');
+    const connection = this.connection;
+    connection.write(sub.head);
+    if (ackId !== undefined || redelivered || resume !== undefined) {
+      connection.write(deliveryHeaders(ackId, redelivered, resume, mode));
     }
-    if (sub.resumed) {
-      this.connection.write(`${RESUME_HEADER}:${sub.resumed}\n`);
-      sub.resumed = undefined;
-    }
-    // No backlog check here: the broker asked `writable` just before.
-    this.connection.write(messageTail(message, mode));
+    connection.write(encoded.tail(mode));
+    // The router asked `writable` just before; note when this write filled
+    // the output, so that the drain tells it to go on.
+    if (connection.bufferedAmount >= this.options.highWaterMark) this.blocked = true;
   }
 
   /** Consumer: false while the unsent output is above the high-water mark. */
   get writable(): boolean {
-    if (this.state !== CONNECTED) return false;
-    if (this.connection.bufferedAmount < this.options.highWaterMark) return true;
-    this.blocked = true;
-    return false;
+    return this.state === CONNECTED && this.connection.bufferedAmount < this.options.highWaterMark;
   }
 
   /** Consumer: a topic message found this connection too far behind. */
@@ -247,17 +383,19 @@ export class Session implements Consumer, ConnectionEvents {
     this.fail(new StompError('STOMP_ERR_SLOW_CONSUMER'));
   }
 
-  /** Consumer: too many unacknowledged topic messages. */
-  tooManyPending(): void {
+  /** Consumer: too many unacknowledged messages. */
+  tooManyPending(limit: number): void {
     this.fail(
       new StompError('STOMP_ERR_SLOW_CONSUMER', {
-        detail: `more than ${this.broker.options.maxPendingAcks} unacknowledged messages`,
+        detail: `more than ${limit} unacknowledged messages`,
       }),
     );
   }
 
   private checkBacklog(): void {
-    if (this.state < CLOSING && this.connection.bufferedAmount > 2 * this.options.highWaterMark) {
+    const buffered = this.connection.bufferedAmount;
+    if (buffered >= this.options.highWaterMark) this.blocked = true;
+    if (this.state < CLOSING && buffered > 2 * this.options.highWaterMark) {
       this.fail(new StompError('STOMP_ERR_SLOW_CONSUMER'));
     }
   }
@@ -273,6 +411,7 @@ export class Session implements Consumer, ConnectionEvents {
     const err =
       error instanceof StompError ? error : new StompError('STOMP_ERR_INTERNAL', { cause: error });
     if (err.code === 'STOMP_ERR_INTERNAL') console.error('stompbus: internal error', error);
+    this.closeError = err;
     const headers: Header[] = [['message', err.code]];
     if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
     headers.push(...extra, ['content-type', 'text/plain']);
@@ -284,7 +423,6 @@ export class Session implements Consumer, ConnectionEvents {
   close(code = WS_NORMAL): void {
     if (this.state >= CLOSING) return;
     this.cleanup();
-    this.state = CLOSING;
     this.connection.end(code, this.options.closeTimeoutMs);
   }
 
@@ -300,13 +438,13 @@ export class Session implements Consumer, ConnectionEvents {
    */
   private cleanup(): void {
     if (this.state >= CLOSING) return;
-    if (this.state === CONNECTED && this.login) this.broker.userGone(this.login);
     this.state = CLOSING;
+    this.held = undefined;
     this.clearTimers();
-    for (const sub of this.subscriptions.values()) this.broker.unsubscribe(sub);
-    this.subscriptions.clear();
+    for (const sub of this.subs.values()) this.router.unsubscribe(sub);
+    this.subs.clear();
     this.openTransactions?.clear();
-    this.onGone(this);
+    this.host.closed(this, this.closeError);
   }
 
   private every(ms: number, fn: () => void): void {

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { Connection, type TransportKind } from './connection.js';
 
@@ -8,13 +9,15 @@ export class WsConnection extends Connection {
 
   constructor(
     private readonly ws: WebSocket,
-    socket: Socket,
+    stream: Duplex,
     readonly kind: TransportKind,
   ) {
     super();
+    // An upgrade's socket is a net.Socket (or TLS socket) in every Node.js server.
+    const socket = stream as Socket;
     this.remoteAddress = `${socket.remoteAddress}:${socket.remotePort}`;
     this.protocol = ws.protocol;
-    socket.setNoDelay(true);
+    socket.setNoDelay?.(true);
     ws.binaryType = 'nodebuffer';
     ws.on('message', (data: Buffer) => this.events?.onData(data));
     // ws has no drain event of its own; the socket under it has.

@@ -20,7 +20,7 @@ export function nack(session: Session, frame: Frame): void {
 /** Applies an ACK or NACK now (also when COMMIT replays one). */
 export function settle(session: Session, frame: Frame, positive: boolean): void {
   const [sub, ackId] = resolve(session, frame);
-  const done = positive ? session.broker.ack(sub, ackId) : session.broker.nack(sub, ackId);
+  const done = positive ? session.router.ack(sub, ackId) : session.router.nack(sub, ackId);
   if (!done) throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: ackId });
 }
 

@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
 import type { Session } from '../session.js';
@@ -7,8 +6,10 @@ import type { Session } from '../session.js';
 const VERSIONS = ['1.2', '1.1', '1.0'] as const;
 
 /**
- * CONNECT and STOMP (STOMP 1.2 "Connecting"): version negotiation, login,
- * heart-beat negotiation, then CONNECTED.
+ * CONNECT and STOMP (STOMP 1.2 "Connecting"): version negotiation,
+ * authentication (through the broker's `authenticate`, which may be
+ * asynchronous: frames behind the CONNECT wait for it), heart-beat
+ * negotiation, then CONNECTED.
  */
 export function connect(session: Session, frame: Frame): void {
   if (session.connected) throw new StompError('STOMP_ERR_ALREADY_CONNECTED');
@@ -22,18 +23,23 @@ export function connect(session: Session, frame: Frame): void {
     ]);
     return;
   }
-  const login = getHeader(frame, 'login');
-  const users = session.options.users;
-  if (users.size > 0 && !checkPasscode(users, login, getHeader(frame, 'passcode'))) {
-    throw new StompError('STOMP_ERR_AUTH_FAILED', { detail: `login ${JSON.stringify(login)}` });
-  }
   const [cx, cy] = parseHeartbeat(getHeader(frame, 'heart-beat'));
   const [sx, sy] = session.options.heartbeat;
   // STOMP 1.2 "Heart-beating": no heart-beats one way if either side says 0,
   // otherwise the larger of what one side can do and the other wants.
   const sendEvery = sx === 0 || cy === 0 ? 0 : Math.max(sx, cy);
   const expectEvery = cx === 0 || sy === 0 ? 0 : Math.max(cx, sy);
-  session.connectedAs(version, login, ['heart-beat', `${sendEvery},${expectEvery}`]);
+  const heartbeat: [string, string] = ['heart-beat', `${sendEvery},${expectEvery}`];
+  const user = session.authenticate(
+    getHeader(frame, 'login'),
+    getHeader(frame, 'passcode'),
+    frame.headers,
+  );
+  if (user instanceof Promise) {
+    session.holdUntil(user.then((u) => session.connectedAs(version, u, heartbeat)));
+  } else {
+    session.connectedAs(version, user, heartbeat);
+  }
 }
 
 function parseHeartbeat(value: string | undefined): [number, number] {
@@ -41,16 +47,4 @@ function parseHeartbeat(value: string | undefined): [number, number] {
   const match = /^([0-9]{1,9}),([0-9]{1,9})$/.exec(value);
   if (!match) throw new StompError('STOMP_ERR_INVALID_HEADER', { detail: `heart-beat:${value}` });
   return [Number(match[1]), Number(match[2])];
-}
-
-function checkPasscode(
-  users: ReadonlyMap<string, string>,
-  login: string | undefined,
-  passcode: string | undefined,
-): boolean {
-  const expected = login === undefined ? undefined : users.get(login);
-  if (expected === undefined || passcode === undefined) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(passcode);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,6 +1,7 @@
 import { subscribable } from '../../broker/destination.js';
 import { parsePosition, RESUME_HEADER } from '../../broker/message.js';
-import { type AckMode, Subscription } from '../../broker/subscription.js';
+import type { AckMode } from '../../broker/subscription.js';
+import type { Header } from '../../frame/frame.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
 import type { Session } from '../session.js';
@@ -19,7 +20,7 @@ export const RESUME_AFTER_HEADER = 'x-resume-after';
  * (`/user/queue/x`) bind to the session's login; `x-resume-after` replays
  * what a topic retained after a position.
  */
-export function subscribe(session: Session, frame: Frame): void {
+export function subscribe(session: Session, frame: Frame): Header[] | undefined {
   const destination = required(frame, 'destination');
   const id =
     session.version === '1.0' ? (getHeader(frame, 'id') ?? destination) : required(frame, 'id');
@@ -27,7 +28,7 @@ export function subscribe(session: Session, frame: Frame): void {
   if (!ACK_MODES.includes(ack))
     throw new StompError('STOMP_ERR_INVALID_HEADER', { detail: `ack:${ack}` });
   const prefetch = integerHeader(frame, 'prefetch-count', 0);
-  const target = subscribable(destination, session.login);
+  const target = subscribable(destination, session.user);
   if (!target.ok) {
     if (target.reason === 'invalid') {
       throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
@@ -42,7 +43,7 @@ export function subscribe(session: Session, frame: Frame): void {
   const resumeToken = getHeader(frame, RESUME_AFTER_HEADER);
   const resumeAfter = resumeToken === undefined ? undefined : parsePosition(resumeToken);
   // Queues and user queues hand out what waits anyway: only topics resume.
-  const resumable = target.kind === 'topic' || target.kind === 'user-topic';
+  const resumable = session.router.resumable(target.destination);
   if (resumeToken !== undefined && (!resumeAfter || !resumable)) {
     throw new StompError('STOMP_ERR_INVALID_HEADER', {
       detail: `${RESUME_AFTER_HEADER}:${resumeToken} (a position from a topic MESSAGE)`,
@@ -56,11 +57,11 @@ export function subscribe(session: Session, frame: Frame): void {
       detail: `limit ${session.options.maxSubscriptions}`,
     });
   }
-  const sub = new Subscription(session, id, target.destination, ack as AckMode, prefetch);
-  session.subscriptions.set(id, sub);
-  const replay = session.broker.subscribe(sub, resumeAfter);
-  if (replay)
-    session.receiptHeaders = [[RESUME_HEADER, replay.complete ? 'complete' : 'incomplete']];
+  const replay = session.subscribe(
+    { id, destination: target.destination, ackMode: ack as AckMode, prefetch },
+    resumeAfter,
+  );
+  return replay && [[RESUME_HEADER, replay.complete ? 'complete' : 'incomplete']];
 }
 
 /** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: `id` or `destination`). */
@@ -69,8 +70,7 @@ export function unsubscribe(session: Session, frame: Frame): void {
     session.version === '1.0'
       ? (getHeader(frame, 'id') ?? required(frame, 'destination'))
       : required(frame, 'id');
-  const sub = session.subscriptions.get(id);
-  if (!sub) throw new StompError('STOMP_ERR_UNKNOWN_SUBSCRIPTION', { detail: `id:${id}` });
-  session.subscriptions.delete(id);
-  session.broker.unsubscribe(sub);
+  if (!session.unsubscribe(id)) {
+    throw new StompError('STOMP_ERR_UNKNOWN_SUBSCRIPTION', { detail: `id:${id}` });
+  }
 }

@@ -12,7 +12,7 @@ import { required } from './util.js';
 export function bufferInTransaction(session: Session, frame: Frame): boolean {
   const tx = getHeader(frame, 'transaction');
   if (tx === undefined) return false;
-  const frames = session.transactions.get(tx);
+  const frames = session.transaction(tx);
   if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
   if (frames.length >= session.options.maxTransactionFrames) {
     throw new StompError('STOMP_ERR_TRANSACTION_TOO_LARGE', {
@@ -26,15 +26,15 @@ export function bufferInTransaction(session: Session, frame: Frame): boolean {
 /** BEGIN: opens a transaction. */
 export function begin(session: Session, frame: Frame): void {
   const tx = required(frame, 'transaction');
-  if (session.transactions.has(tx)) {
+  if (session.transaction(tx)) {
     throw new StompError('STOMP_ERR_DUPLICATE_TRANSACTION', { detail: tx });
   }
-  if (session.transactions.size >= session.options.maxTransactions) {
+  if (session.transactionCount >= session.options.maxTransactions) {
     throw new StompError('STOMP_ERR_TOO_MANY_TRANSACTIONS', {
       detail: `limit ${session.options.maxTransactions}`,
     });
   }
-  session.transactions.set(tx, []);
+  session.begin(tx);
 }
 
 /**
@@ -43,9 +43,8 @@ export function begin(session: Session, frame: Frame): void {
  */
 export function commit(session: Session, frame: Frame): void | Promise<void> {
   const tx = required(frame, 'transaction');
-  const frames = session.transactions.get(tx);
+  const frames = session.endTransaction(tx);
   if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
-  session.transactions.delete(tx);
   const waits: Promise<void>[] = [];
   for (const f of frames) {
     if (f.command === 'SEND') {
@@ -61,7 +60,7 @@ export function commit(session: Session, frame: Frame): void | Promise<void> {
 /** ABORT: discards the buffered frames. */
 export function abort(session: Session, frame: Frame): void {
   const tx = required(frame, 'transaction');
-  if (!session.transactions.delete(tx)) {
+  if (!session.endTransaction(tx)) {
     throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
   }
 }

@@ -1,0 +1,145 @@
+import type { Replay } from '../history.js';
+import { EncodedMessage } from '../message-frame.js';
+import type { Message, Outgoing, Position } from '../message.js';
+import type { Pending, Subscription } from '../subscription.js';
+import {
+  belowPendingLimit,
+  type Destination,
+  type DestinationContext,
+  type DestinationType,
+  handOut,
+} from './destination.js';
+
+/**
+ * `/topic/…` and `/user/<name>/topic/…`: every subscriber gets every
+ * message, through the bus so that all instances see one order. Recent
+ * messages are kept in the history for subscribers that resume after a
+ * position. A consumer that cannot keep up is disconnected (DESIGN.md
+ * "Defaults for limits": slow consumer on topics).
+ */
+export class Topic implements Destination {
+  private readonly subs = new Set<Subscription>();
+
+  constructor(
+    readonly name: string,
+    private readonly context: DestinationContext,
+  ) {}
+
+  get idle(): boolean {
+    return this.subs.size === 0;
+  }
+
+  get depth(): number {
+    return 0;
+  }
+
+  send(message: Outgoing): void | Promise<void> {
+    return this.context.bus.publish(message);
+  }
+
+  deliver(message: Message): void {
+    TOPIC.keep(message, this.context);
+    if (message.replayed) return;
+    // One encoding per fan-out, shared by every subscriber, gone after it:
+    // the history keeps the message, not its bytes.
+    let encoded: EncodedMessage | undefined;
+    for (const sub of this.subs) {
+      if (sub.seen && !sub.after(message)) continue;
+      if (sub.replaying) {
+        this.queueBehind(sub, message);
+        continue;
+      }
+      encoded ??= new EncodedMessage(message);
+      this.deliverLive(sub, encoded, undefined);
+    }
+  }
+
+  deadLetter(message: Outgoing): void {
+    // A dead letter sent on to a topic: published like a SEND (lost if the cluster is down).
+    (this.context.bus.publish(message) as Promise<void> | undefined)?.catch(() => {});
+  }
+
+  subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined {
+    this.subs.add(sub);
+    if (!resumeAfter) return undefined;
+    const covered = this.context.log.coveredFrom(this.name, resumeAfter.epoch);
+    const replay = this.context.history.replay(this.name, resumeAfter, covered, Date.now());
+    // Live messages this instance has not delivered yet may be ones the
+    // client saw elsewhere (another instance ahead of this one): skip them.
+    sub.seen = replay.messages.at(-1)?.position ?? resumeAfter;
+    sub.replaying = {
+      items: [...replay.messages],
+      at: 0,
+      mark: replay.complete ? 'complete' : 'incomplete',
+    };
+    this.drainReplay(sub);
+    return replay;
+  }
+
+  unsubscribe(sub: Subscription): void {
+    this.subs.delete(sub);
+    sub.takeUnacked();
+  }
+
+  ack(): void {}
+
+  /** NACK: delivered to the same subscription again, until `maxDeliveries`, then dead-lettered. */
+  nack(sub: Subscription, settled: readonly Pending[]): void {
+    for (const pending of settled) {
+      if (pending.deliveries >= this.context.options.maxDeliveries) {
+        this.context.deadLetter(pending, this.context.options.deadLetterQueue);
+      } else {
+        pending.deliveries++;
+        handOut(this.context, sub, pending, true);
+      }
+    }
+  }
+
+  drained(sub: Subscription): void {
+    if (sub.replaying) this.drainReplay(sub);
+  }
+
+  /** Sends a resume's replay while the connection has room; the rest continues on drain. */
+  private drainReplay(sub: Subscription): void {
+    const replaying = sub.replaying;
+    if (!replaying) return;
+    const { items } = replaying;
+    while (replaying.at < items.length) {
+      if (!sub.consumer.writable) return;
+      const message = items[replaying.at] as Message;
+      items[replaying.at++] = undefined;
+      if (!this.deliverLive(sub, new EncodedMessage(message), replaying.mark)) return;
+      replaying.mark = undefined;
+    }
+    // A replay of nothing: the first live MESSAGE carries the outcome.
+    if (replaying.mark === undefined) sub.replaying = undefined;
+  }
+
+  /** A live message for a subscription still replaying: after the replay; bounded. */
+  private queueBehind(sub: Subscription, message: Message): void {
+    const replaying = sub.replaying as NonNullable<Subscription['replaying']>;
+    replaying.items.push(message);
+    const bound = Math.max(1_000, 2 * this.context.options.historyMaxMessages);
+    if (replaying.items.length - replaying.at > bound) sub.consumer.overflow();
+    else this.drainReplay(sub);
+  }
+
+  /** One topic delivery; a consumer too far behind is disconnected instead. */
+  private deliverLive(sub: Subscription, encoded: EncodedMessage, resume: string | undefined) {
+    if (!sub.consumer.writable) {
+      sub.consumer.overflow();
+      return false;
+    }
+    if (!belowPendingLimit(this.context, sub)) return false;
+    if (sub.ackMode === 'auto') sub.consumer.deliver(sub, encoded, undefined, false, resume);
+    else handOut(this.context, sub, { message: encoded.message, deliveries: 1 }, false, encoded, resume);
+    return true;
+  }
+}
+
+/** Topics and user topics. */
+export const TOPIC: DestinationType = {
+  resumable: true,
+  create: (name, context) => new Topic(name, context),
+  keep: (message, context) => context.history.append(message, Date.now()),
+};

@@ -1,0 +1,191 @@
+import { randomBytes } from 'node:crypto';
+import { StompError } from '../errors.js';
+import type { Header } from '../frame/frame.js';
+import { type DestinationKind, destinationKind } from './destination.js';
+import type {
+  Destination,
+  DestinationContext,
+  DestinationType,
+} from './destinations/destination.js';
+import { QUEUE } from './destinations/queue.js';
+import { TOPIC } from './destinations/topic.js';
+import { USER_QUEUE } from './destinations/user-queue.js';
+import { History, type Replay } from './history.js';
+import { Mailboxes } from './mailbox.js';
+import type { Message, Position } from './message.js';
+import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './options.js';
+import type { DurableLog, MessageBus } from './seams.js';
+import { type Pending, Subscription, type SubscriptionSpec } from './subscription.js';
+
+/** How often expired history and offline messages are swept, ms. */
+const SWEEP_MS = 10_000;
+
+/** The type behind each kind of routing name. */
+const TYPES: Readonly<Record<DestinationKind, DestinationType>> = {
+  topic: TOPIC,
+  'user-topic': TOPIC,
+  queue: QUEUE,
+  'user-queue': USER_QUEUE,
+};
+
+/**
+ * Destinations and delivery, without sockets: resolves a routing name to
+ * its {@link Destination} (made on first use, forgotten when idle) and
+ * dispatches SENDs, subscriptions, acks and the bus's messages to it. What a
+ * kind of destination means lives in `destinations/`, not here.
+ */
+export class Router implements DestinationContext {
+  readonly options: BrokerOptions;
+  readonly history: History;
+  readonly mailboxes: Mailboxes;
+  private readonly destinations = new Map<string, Destination>();
+  private readonly idPrefix = randomBytes(4).toString('hex');
+  private messageSeq = 0;
+  private ackSeq = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(
+    options: Partial<BrokerOptions>,
+    readonly bus: MessageBus,
+    readonly log: DurableLog,
+  ) {
+    this.options = { ...DEFAULT_BROKER_OPTIONS, ...options };
+    this.history = new History({
+      maxMessages: this.options.historyMaxMessages,
+      maxAgeMs: this.options.historyMaxAgeMs,
+    });
+    this.mailboxes = new Mailboxes({
+      maxMessages: this.options.offlineMaxMessages,
+      maxAgeMs: this.options.offlineMaxAgeMs,
+    });
+    this.sweeper = setInterval(() => {
+      const now = Date.now();
+      this.history.sweep(now);
+      this.mailboxes.sweep(now);
+    }, SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** Stops the periodic sweep. */
+  close(): void {
+    clearInterval(this.sweeper);
+  }
+
+  messageId(): string {
+    return `${this.idPrefix}-${++this.messageSeq}`;
+  }
+
+  ackId(): string {
+    return String(++this.ackSeq);
+  }
+
+  /**
+   * Accepts a message for `destination`. The returned promise, if any,
+   * settles when the message is safe (cluster mode: Kafka has it). Throws a
+   * coded error when the destination is invalid or full.
+   */
+  send(destination: string, headers: readonly Header[], body: Uint8Array): void | Promise<void> {
+    const target = this.resolve(destination);
+    try {
+      return target.send({ id: this.messageId(), destination, headers, body });
+    } finally {
+      this.forgetIfIdle(target);
+    }
+  }
+
+  /** Whether SUBSCRIBE may resume after a position on this routing name. */
+  resumable(destination: string): boolean {
+    return typeOf(destination)?.resumable ?? false;
+  }
+
+  /**
+   * Registers a subscription and hands it what waits for it; with
+   * `resumeAfter`, the replay's outcome.
+   */
+  subscribe(spec: SubscriptionSpec, resumeAfter?: Position): [Subscription, Replay | undefined] {
+    const target = this.resolve(spec.destination);
+    const sub = new Subscription(spec, target);
+    return [sub, target.subscribe(sub, resumeAfter)];
+  }
+
+  /** Removes a subscription; what it held unacknowledged goes back. */
+  unsubscribe(sub: Subscription): void {
+    sub.destination.unsubscribe(sub);
+    this.forgetIfIdle(sub.destination);
+  }
+
+  /** Acknowledges `ackId` on `sub`; false when it is not pending there. */
+  ack(sub: Subscription, ackId: string): boolean {
+    return this.settle(sub, ackId, true);
+  }
+
+  /** Rejects `ackId` on `sub`; false when it is not pending there. */
+  nack(sub: Subscription, ackId: string): boolean {
+    return this.settle(sub, ackId, false);
+  }
+
+  /** The subscriptions' connection has room again. */
+  drained(subs: Iterable<Subscription>): void {
+    for (const sub of subs) sub.destination.drained(sub);
+  }
+
+  /** A message from the bus: to the destination's local subscribers, or kept for later. */
+  deliver(message: Message): void {
+    const target = this.destinations.get(message.destination);
+    if (target) target.deliver(message);
+    else typeOf(message.destination)?.keep(message, this);
+  }
+
+  /** Another instance consumed a user-queue message: forget it here too. */
+  consumed(destination: string, messageId: string): void {
+    this.mailboxes.remove(destination, messageId);
+  }
+
+  deadLetter(pending: Pending, target: string): void {
+    const { message } = pending;
+    if (!this.options.deadLetterQueue || message.destination === target) return;
+    const headers: Header[] = [
+      ...message.headers,
+      ['original-destination', message.destination],
+      ['delivery-count', String(pending.deliveries)],
+    ];
+    const dlq = this.resolve(target);
+    dlq.deadLetter({ id: message.id, destination: target, headers, body: message.body });
+    this.forgetIfIdle(dlq);
+  }
+
+  /** Messages waiting at a destination (for tests and metrics). */
+  depth(destination: string): number {
+    return this.destinations.get(destination)?.depth ?? 0;
+  }
+
+  /** The destination of a routing name, made on first use. */
+  private resolve(name: string): Destination {
+    let target = this.destinations.get(name);
+    if (target) return target;
+    const type = typeOf(name);
+    if (!type) throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: name });
+    target = type.create(name, this);
+    this.destinations.set(name, target);
+    return target;
+  }
+
+  private settle(sub: Subscription, ackId: string, positive: boolean): boolean {
+    const settled = sub.settle(ackId);
+    if (!settled) return false;
+    if (positive) sub.destination.ack(sub, settled);
+    else sub.destination.nack(sub, settled);
+    return true;
+  }
+
+  private forgetIfIdle(target: Destination): void {
+    if (target.idle && this.destinations.get(target.name) === target) {
+      this.destinations.delete(target.name);
+    }
+  }
+}
+
+function typeOf(name: string): DestinationType | undefined {
+  const kind = destinationKind(name);
+  return kind && TYPES[kind];
+}

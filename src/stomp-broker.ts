@@ -1,0 +1,294 @@
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import { destinationKind } from './broker/destination.js';
+import { LocalFanout } from './broker/local-fanout.js';
+import { messageHeaders } from './broker/message.js';
+import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './broker/options.js';
+import { Router } from './broker/router.js';
+import type { Fanout } from './broker/seams.js';
+import type { Subscription } from './broker/subscription.js';
+import { StompError } from './errors.js';
+import type { Header } from './frame/frame.js';
+import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
+import { type ConnectRequest, Session, type SessionHost } from './session/session.js';
+import type { Connection, TransportKind } from './transport/connection.js';
+import { StreamConnection } from './transport/stream-connection.js';
+import { checkPasscode } from './users.js';
+import { VERSION } from './version.js';
+
+/**
+ * What `authenticate` decides about a CONNECT: `true` accepts it with the
+ * login it claims (none: anonymous), a string accepts it as that user,
+ * `false` refuses it (ERROR `STOMP_ERR_AUTH_FAILED`). Throwing a
+ * {@link StompError} refuses it with that code.
+ */
+export type AuthResult = boolean | string;
+
+/** Checks a CONNECT; may be asynchronous (frames behind the CONNECT wait). */
+export type Authenticate = (request: ConnectRequest) => AuthResult | Promise<AuthResult>;
+
+/** Who a session is, as every event tells it. */
+export interface SessionInfo {
+  /** The `session` header of CONNECTED. */
+  readonly sessionId: string;
+  /** The authenticated (or claimed) user; undefined when anonymous or not connected yet. */
+  readonly user: string | undefined;
+  readonly remoteAddress: string;
+  readonly transport: TransportKind;
+}
+
+/** The events of a {@link StompBroker}. */
+export interface BrokerEvents {
+  /** CONNECTED was sent. */
+  connect: [info: SessionInfo];
+  /** A connection ended (after CONNECT or not); `error` when it ended with an ERROR frame. */
+  disconnect: [info: SessionInfo & { readonly error: StompError | undefined }];
+  /** A SUBSCRIBE was accepted; `destination` is the routing name. */
+  subscribe: [info: SessionInfo & { readonly id: string; readonly destination: string }];
+  /** A subscription ended by UNSUBSCRIBE. */
+  unsubscribe: [info: SessionInfo & { readonly id: string; readonly destination: string }];
+  /** A session was sent an ERROR frame (then closed). */
+  error: [info: SessionInfo & { readonly error: StompError }];
+}
+
+/** Everything {@link createBroker} takes; every field is optional. */
+export interface StompBrokerOptions extends SessionOptions, BrokerOptions {
+  /** Users allowed to connect, login to passcode; empty (default) means anonymous access. */
+  users: ReadonlyMap<string, string>;
+  /**
+   * Decides every CONNECT. Default: with `users`, the login and passcode
+   * must match one; without, anyone may connect and claim any login.
+   */
+  authenticate: Authenticate | undefined;
+  /**
+   * The cluster backend. Default: the in-process {@link LocalFanout} (one
+   * process is the whole broker); `new KafkaFanout(...)` from `stompbus/kafka`
+   * for cluster mode.
+   */
+  fanout: Fanout | undefined;
+}
+
+/** The defaults of {@link StompBrokerOptions}. */
+export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object.freeze({
+  ...DEFAULT_SESSION_OPTIONS,
+  ...DEFAULT_BROKER_OPTIONS,
+  serverName: `stompbus/${VERSION}`,
+  users: new Map<string, string>(),
+  authenticate: undefined,
+  fanout: undefined,
+});
+
+/** A body for {@link StompBroker.publish}: text (sent as UTF-8) or bytes. */
+export type Body = string | Uint8Array;
+
+/**
+ * A STOMP broker as a library (in the manner of aedes): serve any duplex
+ * stream with {@link handle}, a WebSocket endpoint with `attachWebSocket`,
+ * push from app code with {@link publish} and {@link sendToUser}, and listen
+ * to its typed events. `StompServer` is one user of it.
+ */
+export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHost {
+  readonly options: StompBrokerOptions;
+  readonly router: Router;
+  readonly fanout: Fanout;
+  /** Open sessions (connected or not yet), until they start closing. */
+  readonly sessions = new Set<Session>();
+  /** Sessions whose connection is not closed yet (closing ones included). */
+  private readonly open = new Set<Session>();
+  /** Sessions per user on this instance (the connection registry's source). */
+  private readonly users = new Map<string, number>();
+  private readonly started: Promise<void>;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: Partial<StompBrokerOptions> = {}) {
+    super();
+    this.options = { ...DEFAULT_STOMP_BROKER_OPTIONS, ...options };
+    this.fanout = this.options.fanout ?? new LocalFanout();
+    this.router = new Router(this.options, this.fanout.bus, this.fanout.log);
+    // Embedded, the sink is attached at once; Kafka connects in the background.
+    this.started = this.fanout.start({
+      deliver: (message) => this.router.deliver(message),
+      consumed: (destination, id) => this.router.consumed(destination, id),
+      localUsers: () => this.users.keys(),
+    });
+    this.started.catch(() => {});
+  }
+
+  /**
+   * Serves STOMP over one duplex stream (a `net` or `tls` socket, or any
+   * other): `net.createServer(broker.handle)`. Bound, so it can be passed as is.
+   */
+  readonly handle = (stream: Duplex, transport?: TransportKind): void => {
+    const kind = transport ?? (stream instanceof TLSSocket ? 'tls' : 'tcp');
+    this.accept(new StreamConnection(stream, kind));
+  };
+
+  /** Serves STOMP over a connection of any transport (`attachWebSocket` uses it). */
+  accept(connection: Connection): void {
+    if (this.closing) {
+      connection.destroy();
+      return;
+    }
+    const session = new Session(this, connection);
+    this.sessions.add(session);
+    this.open.add(session);
+  }
+
+  /** Resolves once the fan-out has started (cluster mode: Kafka joined, history read back). */
+  ready(): Promise<void> {
+    return this.started;
+  }
+
+  /**
+   * Publishes a message from app code to `destination` (`/topic/…`,
+   * `/queue/…`, `/user/<name>/…`), as a SEND would. Resolves when it is
+   * safe (cluster mode: after Kafka's ack); rejects with a coded error.
+   */
+  async publish(destination: string, body: Body, headers: Record<string, string> = {}) {
+    if (!destinationKind(destination)) {
+      throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+    }
+    const list: Header[] = messageHeaders(Object.entries(headers));
+    const bytes = typeof body === 'string' ? Buffer.from(body) : body;
+    await this.router.send(destination, list, bytes);
+  }
+
+  /**
+   * Sends to one user's destination: `sendToUser('alice', '/queue/inbox', …)`
+   * reaches alice's subscriptions of `/user/queue/inbox` on every instance
+   * (kept while she is offline), as Spring's `convertAndSendToUser` does.
+   */
+  sendToUser(user: string, destination: string, body: Body, headers: Record<string, string> = {}) {
+    if (!user || user.includes('/') || !/^\/(queue|topic)\/./.test(destination)) {
+      return Promise.reject(
+        new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: `${user} ${destination}` }),
+      );
+    }
+    return this.publish(`/user/${user}${destination}`, body, headers);
+  }
+
+  /** The instances where `user` has a session now (cluster-wide in cluster mode). */
+  whereIs(user: string): string[] {
+    return this.fanout.registry.whereIs(user);
+  }
+
+  /** Messages waiting for `user` in their user queues on this instance. */
+  waitingFor(user: string): number {
+    return this.router.mailboxes.count(user);
+  }
+
+  /** Messages waiting in a queue (for tests and metrics). */
+  queueDepth(destination: string): number {
+    return this.router.depth(destination);
+  }
+
+  /**
+   * Closes: new connections are refused, every session gets an ERROR
+   * (`STOMP_ERR_SHUTDOWN`) and is closed; connections still open after
+   * `graceMs` (default `closeTimeoutMs`) are destroyed; then the fan-out
+   * stops. Listeners are the caller's to close.
+   */
+  close(graceMs = this.options.closeTimeoutMs): Promise<void> {
+    this.closing ??= (async () => {
+      for (const session of [...this.sessions]) session.shutdown();
+      const deadline = Date.now() + graceMs;
+      while (this.open.size > 0 && Date.now() < deadline) await sleep(20);
+      for (const session of this.open) session.connection.destroy();
+      this.router.close();
+      await this.fanout.stop();
+    })();
+    return this.closing;
+  }
+
+  // ---- SessionHost ----
+
+  authenticate(request: ConnectRequest): string | undefined | Promise<string | undefined> {
+    const decide = this.options.authenticate ?? ((r) => this.checkUsers(r));
+    const result = decide(request);
+    // A synchronous decision keeps CONNECT synchronous (no frames held).
+    return result instanceof Promise
+      ? result.then((r) => this.decided(request, r))
+      : this.decided(request, result);
+  }
+
+  private decided(request: ConnectRequest, result: AuthResult): string | undefined {
+    if (result === false) {
+      throw new StompError('STOMP_ERR_AUTH_FAILED', {
+        detail: `login ${JSON.stringify(request.login)}`,
+      });
+    }
+    return result === true ? request.login : result;
+  }
+
+  knowsUser(user: string): boolean {
+    return this.options.users.size === 0 || this.options.users.has(user);
+  }
+
+  connected(session: Session): void {
+    const { user } = session;
+    if (user) {
+      const had = this.users.get(user) ?? 0;
+      this.users.set(user, had + 1);
+      if (had === 0) this.fanout.registry.usersChanged();
+    }
+    this.emit('connect', info(session));
+  }
+
+  subscriptionChanged(session: Session, sub: Subscription, added: boolean): void {
+    const event = { ...info(session), id: sub.id, destination: sub.destination.name };
+    if (added) this.emit('subscribe', event);
+    else this.emit('unsubscribe', event);
+  }
+
+  closed(session: Session, error: StompError | undefined): void {
+    this.sessions.delete(session);
+    // Only connected sessions have a user, and each was counted in connected().
+    if (session.user) this.userGone(session.user);
+    if (error && this.listenerCount('error') > 0) this.emit('error', { ...info(session), error });
+    this.emit('disconnect', { ...info(session), error });
+  }
+
+  ended(session: Session): void {
+    this.open.delete(session);
+  }
+
+  private userGone(user: string): void {
+    const had = this.users.get(user) ?? 0;
+    if (had <= 1) {
+      this.users.delete(user);
+      this.fanout.registry.usersChanged();
+    } else {
+      this.users.set(user, had - 1);
+    }
+  }
+
+  /** The default check: anonymous without users, else login and passcode. */
+  private checkUsers(request: ConnectRequest): AuthResult {
+    const { users } = this.options;
+    if (users.size === 0) return true;
+    return checkPasscode(users, request.login, request.passcode) ? (request.login as string) : false;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function info(session: Session): SessionInfo {
+  return {
+    sessionId: session.id,
+    user: session.user,
+    remoteAddress: session.connection.remoteAddress,
+    transport: session.connection.kind,
+  };
+}
+
+/**
+ * Makes a broker: `const broker = createBroker({ users, fanout, authenticate })`.
+ * It serves at once (embedded) and `await broker.ready()` waits for a cluster
+ * backend to have started.
+ */
+export function createBroker(options: Partial<StompBrokerOptions> = {}): StompBroker {
+  return new StompBroker(options);
+}

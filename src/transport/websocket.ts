@@ -1,0 +1,90 @@
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { Connection, TransportKind } from './connection.js';
+import { WsConnection } from './ws-connection.js';
+
+/** WebSocket sub-protocols spoken, best first (STOMP 1.2 "STOMP over WebSocket" names). */
+export const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
+
+/** What {@link attachWebSocket} serves STOMP to: a broker's `accept`. */
+export interface ConnectionAcceptor {
+  accept(connection: Connection): void;
+  readonly options: { readonly maxFrameSize: number };
+}
+
+/** Where and how {@link attachWebSocket} serves. */
+export interface AttachOptions {
+  /**
+   * The HTTP(S) server whose upgrades to `path` become STOMP sessions; its
+   * other routes and upgrades are left alone. Leave out with `noServer`.
+   */
+  server?: HttpServer | HttpsServer;
+  /** Serve nothing by itself: call `handleUpgrade` from your own `upgrade` handler. */
+  noServer?: boolean;
+  /** The endpoint path. Default `/stomp`. */
+  path?: string;
+}
+
+/** A WebSocket endpoint serving a broker. */
+export interface WebSocketEndpoint {
+  /** The endpoint path. */
+  readonly path: string;
+  /** The `ws` server under it (its `clients`, for example). */
+  readonly wss: WebSocketServer;
+  /** Whether an upgrade request is for this endpoint (its path). */
+  matches(request: IncomingMessage): boolean;
+  /** Completes an upgrade to this endpoint and serves STOMP on it. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Stops taking upgrades (open connections stay; close them through the broker). */
+  close(): void;
+}
+
+/**
+ * Serves STOMP over WebSocket for `broker`, on an existing `http.Server`
+ * (Express, Fastify, plain `node:http`) or, with `noServer`, through your
+ * own upgrade handler. Sub-protocols `v12.stomp`, `v11.stomp`, `v10.stomp`;
+ * a WebSocket message may hold several frames and a frame may span messages.
+ */
+export function attachWebSocket(
+  broker: ConnectionAcceptor,
+  options: AttachOptions,
+): WebSocketEndpoint {
+  const path = options.path ?? '/stomp';
+  const wss = new WebSocketServer({
+    noServer: true,
+    // A WebSocket message may hold several frames: the per-frame limit is
+    // the parser's, with this as a transport ceiling (ws closes with 1009).
+    maxPayload: 2 * broker.options.maxFrameSize,
+    perMessageDeflate: false,
+    handleProtocols: (offered) => SUBPROTOCOLS.find((p) => offered.has(p)) ?? false,
+  });
+  const server = options.noServer ? undefined : options.server;
+  if (!server && !options.noServer) {
+    throw new Error('stompbus: attachWebSocket needs a server, or noServer: true');
+  }
+  const matches = (request: IncomingMessage) => (request.url ?? '/').split('?')[0] === path;
+  const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // A TLS socket says so: `wss` behind an https server.
+    const kind: TransportKind =
+      (socket as Duplex & { encrypted?: boolean }).encrypted === true ? 'wss' : 'ws';
+    wss.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+      broker.accept(new WsConnection(ws, socket, kind));
+    });
+  };
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (matches(request)) handleUpgrade(request, socket, head);
+  };
+  server?.on('upgrade', onUpgrade);
+  return {
+    path,
+    wss,
+    matches,
+    handleUpgrade,
+    close() {
+      server?.off('upgrade', onUpgrade);
+      wss.close();
+    },
+  };
+}
