@@ -415,7 +415,7 @@ async function stompBench(
 
 /**
  * Kafka's own produce-to-consume latency with plain kafkajs on a topic of its own with
- * as many partitions, producing like the fan-out does (see `flush` in kafka-fanout.ts)
+ * as many partitions, producing like the fan-out does (see `flush` in produce-queue.ts)
  * and consuming with the fan-out's consumer settings.
  */
 async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Bench> {

@@ -6,17 +6,21 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+} from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
 import type { Session } from './session/session.js';
 import {
+  createBroker,
   DEFAULT_STOMP_BROKER_OPTIONS,
   type StompBroker,
   type StompBrokerOptions,
-  createBroker,
 } from './stomp-broker.js';
 import { attachWebSocket, type WebSocketEndpoint } from './transport/websocket.js';
 
@@ -127,7 +131,9 @@ export class StompServer {
     this.endpoint = attachWebSocket(broker, { server: this.http, path: this.options.wsPath });
     await listen(this.http, this.options.port, this.options.host, '--port');
     if (this.options.tcpPort !== null) {
-      this.tcp = this.tls ? createTlsServer(this.tls, broker.handle) : createNetServer(broker.handle);
+      this.tcp = this.tls
+        ? createTlsServer(this.tls, broker.handle)
+        : createNetServer(broker.handle);
       await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
     }
   }
@@ -160,8 +166,12 @@ export class StompServer {
 
   private async doStop(): Promise<void> {
     const closed = Promise.all([
-      this.http.listening ? new Promise<void>((resolve) => this.http.close(() => resolve())) : undefined,
-      this.tcp?.listening ? new Promise<void>((resolve) => this.tcp?.close(() => resolve())) : undefined,
+      this.http.listening
+        ? new Promise<void>((resolve) => this.http.close(() => resolve()))
+        : undefined,
+      this.tcp?.listening
+        ? new Promise<void>((resolve) => this.tcp?.close(() => resolve()))
+        : undefined,
     ]);
     await this.current?.close(this.options.shutdownTimeoutMs);
     this.http.closeAllConnections?.();

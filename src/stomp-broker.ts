@@ -267,7 +267,9 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   private checkUsers(request: ConnectRequest): AuthResult {
     const { users } = this.options;
     if (users.size === 0) return true;
-    return checkPasscode(users, request.login, request.passcode) ? (request.login as string) : false;
+    return checkPasscode(users, request.login, request.passcode)
+      ? (request.login as string)
+      : false;
   }
 }
 

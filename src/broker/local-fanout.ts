@@ -1,13 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createMessage, type Outgoing } from './message.js';
-import type {
-  DurableLog,
-  Fanout,
-  FanoutSink,
-  MessageBus,
-  Registry,
-} from './seams.js';
+import type { DurableLog, Fanout, FanoutSink, MessageBus, Registry } from './seams.js';
 
 /**
  * The embedded default: one process is the whole cluster. A message goes

@@ -1,6 +1,6 @@
 import type { Destination } from './destinations/destination.js';
-import type { EncodedMessage } from './message-frame.js';
 import type { Message, Position } from './message.js';
+import type { EncodedMessage } from './message-frame.js';
 
 /** STOMP 1.2 "SUBSCRIBE ack Header" modes. */
 export type AckMode = 'auto' | 'client' | 'client-individual';

@@ -1,3 +1,4 @@
+import type { Registry } from '../broker/seams.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
 
 /** What a {@link Presence} needs from the fan-out it serves. */
@@ -21,14 +22,19 @@ export interface PresenceOptions {
  * the users it has sessions of on a Kafka topic, every `intervalMs` and soon
  * after a change, and keeps the others' announcements. An instance that stops
  * announcing (it died) drops out after three intervals; one that stops
- * cleanly says so at once.
+ * cleanly says so at once. It is the {@link Registry} of `KafkaFanout`.
  */
-export class Presence {
+export class Presence implements Registry {
   private readonly others = new Map<string, { users: Set<string>; seenAt: number }>();
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: PresenceOptions) {}
+
+  /** This instance's name in the registry. */
+  get instanceId(): string {
+    return this.options.instanceId;
+  }
 
   /** Starts announcing (once the producer is connected); idempotent. */
   start(): void {
@@ -39,7 +45,7 @@ export class Presence {
   }
 
   /** A session of some user came or went here: announce soon. */
-  changed(): void {
+  usersChanged(): void {
     if (this.soon || !this.timer) return;
     // A burst of connects (a reconnect storm) makes one announcement.
     this.soon = setTimeout(() => {

@@ -4,9 +4,11 @@
  * own that are not messages (consumption of user-queue messages).
  */
 import { destinationKind } from '../broker/destination.js';
-import { type Message, messageHeaders } from '../broker/message.js';
+import { createMessage, type Message, messageHeaders, type Outgoing } from '../broker/message.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
+import { epochOf } from './offsets.js';
+import type { ClusterTopics } from './topics.js';
 
 /** Carries the broker's `message-id` with our own records, so every instance shows the same id. */
 export const MESSAGE_ID_HEADER = 'stompbus-message-id';
@@ -20,23 +22,13 @@ const KAFKA_HEADER_SET = new Set(KAFKA_HEADERS);
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUFFER = Buffer.alloc(0);
 
-/** The Kafka topics of one cluster. */
-export interface ClusterTopics {
-  /** All `/topic/…` traffic that is not bridged. */
-  readonly topic: string;
-  /** User destinations and their consumption records. */
-  readonly usersTopic: string;
-  /** Bridged Kafka topic → destination. */
-  readonly bridges: Readonly<Record<string, string>>;
-}
-
 /** Maps messages to records and back for one cluster's topics. */
 export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
   private readonly names = new Map<string, string>();
 
-  constructor(readonly topics: ClusterTopics) {
+  constructor(readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>) {
     for (const [kafkaTopic, destination] of Object.entries(topics.bridges)) {
       this.topicOf.set(destination, kafkaTopic);
     }
@@ -71,7 +63,7 @@ export class RecordMapper {
   }
 
   /** A SEND as a record: destination as key, STOMP headers as record headers. */
-  toRecord(message: Message): ProducedRecord {
+  toRecord(message: Outgoing): ProducedRecord {
     const bridged = this.topicOf.has(message.destination);
     const headers: Array<[string, string]> = [];
     let key: string | undefined;
@@ -94,7 +86,7 @@ export class RecordMapper {
   }
 
   /** The record saying that a user-queue message was consumed. */
-  consumedRecord(message: Message): ProducedRecord {
+  consumedRecord(message: Pick<Outgoing, 'id' | 'destination'>): ProducedRecord {
     return {
       topic: this.topics.usersTopic,
       key: message.destination,
@@ -103,8 +95,12 @@ export class RecordMapper {
     };
   }
 
-  /** A record as a message; undefined when it names no destination this topic carries. */
-  toMessage(record: ConsumedRecord): Message | undefined {
+  /**
+   * A record as a message, placed at the record's partition (the epoch) and
+   * offset; `replayed` when it was read back from history. Undefined when it
+   * names no destination this topic carries.
+   */
+  toMessage(record: ConsumedRecord, replayed: boolean): Message | undefined {
     const bridged = this.topics.bridges[record.topic];
     const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
     const destination = bridged ?? (ours ? this.intern(record.key?.toString()) : undefined);
@@ -128,7 +124,7 @@ export class RecordMapper {
         ['kafka-topic', record.topic],
       );
     }
-    return {
+    const message = {
       id: id ?? `${record.topic}-${record.partition}-${record.offset}`,
       destination,
       // A record header named like a STOMP transport header (destination, ack…) is dropped.
@@ -136,12 +132,9 @@ export class RecordMapper {
       // A copy: the client's value is a view into its whole fetch response, which a
       // message kept in the history or a mailbox would otherwise hold for minutes.
       body: record.value ? Buffer.from(record.value) : EMPTY,
-      // Every field up front: one object shape for every message on the hot path.
-      position: undefined,
-      at: undefined,
-      replayed: undefined,
-      tails: undefined,
     };
+    const position = { epoch: epochOf(record.partition), n: Number(record.offset) };
+    return createMessage(message, position, record.timestamp, replayed);
   }
 }
 

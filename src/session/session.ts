@@ -1,6 +1,6 @@
 import type { Replay } from '../broker/history.js';
-import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
 import type { Position } from '../broker/message.js';
+import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
 import type { Router } from '../broker/router.js';
 import type { Consumer, Subscription, SubscriptionSpec } from '../broker/subscription.js';
 import { StompError } from '../errors.js';

@@ -1,7 +1,7 @@
 import type { History, Replay } from '../history.js';
 import type { Mailboxes } from '../mailbox.js';
-import { EncodedMessage } from '../message-frame.js';
 import type { Message, Outgoing, Position } from '../message.js';
+import { EncodedMessage } from '../message-frame.js';
 import type { BrokerOptions } from '../options.js';
 import type { DurableLog, MessageBus } from '../seams.js';
 import type { Pending, Subscription } from '../subscription.js';

@@ -1,6 +1,6 @@
 import type { Replay } from '../history.js';
-import { EncodedMessage } from '../message-frame.js';
 import type { Message, Outgoing, Position } from '../message.js';
+import { EncodedMessage } from '../message-frame.js';
 import type { Pending, Subscription } from '../subscription.js';
 import {
   belowPendingLimit,
@@ -132,7 +132,15 @@ export class Topic implements Destination {
     }
     if (!belowPendingLimit(this.context, sub)) return false;
     if (sub.ackMode === 'auto') sub.consumer.deliver(sub, encoded, undefined, false, resume);
-    else handOut(this.context, sub, { message: encoded.message, deliveries: 1 }, false, encoded, resume);
+    else
+      handOut(
+        this.context,
+        sub,
+        { message: encoded.message, deliveries: 1 },
+        false,
+        encoded,
+        resume,
+      );
     return true;
   }
 }

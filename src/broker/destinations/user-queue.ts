@@ -1,7 +1,7 @@
 import { destinationUser } from '../destination.js';
 import type { Letter } from '../mailbox.js';
-import { EncodedMessage } from '../message-frame.js';
 import type { Message, Outgoing } from '../message.js';
+import { EncodedMessage } from '../message-frame.js';
 import type { Pending, Subscription } from '../subscription.js';
 import {
   belowPendingLimit,

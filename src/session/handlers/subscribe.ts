@@ -1,8 +1,8 @@
 import { subscribable } from '../../broker/destination.js';
 import { parsePosition, RESUME_HEADER } from '../../broker/message.js';
 import type { AckMode } from '../../broker/subscription.js';
-import type { Header } from '../../frame/frame.js';
 import { StompError } from '../../errors.js';
+import type { Header } from '../../frame/frame.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
 import type { Session } from '../session.js';
 import { integerHeader, required } from './util.js';

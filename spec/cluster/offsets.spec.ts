@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import type { ConsumedRecord } from '../../src/cluster/kafka-client.js';
+import { epochOf, Offsets, partitionOf } from '../../src/cluster/offsets.js';
+import { MemoryKafka } from '../helpers/memory-kafka.js';
+
+function fetched(topic: string, partition: number, offset: number): ConsumedRecord {
+  return {
+    topic,
+    partition,
+    offset: String(offset),
+    key: null,
+    value: null,
+    timestamp: Date.now(),
+    headers: [],
+  };
+}
+
+/** A memory Kafka with `t` of two partitions: two old records and one recent on p0, one recent on p1. */
+async function kafkaWithHistory(): Promise<MemoryKafka> {
+  const kafka = new MemoryKafka();
+  await kafka.ensureTopics([{ topic: 't', partitions: 2 }]);
+  const old = Date.now() - 60_000;
+  kafka.append('t', { partition: 0, timestamp: old });
+  kafka.append('t', { partition: 0, timestamp: old });
+  kafka.append('t', { partition: 0 });
+  kafka.append('t', { partition: 1 });
+  return kafka;
+}
+
+describe('Offsets', () => {
+  it('names a partition p<partition> and reads the name back', () => {
+    expect(epochOf(3)).toBe('p3');
+    expect(epochOf(3)).toBe(epochOf(3));
+    expect(partitionOf('p3')).toBe(3);
+    expect(partitionOf('p')).toBeUndefined();
+    expect(partitionOf('3')).toBeUndefined();
+    expect(partitionOf('a1b2c3d4')).toBeUndefined();
+  });
+
+  it('starts reading where the history starts, and tells history, live and refetched records apart', async () => {
+    const offsets = new Offsets();
+    await offsets.readStart(await kafkaWithHistory(), [{ topic: 't', historyMs: 10_000 }]);
+    expect(offsets.next.get('t')).toEqual(
+      new Map([
+        [0, 2n],
+        [1, 0n],
+      ]),
+    );
+    expect(offsets.caughtUp()).toBe(false);
+    expect(offsets.advance(fetched('t', 0, 2))).toBe('history');
+    expect(offsets.advance(fetched('t', 1, 0))).toBe('history');
+    expect(offsets.caughtUp()).toBe(true);
+    expect(offsets.advance(fetched('t', 0, 3))).toBe('live');
+    expect(offsets.advance(fetched('t', 0, 2))).toBe('seen');
+    expect(offsets.advance(fetched('t', 0, 3))).toBe('seen');
+    expect(offsets.next.get('t')?.get(0)).toBe(4n);
+  });
+
+  it('reads a topic without history from its live end, and keeps its place on a reconnect', async () => {
+    const kafka = await kafkaWithHistory();
+    const offsets = new Offsets();
+    await offsets.readStart(kafka, [{ topic: 't', historyMs: undefined }]);
+    expect(offsets.next.get('t')).toEqual(
+      new Map([
+        [0, 3n],
+        [1, 1n],
+      ]),
+    );
+    expect(offsets.caughtUp()).toBe(true);
+    offsets.advance(fetched('t', 0, 3));
+    kafka.append('t', { partition: 0 });
+    await offsets.readStart(kafka, [{ topic: 't', historyMs: undefined }]);
+    expect(offsets.next.get('t')?.get(0)).toBe(4n);
+  });
+
+  it('vouches for a partition from where reading started, once the history is read back', async () => {
+    const offsets = new Offsets();
+    await offsets.readStart(await kafkaWithHistory(), [{ topic: 't', historyMs: 10_000 }]);
+    expect(offsets.coveredFrom('t', 'p0', false)).toBeUndefined();
+    offsets.advance(fetched('t', 0, 2));
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(2);
+    expect(offsets.coveredFrom('t', 'p1', false)).toBeUndefined();
+    offsets.advance(fetched('t', 1, 0));
+    expect(offsets.coveredFrom('t', 'p1', false)).toBe(0);
+  });
+
+  it('vouches for nothing it does not know: other epochs, partitions and topics', async () => {
+    const offsets = new Offsets();
+    await offsets.readStart(await kafkaWithHistory(), [{ topic: 't', historyMs: undefined }]);
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(3);
+    expect(offsets.coveredFrom('t', 'p7', false)).toBeUndefined();
+    expect(offsets.coveredFrom('t', 'deadbeef', false)).toBeUndefined();
+    expect(offsets.coveredFrom('other', 'p0', false)).toBeUndefined();
+  });
+
+  it('vouches for no bridged topic of several partitions, which has no one order per destination', async () => {
+    const kafka = await kafkaWithHistory();
+    await kafka.ensureTopics([{ topic: 'one', partitions: 1 }]);
+    const offsets = new Offsets();
+    const from = [
+      { topic: 't', historyMs: undefined },
+      { topic: 'one', historyMs: undefined },
+    ];
+    await offsets.readStart(kafka, from);
+    expect(offsets.coveredFrom('t', 'p0', true)).toBeUndefined();
+    expect(offsets.coveredFrom('one', 'p0', true)).toBe(0);
+  });
+});

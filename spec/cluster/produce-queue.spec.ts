@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import type { ProducedRecord } from '../../src/cluster/kafka-client.js';
+import { ProduceQueue, type ProduceQueueOptions } from '../../src/cluster/produce-queue.js';
+import { recordSize } from '../../src/cluster/records.js';
+import { outcome, until } from './harness.js';
+
+/** A record of `bytes` body bytes, named by its key. */
+function record(key: string, bytes = 10): ProducedRecord {
+  return { topic: 't', key, value: Buffer.alloc(bytes), headers: [] };
+}
+
+const keys = (records: readonly ProducedRecord[]) => records.map((r) => r.key);
+
+/** A send that answers only when the spec says so, one request at a time. */
+class FakeKafka {
+  readonly requests: ProducedRecord[][] = [];
+  inFlight = 0;
+  maxInFlight = 0;
+  private answers: Array<(error?: Error) => void> = [];
+
+  send = (records: readonly ProducedRecord[]): Promise<void> => {
+    this.requests.push([...records]);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    return new Promise<void>((resolve, reject) => {
+      this.answers.push((error) => {
+        this.inFlight--;
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  };
+
+  /** Answers the oldest request still open. */
+  answer(error?: Error): void {
+    const next = this.answers.shift();
+    if (!next) throw new Error('no request to answer');
+    next(error);
+  }
+
+  /** Waits until `count` requests were made. */
+  async requested(count: number): Promise<void> {
+    await until(() => this.requests.length >= count);
+  }
+}
+
+function queueOn(kafka: FakeKafka, options: Partial<ProduceQueueOptions> = {}) {
+  const lines: string[] = [];
+  let recovered = 0;
+  const queue = new ProduceQueue({
+    maxPendingRecords: 1_000,
+    maxBatchRecords: 100,
+    maxBatchBytes: 1_000_000,
+    publishTimeoutMs: 5_000,
+    send: kafka.send,
+    log: (level, message) => lines.push(`${level}: ${message}`),
+    onRecovered: () => recovered++,
+    ...options,
+  });
+  return { queue, lines, recoveries: () => recovered };
+}
+
+describe('ProduceQueue', () => {
+  it('sends the records pushed in one event-loop turn as one request', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka);
+    const done = ['a', 'b', 'c'].map((k) => queue.push(record(k)));
+    await kafka.requested(1);
+    expect(keys(kafka.requests[0] ?? [])).toEqual(['a', 'b', 'c']);
+    kafka.answer();
+    await Promise.all(done);
+  });
+
+  it('never has two requests in flight: what arrives meanwhile forms the next batch', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka);
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    const later = ['b', 'c'].map((k) => queue.push(record(k)));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(kafka.requests).toHaveLength(1);
+    expect(queue.pending).toBe(3);
+    kafka.answer();
+    await first;
+    await kafka.requested(2);
+    expect(keys(kafka.requests[1] ?? [])).toEqual(['b', 'c']);
+    kafka.answer();
+    await Promise.all(later);
+    expect(kafka.maxInFlight).toBe(1);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('bounds a request by maxBatchRecords', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { maxBatchRecords: 4 });
+    const done = Array.from({ length: 10 }, (_, i) => queue.push(record(`r${i}`)));
+    for (let i = 1; i <= 3; i++) {
+      await kafka.requested(i);
+      kafka.answer();
+    }
+    await Promise.all(done);
+    expect(kafka.requests.map((r) => r.length)).toEqual([4, 4, 2]);
+  });
+
+  it('bounds a request by maxBatchBytes, and sends a larger record alone', async () => {
+    const kafka = new FakeKafka();
+    const size = recordSize(record('a', 100));
+    const { queue } = queueOn(kafka, { maxBatchBytes: 2 * size });
+    const done = [
+      queue.push(record('a', 100)),
+      queue.push(record('b', 100)),
+      queue.push(record('c', 100)),
+      queue.push(record('big', 10 * size)),
+      queue.push(record('d', 100)),
+    ];
+    for (let i = 1; i <= 4; i++) {
+      await kafka.requested(i);
+      kafka.answer();
+    }
+    await Promise.all(done);
+    expect(kafka.requests.map(keys)).toEqual([['a', 'b'], ['c'], ['big'], ['d']]);
+  });
+
+  it('fails a request Kafka does not answer within publishTimeoutMs, and waits for it before the next', async () => {
+    const kafka = new FakeKafka();
+    const { queue, lines } = queueOn(kafka, { publishTimeoutMs: 50 });
+    const late = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    expect(await late).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    expect(lines.join('\n')).toMatch(/produce failed \(the Kafka produce request took longer/);
+    // Still unanswered: the next record waits for it (and by then has waited too long itself).
+    const next = outcome(queue.push(record('b')));
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(kafka.requests).toHaveLength(1);
+    kafka.answer();
+    expect(await next).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    expect(kafka.requests).toHaveLength(1);
+  });
+
+  it('refuses an offer at once when maxPendingRecords records wait, but still takes a push', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { maxPendingRecords: 2 });
+    const taken = [queue.offer(record('a')), queue.offer(record('b'))];
+    const refused = await outcome(queue.offer(record('c')));
+    expect(refused).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    await expect(queue.offer(record('c'))).rejects.toThrow(/2 messages already wait for Kafka/);
+    const pushed = queue.push(record('d'));
+    await kafka.requested(1);
+    kafka.answer();
+    await Promise.all([...taken, pushed]);
+    expect(kafka.requests.map(keys)).toEqual([['a', 'b', 'd']]);
+  });
+
+  it('answers every record of a request whose send throws (no client yet)', async () => {
+    const { queue } = queueOn(new FakeKafka(), {
+      send: () => {
+        throw new Error('not connected to Kafka');
+      },
+    });
+    const answers = await Promise.all([
+      outcome(queue.push(record('a'))),
+      outcome(queue.push(record('b'))),
+    ]);
+    expect(answers).toEqual(['STOMP_ERR_CLUSTER_UNAVAILABLE', 'STOMP_ERR_CLUSTER_UNAVAILABLE']);
+  });
+
+  it('logs an outage once, and reports recovery when a request succeeds again', async () => {
+    const kafka = new FakeKafka();
+    const { queue, lines, recoveries } = queueOn(kafka);
+    for (const key of ['a', 'b']) {
+      const failed = outcome(queue.push(record(key)));
+      await kafka.requested(key === 'a' ? 1 : 2);
+      kafka.answer(new Error('broker down'));
+      expect(await failed).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    }
+    expect(lines.filter((l) => l.startsWith('error: produce failed'))).toHaveLength(1);
+    expect(recoveries()).toBe(0);
+    const ok = queue.push(record('c'));
+    await kafka.requested(3);
+    kafka.answer();
+    await ok;
+    expect(recoveries()).toBe(1);
+    expect(lines).toContain('info: producing again (2 messages failed meanwhile)');
+  });
+
+  it('stops by waiting for the request in flight, then fails what is still queued with STOMP_ERR_SHUTDOWN', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { maxBatchRecords: 1 });
+    const inFlight = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    const queued = [outcome(queue.push(record('b'))), outcome(queue.push(record('c')))];
+    await queue.stop(50);
+    expect(await Promise.all(queued)).toEqual(['STOMP_ERR_SHUTDOWN', 'STOMP_ERR_SHUTDOWN']);
+    kafka.answer();
+    expect(await inFlight).toBe('ok');
+  });
+
+  it('stops with what the request in flight and the records behind it were answered', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka);
+    const first = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    const second = outcome(queue.push(record('b')));
+    const stopped = queue.stop(1_000);
+    kafka.answer();
+    await kafka.requested(2);
+    kafka.answer();
+    await stopped;
+    expect(await Promise.all([first, second])).toEqual(['ok', 'ok']);
+  });
+});

@@ -1,0 +1,266 @@
+/**
+ * The connection to Kafka and keeping it: an instance must serve its local
+ * connections whether Kafka is there or not, so connecting is retried in the
+ * background with backoff, and a consumer that crashes (Kafka gone too long)
+ * is replaced, until stop(). Every wait here ends when stop() is called, and
+ * a backoff also ends as soon as Kafka is seen to be back.
+ */
+import {
+  type ConsumedRecord,
+  createKafkajsClient,
+  type KafkaClient,
+  type KafkaConsumer,
+  type Positions,
+  type TopicSpec,
+  withTimeout,
+} from './kafka-client.js';
+import type { KafkaFanoutOptions } from './kafka-options.js';
+import { describe, type Log, unavailable } from './notices.js';
+
+/** What a {@link KafkaLink} needs. */
+export interface KafkaLinkOptions
+  extends Pick<
+    KafkaFanoutOptions,
+    'client' | 'sessionTimeoutMs' | 'startTimeoutMs' | 'retryInitialMs' | 'retryMaxMs'
+  > {
+  /** Bootstrap servers (see {@link parseBrokers}). */
+  readonly brokers: readonly string[];
+  readonly log: Log;
+  /** The consumer group of this instance; a consumer restarted after a crash gets `<groupBase>-<n>`. */
+  readonly groupBase: string;
+  /** The topics to create (when missing) and consume. */
+  readonly topics: readonly TopicSpec[];
+  /** Runs on each connect once the topics exist, before anything is consumed. */
+  readonly prepare: (client: KafkaClient) => Promise<void>;
+  /** Whether the history read back at start-up has reached the live end. */
+  readonly caughtUp: () => boolean;
+  /** Where each group join seeks (`ConsumeOptions.positions`). */
+  readonly positions: () => ReadonlyMap<string, Positions>;
+  /** Each fetched batch (`ConsumeOptions.onRecords`). */
+  readonly onRecords: (records: ConsumedRecord[]) => void;
+  /** Connected and (or given up waiting for) the history read back. */
+  readonly onConnected: () => void;
+}
+
+/** `--kafka-brokers` as a list; throws when it names none. */
+export function parseBrokers(brokers: string | readonly string[]): string[] {
+  const list = (typeof brokers === 'string' ? brokers.split(',') : brokers)
+    .map((b) => b.trim())
+    .filter(Boolean);
+  if (list.length === 0) throw new Error('stompbus: --kafka-brokers names no broker');
+  return list;
+}
+
+/** The client, the producer's state and the consumer of one instance. */
+export class KafkaLink {
+  private client: KafkaClient | undefined;
+  private consumer: KafkaConsumer | undefined;
+  /** Counts consumer starts: a crash report of an older consumer is ignored. */
+  private generation = 0;
+  private producerReady = false;
+  private stopping = false;
+  private readonly waits = new Waits();
+
+  constructor(private readonly options: KafkaLinkOptions) {}
+
+  /** True once the producer is connected: records can be produced. */
+  get ready(): boolean {
+    return this.producerReady;
+  }
+
+  /** True once {@link halt} was called. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /**
+   * Connects, creates the topics and joins a fresh consumer group; resolves
+   * once the group is joined, or, when Kafka is unreachable or slow, after the
+   * first failed attempt or `startTimeoutMs`, with the connection retried in
+   * the background.
+   */
+  async start(): Promise<void> {
+    let firstFailure: () => void = () => {};
+    const failed = new Promise<'failed'>((resolve) => {
+      firstFailure = () => resolve('failed');
+    });
+    const joined = this.connectLoop(firstFailure).then(() => 'joined' as const);
+    const timedOut = this.waits.sleep(this.options.startTimeoutMs).then(() => 'timeout' as const);
+    const outcome = await Promise.race([joined, failed, timedOut]);
+    if (outcome !== 'joined') {
+      this.options.log(
+        'warn',
+        `not connected yet (${outcome === 'failed' ? 'Kafka unreachable' : 'still joining'}); ` +
+          'serving local connections, retrying in the background; SENDs to /topic/ get ERROR meanwhile',
+      );
+    }
+  }
+
+  /** The client, once a connect got that far; throws STOMP_ERR_CLUSTER_UNAVAILABLE before. */
+  requireClient(): KafkaClient {
+    if (!this.client) throw unavailable('not connected to Kafka');
+    return this.client;
+  }
+
+  /** Kafka answered again: waits to retry end now rather than after their backoff. */
+  kafkaBack(): void {
+    this.waits.wakeBackoffs();
+  }
+
+  /** Stops retrying: no more connects nor consumer restarts, and every wait ends now. */
+  halt(): void {
+    this.stopping = true;
+    this.waits.wakeAll();
+  }
+
+  /** Leaves the group and disconnects, giving up at `deadline` (ms since 1970). */
+  async close(deadline: number): Promise<void> {
+    const closing = Promise.allSettled([this.consumer?.stop(), this.client?.close()]);
+    this.consumer = undefined;
+    this.producerReady = false;
+    await withTimeout(closing, Math.max(100, deadline - Date.now()), 'disconnect').catch(() => {
+      this.options.log('warn', 'disconnecting from Kafka took too long; going on');
+    });
+  }
+
+  /** Retries {@link connectOnce} with backoff until it succeeds or {@link halt} is called. */
+  private async connectLoop(onFailure: () => void): Promise<void> {
+    let delay = this.options.retryInitialMs;
+    while (!this.stopping) {
+      try {
+        await this.connectOnce();
+        return;
+      } catch (error) {
+        if (this.stopping) return;
+        this.options.log('warn', `cannot connect (${describe(error)}); retrying in ${delay} ms`);
+        onFailure();
+        await this.waits.backoff(delay);
+        delay = Math.min(delay * 2, this.options.retryMaxMs);
+      }
+    }
+  }
+
+  private async connectOnce(): Promise<void> {
+    const started = Date.now();
+    const { brokers, topics, sessionTimeoutMs } = this.options;
+    // kafkajs is loaded here, on the first connect: never by an embedded broker.
+    this.client ??=
+      this.options.client ??
+      (await createKafkajsClient({ brokers: [...brokers], sessionTimeoutMs }));
+    await this.client.ensureTopics(topics);
+    await this.options.prepare(this.client);
+    await this.client.connectProducer();
+    this.producerReady = true;
+    await this.startConsumer();
+    await this.untilCaughtUp(started + this.options.startTimeoutMs);
+    this.options.onConnected();
+    this.options.log(
+      'info',
+      `connected to ${brokers.join(',')} in ${Date.now() - started} ms; ` +
+        `consuming ${topics.map((t) => t.topic).join(', ')}`,
+    );
+  }
+
+  /** Waits (until `deadline`) for the history read at start-up to reach the live end. */
+  private async untilCaughtUp(deadline: number): Promise<void> {
+    while (!this.options.caughtUp() && !this.stopping) {
+      if (Date.now() > deadline) {
+        this.options.log('warn', 'history not read back in time; resumes may be incomplete');
+        return;
+      }
+      await this.waits.sleep(20);
+    }
+  }
+
+  private async startConsumer(): Promise<void> {
+    const generation = ++this.generation;
+    const { groupBase, topics, sessionTimeoutMs } = this.options;
+    const consumer = await this.requireClient().consume({
+      // One group per process start (and per restart after a crash): a shared
+      // group would split the records instead of fanning them out.
+      groupId: generation === 1 ? groupBase : `${groupBase}-${generation}`,
+      topics: topics.map((t) => t.topic),
+      positions: this.options.positions,
+      onRecords: this.options.onRecords,
+      onCrash: (error) => this.onCrash(generation, error),
+      joinTimeoutMs: Math.max(10_000, 2 * sessionTimeoutMs),
+    });
+    if (this.stopping || generation !== this.generation) {
+      await consumer.stop();
+      return;
+    }
+    this.consumer = consumer;
+  }
+
+  /** A crashed consumer (Kafka gone too long, say) is replaced, with backoff, until stop(). */
+  private onCrash(generation: number, error: Error): void {
+    if (this.stopping || generation !== this.generation) return;
+    this.consumer = undefined;
+    this.options.log('error', `consumer stopped (${describe(error)}); restarting it`);
+    void this.restartConsumer(generation);
+  }
+
+  private async restartConsumer(crashed: number): Promise<void> {
+    let generation = crashed;
+    let delay = this.options.retryInitialMs;
+    while (!this.stopping && generation === this.generation) {
+      await this.waits.backoff(delay);
+      if (this.stopping) return;
+      try {
+        await this.startConsumer();
+        this.options.log('info', 'consumer restarted');
+        return;
+      } catch (restartError) {
+        this.options.log('warn', `consumer restart failed (${describe(restartError)})`);
+        delay = Math.min(delay * 2, this.options.retryMaxMs);
+        // The failed start took a generation of its own: keep retrying as it.
+        generation = this.generation;
+      }
+    }
+  }
+}
+
+/** Sleeps that stop() cuts short, and backoffs that also end when Kafka is back. */
+class Waits {
+  private readonly sleepers = new Set<() => void>();
+  private readonly backoffs = new Set<() => void>();
+
+  /** Waits `ms`, or less when {@link wakeAll} is called. */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      // A retry must never keep the process alive on its own.
+      timer.unref();
+      this.sleepers.add(wake);
+    });
+  }
+
+  /** A {@link sleep} that also ends on {@link wakeBackoffs}. */
+  async backoff(ms: number): Promise<void> {
+    let wake: () => void = () => {};
+    const woken = new Promise<void>((resolve) => {
+      wake = resolve;
+    });
+    this.backoffs.add(wake);
+    try {
+      await Promise.race([this.sleep(ms), woken]);
+    } finally {
+      this.backoffs.delete(wake);
+    }
+  }
+
+  /** Kafka is back: every backoff ends now. */
+  wakeBackoffs(): void {
+    for (const wake of this.backoffs) wake();
+  }
+
+  /** stop(): every sleep (backoffs included) ends now. */
+  wakeAll(): void {
+    for (const wake of this.sleepers) wake();
+  }
+}

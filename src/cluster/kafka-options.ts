@@ -1,0 +1,75 @@
+/**
+ * The settings of cluster mode and their defaults, in a file of their own so
+ * that the command line (src/config.ts) takes each Kafka default from here
+ * without loading the Kafka code: only types are imported below.
+ */
+import type { KafkaClient } from './kafka-client.js';
+
+/** Settings of `KafkaFanout` (cluster mode). */
+export interface KafkaFanoutOptions {
+  /** Bootstrap servers, `host:port[,…]`. */
+  brokers: string | string[];
+  /** The Kafka topic of all `/topic/…` traffic that is not bridged. Default `stompbus.topics`. */
+  topic: string;
+  /** Partitions of {@link topic} (and of its users topic) when it is created. Default 6. */
+  partitions: number;
+  /**
+   * Bridged Kafka topics and their STOMP destination, e.g. `{ prices: '/topic/prices' }`.
+   * Created (with one partition) when missing. Default none.
+   */
+  bridges: Record<string, string>;
+  /** Messages waiting for Kafka (queued or in flight); beyond it SENDs fail at once. Default 10,000. */
+  maxPendingRecords: number;
+  /** Most records in one produce request. Default 1,000. */
+  maxBatchRecords: number;
+  /**
+   * Most bytes (bodies, keys and headers) in one produce request, though a single larger
+   * record still goes alone. Kafka refuses a record batch over `message.max.bytes`
+   * (1 MiB by default) as a whole, failing every SEND in it. Default 512 KiB.
+   */
+  maxBatchBytes: number;
+  /** A SEND not acknowledged by Kafka within this time fails, ms. Default 10,000. */
+  publishTimeoutMs: number;
+  /** Longest wait in start() for the first group join; then Kafka is retried in the background, ms. Default 15,000. */
+  startTimeoutMs: number;
+  /** Longest stop(), ms. Default 5,000. */
+  stopTimeoutMs: number;
+  /** First wait between reconnection attempts, doubled after each failure, ms. Default 250. */
+  retryInitialMs: number;
+  /** Longest wait between reconnection attempts, ms. Default 5,000. */
+  retryMaxMs: number;
+  /** Consumer group session timeout, ms (Kafka's floor is `group.min.session.timeout.ms`). Default 6,000. */
+  sessionTimeoutMs: number;
+  /** How far back the topics' history is read at start-up (for resumes), ms. Default 10 minutes. */
+  historyMaxAgeMs: number;
+  /** How far back the users topic is read at start-up (offline messages), ms. Default 24 hours. */
+  offlineMaxAgeMs: number;
+  /** How often this instance announces its users in the connection registry, ms; entries live 3 times as long. Default 2,000. */
+  presenceIntervalMs: number;
+  /** Where log lines go. Default `console`, prefixed `stompbus: kafka:`. */
+  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** The Kafka client; default kafkajs (`createKafkajsClient`), loaded on the first connect. */
+  client: KafkaClient | undefined;
+}
+
+/** The defaults of {@link KafkaFanoutOptions} (all but `brokers`). */
+export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'brokers'>> =
+  Object.freeze({
+    topic: 'stompbus.topics',
+    partitions: 6,
+    bridges: {},
+    maxPendingRecords: 10_000,
+    maxBatchRecords: 1_000,
+    maxBatchBytes: 512 * 1024,
+    publishTimeoutMs: 10_000,
+    startTimeoutMs: 15_000,
+    stopTimeoutMs: 5_000,
+    retryInitialMs: 250,
+    retryMaxMs: 5_000,
+    sessionTimeoutMs: 6_000,
+    historyMaxAgeMs: 10 * 60_000,
+    offlineMaxAgeMs: 24 * 60 * 60_000,
+    presenceIntervalMs: 2_000,
+    log: (level, message) => console[level](`stompbus: kafka: ${message}`),
+    client: undefined,
+  });

@@ -1,0 +1,34 @@
+/**
+ * What cluster mode tells the operator (log lines) and a client (the error of
+ * a SEND) when Kafka is in trouble. Kafka trouble tends to repeat for every
+ * message, so warnings that would repeat are logged once.
+ */
+import { StompError } from '../errors.js';
+import type { KafkaFanoutOptions } from './kafka-options.js';
+
+/** Where log lines go (see {@link KafkaFanoutOptions.log}). */
+export type Log = KafkaFanoutOptions['log'];
+
+/** A log that can also warn once per kind of trouble. */
+export class Notices {
+  private readonly warned = new Set<string>();
+
+  constructor(readonly log: Log) {}
+
+  /** Logs `message` the first time `key` comes up, never again: one line, not a flood. */
+  warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.log('warn', message);
+  }
+}
+
+/** The error a SEND gets when Kafka cannot take it. */
+export function unavailable(detail: string, cause?: unknown): StompError {
+  return new StompError('STOMP_ERR_CLUSTER_UNAVAILABLE', { detail, cause });
+}
+
+/** An error's message for a log line or an ERROR frame. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

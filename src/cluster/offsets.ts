@@ -1,0 +1,116 @@
+/**
+ * Where this instance stands in every Kafka partition it reads. Offsets are
+ * never committed to Kafka: they are remembered here and every group join
+ * seeks to them, so a consumer restarted after a crash (in a fresh group)
+ * neither skips nor repeats records, and a record fetched again is known.
+ *
+ * The same bookkeeping says what this instance can vouch for on a resume: it
+ * has seen every record of a partition from where it started reading (its
+ * history, read back at start-up) on, once it has read up to where live
+ * traffic began.
+ */
+import type { ConsumedRecord, KafkaClient, Positions } from './kafka-client.js';
+
+/** How a topic is read at the first connect. */
+export interface ReadFrom {
+  readonly topic: string;
+  /** How far back its history is read, ms; undefined: from the live end only. */
+  readonly historyMs: number | undefined;
+}
+
+/** What a fetched record is to this instance (see {@link Offsets.advance}). */
+export type Fetched = 'seen' | 'history' | 'live';
+
+/** Positions per topic and partition: next to read, where reading started, where live began. */
+export class Offsets {
+  /** The next offset to read per topic and partition. */
+  private readonly positions = new Map<string, Positions>();
+  /** Where reading started per topic (history included): resumes from before it are incomplete. */
+  private readonly startedFrom = new Map<string, Positions>();
+  /** The end of each partition at the first connect: records before it are history. */
+  private readonly liveFrom = new Map<string, Positions>();
+
+  /** The next offset to read per topic and partition: where every group join seeks. */
+  get next(): ReadonlyMap<string, Positions> {
+    return this.positions;
+  }
+
+  /**
+   * Finds where the topics not read yet start: `historyMs` back, and where
+   * live traffic begins (the end now). A reconnect keeps what it had, so it
+   * goes on where delivery left off.
+   */
+  async readStart(client: KafkaClient, topics: readonly ReadFrom[]): Promise<void> {
+    const now = Date.now();
+    for (const { topic, historyMs } of topics) {
+      if (this.positions.has(topic)) continue;
+      const live = await client.latestOffsets(topic);
+      const from = historyMs === undefined ? live : await client.offsetsAt(topic, now - historyMs);
+      this.liveFrom.set(topic, live);
+      this.startedFrom.set(topic, new Map(from));
+      this.positions.set(topic, new Map(from));
+    }
+  }
+
+  /**
+   * Takes a fetched record: `seen` when it was delivered already (fetched
+   * again after a restart or rejoin), else the position moves past it and it
+   * is `history` (from before live traffic began) or `live`.
+   */
+  advance(record: ConsumedRecord): Fetched {
+    let positions = this.positions.get(record.topic);
+    if (!positions) {
+      positions = new Map();
+      this.positions.set(record.topic, positions);
+    }
+    const offset = BigInt(record.offset);
+    const next = positions.get(record.partition);
+    if (next !== undefined && offset < next) return 'seen';
+    positions.set(record.partition, offset + 1n);
+    const live = this.liveFrom.get(record.topic)?.get(record.partition);
+    return live !== undefined && offset < live ? 'history' : 'live';
+  }
+
+  /** Whether every partition has been read up to where live traffic began. */
+  caughtUp(): boolean {
+    for (const [topic, live] of this.liveFrom) {
+      const at = this.positions.get(topic);
+      for (const [partition, end] of live) if ((at?.get(partition) ?? 0n) < end) return false;
+    }
+    return true;
+  }
+
+  /**
+   * The first offset of the partition named by `epoch` from which every
+   * record of `topic` was read; undefined when that is not known (yet).
+   * `bridged`: the destination is a bridged Kafka topic, where only a
+   * topic of one partition has one order per destination.
+   */
+  coveredFrom(topic: string, epoch: string, bridged: boolean): number | undefined {
+    const partition = partitionOf(epoch);
+    if (partition === undefined) return undefined;
+    const started = this.startedFrom.get(topic);
+    const from = started?.get(partition);
+    const live = this.liveFrom.get(topic)?.get(partition);
+    const at = this.positions.get(topic)?.get(partition);
+    // Still reading the history back (start-up took too long): it cannot vouch yet.
+    if (from === undefined || live === undefined || at === undefined || at < live) return undefined;
+    // A bridged topic of several partitions has no one order per destination.
+    if (started && started.size > 1 && bridged) return undefined;
+    return Number(from);
+  }
+}
+
+const EPOCHS: string[] = [];
+
+/** A partition's epoch, `p<partition>`: one string for all its messages (kept messages are many). */
+export function epochOf(partition: number): string {
+  EPOCHS[partition] ??= `p${partition}`;
+  return EPOCHS[partition];
+}
+
+/** The partition an epoch names; undefined for an epoch that is not one of ours. */
+export function partitionOf(epoch: string): number | undefined {
+  const digits = /^p([0-9]+)$/.exec(epoch)?.[1];
+  return digits === undefined ? undefined : Number(digits);
+}
