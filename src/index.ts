@@ -29,8 +29,9 @@ export {
   type ServerOptions,
   StompServer,
 } from './server.js';
+export type { StompVersion } from './session/api.js';
 export type { SessionOptions } from './session/options.js';
-export type { ConnectRequest, StompVersion } from './session/session.js';
+export type { ConnectRequest } from './session/session.js';
 export {
   type Authenticate,
   type AuthResult,

@@ -236,7 +236,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   }
 
   subscriptionChanged(session: Session, sub: Subscription, added: boolean): void {
-    const event = { ...info(session), id: sub.id, destination: sub.destination.name };
+    const event = { ...info(session), id: sub.id, destination: sub.destination };
     if (added) this.emit('subscribe', event);
     else this.emit('unsubscribe', event);
   }

@@ -104,14 +104,15 @@ export class Router implements DestinationContext {
    */
   subscribe(spec: SubscriptionSpec, resumeAfter?: Position): [Subscription, Replay | undefined] {
     const target = this.resolve(spec.destination);
-    const sub = new Subscription(spec, target);
+    const sub = new Subscription(spec);
     return [sub, target.subscribe(sub, resumeAfter)];
   }
 
   /** Removes a subscription; what it held unacknowledged goes back. */
   unsubscribe(sub: Subscription): void {
-    sub.destination.unsubscribe(sub);
-    this.forgetIfIdle(sub.destination);
+    const target = this.of(sub);
+    target.unsubscribe(sub);
+    this.forgetIfIdle(target);
   }
 
   /** Acknowledges `ackId` on `sub`; false when it is not pending there. */
@@ -126,7 +127,7 @@ export class Router implements DestinationContext {
 
   /** The subscriptions' connection has room again. */
   drained(subs: Iterable<Subscription>): void {
-    for (const sub of subs) sub.destination.drained(sub);
+    for (const sub of subs) this.of(sub).drained(sub);
   }
 
   /** A message from the bus: to the destination's local subscribers, or kept for later. */
@@ -170,11 +171,16 @@ export class Router implements DestinationContext {
     return target;
   }
 
+  /** A subscription's destination: never idle, so never forgotten, while subscribed. */
+  private of(sub: Subscription): Destination {
+    return this.destinations.get(sub.destination) as Destination;
+  }
+
   private settle(sub: Subscription, ackId: string, positive: boolean): boolean {
     const settled = sub.settle(ackId);
     if (!settled) return false;
-    if (positive) sub.destination.ack(sub, settled);
-    else sub.destination.nack(sub, settled);
+    if (positive) this.of(sub).ack(sub, settled);
+    else this.of(sub).nack(sub, settled);
     return true;
   }
 

@@ -1,4 +1,3 @@
-import type { Destination } from './destinations/destination.js';
 import type { Message, Position } from './message.js';
 import type { EncodedMessage } from './message-frame.js';
 
@@ -84,11 +83,11 @@ export class Subscription {
   /** A user queue has letters this subscription could not take yet (no room): live ones wait too. */
   behind = false;
 
-  constructor(
-    spec: SubscriptionSpec,
-    /** The destination this subscription consumes from. */
-    readonly destination: Destination,
-  ) {
+  /** The routing name subscribed to. */
+  readonly destination: string;
+
+  constructor(spec: SubscriptionSpec) {
+    this.destination = spec.destination;
     this.consumer = spec.consumer;
     this.id = spec.id;
     this.ackMode = spec.ackMode;

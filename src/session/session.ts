@@ -15,6 +15,7 @@ import {
 } from '../frame/frame.js';
 import { FrameParser } from '../frame/parser.js';
 import type { Connection, ConnectionEvents, TransportKind } from '../transport/connection.js';
+import type { SessionApi, StompVersion } from './api.js';
 import { HANDLERS, type Handler } from './handlers/index.js';
 import type { SessionOptions } from './options.js';
 
@@ -30,9 +31,6 @@ const WS_PROTOCOL_ERROR = 1002;
 
 let sessionSeq = 0;
 const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
-
-/** The protocol versions a session may speak. */
-export type StompVersion = '1.0' | '1.1' | '1.2';
 
 /** What a CONNECT asks for, as the host's authentication sees it. */
 export interface ConnectRequest {
@@ -67,9 +65,6 @@ export interface SessionHost {
   ended(session: Session): void;
 }
 
-/** What a handler returns: nothing, a promise the RECEIPT waits for, or extra RECEIPT headers. */
-export type HandlerResult = void | Promise<void> | Header[];
-
 /**
  * One client connection's protocol state: CONNECT negotiation, heart-beats,
  * subscriptions, transactions, receipts and ERROR-then-close. Frames are
@@ -77,7 +72,7 @@ export type HandlerResult = void | Promise<void> | Header[];
  * the frames behind it); the handlers live in `handlers/`, one file per
  * command, and change the session only through its methods.
  */
-export class Session implements Consumer, ConnectionEvents {
+export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** The `session` header sent in CONNECTED. */
   readonly id: string;
   private negotiated: StompVersion = '1.2';

@@ -1,24 +1,23 @@
 import type { Subscription } from '../../broker/subscription.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
-import type { Session } from '../session.js';
-import { bufferInTransaction } from './transaction.js';
-import { required } from './util.js';
+import type { SessionApi } from '../api.js';
+import { bufferInTransaction, required } from './util.js';
 
 /** ACK (STOMP 1.2 "ACK"), or into the named transaction. */
-export function ack(session: Session, frame: Frame): void {
+export function ack(session: SessionApi, frame: Frame): void {
   if (bufferInTransaction(session, frame)) return;
   settle(session, frame, true);
 }
 
 /** NACK (STOMP 1.2 "NACK"), or into the named transaction. */
-export function nack(session: Session, frame: Frame): void {
+export function nack(session: SessionApi, frame: Frame): void {
   if (bufferInTransaction(session, frame)) return;
   settle(session, frame, false);
 }
 
 /** Applies an ACK or NACK now (also when COMMIT replays one). */
-export function settle(session: Session, frame: Frame, positive: boolean): void {
+export function settle(session: SessionApi, frame: Frame, positive: boolean): void {
   const [sub, ackId] = resolve(session, frame);
   const done = positive ? session.router.ack(sub, ackId) : session.router.nack(sub, ackId);
   if (!done) throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: ackId });
@@ -29,7 +28,7 @@ export function settle(session: Session, frame: Frame, positive: boolean): void 
  * MESSAGE's `ack` header as `id`; 1.1 sends `message-id` and `subscription`;
  * 1.0 sends `message-id` (and maybe `subscription`).
  */
-function resolve(session: Session, frame: Frame): [Subscription, string] {
+function resolve(session: SessionApi, frame: Frame): [Subscription, string] {
   if (session.version === '1.2') {
     const id = required(frame, 'id');
     for (const sub of session.subscriptions.values()) {

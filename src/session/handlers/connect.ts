@@ -1,6 +1,6 @@
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
-import type { Session } from '../session.js';
+import type { SessionApi } from '../api.js';
 
 /** Versions spoken, best first. */
 const VERSIONS = ['1.2', '1.1', '1.0'] as const;
@@ -11,7 +11,7 @@ const VERSIONS = ['1.2', '1.1', '1.0'] as const;
  * asynchronous: frames behind the CONNECT wait for it), heart-beat
  * negotiation, then CONNECTED.
  */
-export function connect(session: Session, frame: Frame): void {
+export function connect(session: SessionApi, frame: Frame): void {
   if (session.connected) throw new StompError('STOMP_ERR_ALREADY_CONNECTED');
   // STOMP 1.2 "Protocol Negotiation": no accept-version means STOMP 1.0.
   const offered = (getHeader(frame, 'accept-version') ?? '1.0').split(',');

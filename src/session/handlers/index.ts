@@ -1,5 +1,5 @@
 import type { Frame } from '../../frame/frame.js';
-import type { HandlerResult, Session } from '../session.js';
+import type { HandlerResult, SessionApi } from '../api.js';
 import { ack, nack } from './ack.js';
 import { connect } from './connect.js';
 import { disconnect } from './disconnect.js';
@@ -11,7 +11,7 @@ import { abort, begin, commit } from './transaction.js';
  * A command handler: throws a coded error, or returns a promise the RECEIPT
  * waits for, or extra RECEIPT headers.
  */
-export type Handler = (session: Session, frame: Frame) => HandlerResult;
+export type Handler = (session: SessionApi, frame: Frame) => HandlerResult;
 
 /** One handler per client command (STOMP 1.2 "Client Frames"). */
 export const HANDLERS: Readonly<Record<string, Handler>> = {

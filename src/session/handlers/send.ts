@@ -2,16 +2,15 @@ import { destinationKind, destinationUser } from '../../broker/destination.js';
 import { messageHeaders } from '../../broker/message.js';
 import { StompError } from '../../errors.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
-import type { Session } from '../session.js';
-import { bufferInTransaction } from './transaction.js';
-import { required } from './util.js';
+import type { SessionApi } from '../api.js';
+import { bufferInTransaction, required } from './util.js';
 
 /**
  * SEND (STOMP 1.2 "SEND"): to the router, or into the named transaction.
  * Returns a promise when the message is confirmed asynchronously (Kafka);
  * the RECEIPT waits for it.
  */
-export function send(session: Session, frame: Frame): void | Promise<void> {
+export function send(session: SessionApi, frame: Frame): void | Promise<void> {
   const destination = required(frame, 'destination');
   if (!destinationKind(destination)) {
     throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
@@ -28,7 +27,7 @@ export function send(session: Session, frame: Frame): void | Promise<void> {
 }
 
 /** SEND as replayed by COMMIT: the transaction header no longer applies. */
-export function sendCommitted(session: Session, frame: Frame): void | Promise<void> {
+export function sendCommitted(session: SessionApi, frame: Frame): void | Promise<void> {
   const destination = getHeader(frame, 'destination') as string;
   return session.router.send(destination, messageHeaders(frame.headers), frame.body);
 }

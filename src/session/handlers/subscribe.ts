@@ -4,7 +4,7 @@ import type { AckMode } from '../../broker/subscription.js';
 import { StompError } from '../../errors.js';
 import type { Header } from '../../frame/frame.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
-import type { Session } from '../session.js';
+import type { SessionApi } from '../api.js';
 import { integerHeader, required } from './util.js';
 
 const ACK_MODES: readonly string[] = ['auto', 'client', 'client-individual'];
@@ -20,7 +20,7 @@ export const RESUME_AFTER_HEADER = 'x-resume-after';
  * (`/user/queue/x`) bind to the session's login; `x-resume-after` replays
  * what a topic retained after a position.
  */
-export function subscribe(session: Session, frame: Frame): Header[] | undefined {
+export function subscribe(session: SessionApi, frame: Frame): Header[] | undefined {
   const destination = required(frame, 'destination');
   const id =
     session.version === '1.0' ? (getHeader(frame, 'id') ?? destination) : required(frame, 'id');
@@ -65,7 +65,7 @@ export function subscribe(session: Session, frame: Frame): Header[] | undefined 
 }
 
 /** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: `id` or `destination`). */
-export function unsubscribe(session: Session, frame: Frame): void {
+export function unsubscribe(session: SessionApi, frame: Frame): void {
   const id =
     session.version === '1.0'
       ? (getHeader(frame, 'id') ?? required(frame, 'destination'))

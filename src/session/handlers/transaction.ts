@@ -1,30 +1,12 @@
 import { StompError } from '../../errors.js';
-import { type Frame, getHeader } from '../../frame/frame.js';
-import type { Session } from '../session.js';
+import type { Frame } from '../../frame/frame.js';
+import type { SessionApi } from '../api.js';
 import { settle } from './ack.js';
 import { sendCommitted } from './send.js';
 import { required } from './util.js';
 
-/**
- * Puts a SEND, ACK or NACK that names a transaction into it (STOMP 1.2
- * "BEGIN"). Returns false when the frame names no transaction.
- */
-export function bufferInTransaction(session: Session, frame: Frame): boolean {
-  const tx = getHeader(frame, 'transaction');
-  if (tx === undefined) return false;
-  const frames = session.transaction(tx);
-  if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
-  if (frames.length >= session.options.maxTransactionFrames) {
-    throw new StompError('STOMP_ERR_TRANSACTION_TOO_LARGE', {
-      detail: `limit ${session.options.maxTransactionFrames} frames`,
-    });
-  }
-  frames.push(frame);
-  return true;
-}
-
 /** BEGIN: opens a transaction. */
-export function begin(session: Session, frame: Frame): void {
+export function begin(session: SessionApi, frame: Frame): void {
   const tx = required(frame, 'transaction');
   if (session.transaction(tx)) {
     throw new StompError('STOMP_ERR_DUPLICATE_TRANSACTION', { detail: tx });
@@ -41,7 +23,7 @@ export function begin(session: Session, frame: Frame): void {
  * COMMIT: applies the buffered frames in order. Asynchronous confirmations
  * (Kafka) are collected so that the COMMIT's RECEIPT waits for all of them.
  */
-export function commit(session: Session, frame: Frame): void | Promise<void> {
+export function commit(session: SessionApi, frame: Frame): void | Promise<void> {
   const tx = required(frame, 'transaction');
   const frames = session.endTransaction(tx);
   if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
@@ -58,7 +40,7 @@ export function commit(session: Session, frame: Frame): void | Promise<void> {
 }
 
 /** ABORT: discards the buffered frames. */
-export function abort(session: Session, frame: Frame): void {
+export function abort(session: SessionApi, frame: Frame): void {
   const tx = required(frame, 'transaction');
   if (!session.endTransaction(tx)) {
     throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
