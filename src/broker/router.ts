@@ -15,7 +15,7 @@ import { Mailboxes } from './mailbox.js';
 import type { Message, Position } from './message.js';
 import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './options.js';
 import type { DurableLog, MessageBus } from './seams.js';
-import { type Pending, Subscription, type SubscriptionSpec } from './subscription.js';
+import type { Pending, Subscription } from './subscription.js';
 
 /** How often expired history and offline messages are swept, ms. */
 const SWEEP_MS = 10_000;
@@ -100,12 +100,11 @@ export class Router implements DestinationContext {
 
   /**
    * Registers a subscription and hands it what waits for it; with
-   * `resumeAfter`, the replay's outcome.
+   * `resumeAfter`, the replay's outcome. The caller keeps `sub` before
+   * calling: a delivery here may already end its session.
    */
-  subscribe(spec: SubscriptionSpec, resumeAfter?: Position): [Subscription, Replay | undefined] {
-    const target = this.resolve(spec.destination);
-    const sub = new Subscription(spec);
-    return [sub, target.subscribe(sub, resumeAfter)];
+  subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined {
+    return this.resolve(sub.destination).subscribe(sub, resumeAfter);
   }
 
   /** Removes a subscription; what it held unacknowledged goes back. */

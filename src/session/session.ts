@@ -2,7 +2,7 @@ import type { Replay } from '../broker/history.js';
 import type { Position } from '../broker/message.js';
 import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
 import type { Router } from '../broker/router.js';
-import type { Consumer, Subscription, SubscriptionSpec } from '../broker/subscription.js';
+import { type Consumer, Subscription, type SubscriptionSpec } from '../broker/subscription.js';
 import { StompError } from '../errors.js';
 import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
 import type { EscapeMode } from '../frame/escape.js';
@@ -183,9 +183,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     resumeAfter: Position | undefined,
   ): Replay | undefined {
     const head = subscriptionHead(spec.id, this.escapes);
-    const [sub, replay] = this.router.subscribe({ ...spec, consumer: this, head }, resumeAfter);
+    const sub = new Subscription({ ...spec, consumer: this, head });
+    // Kept first: what the router hands out at once may end this session
+    // (too many unacknowledged), and the cleanup must then give it back.
     this.subs.set(spec.id, sub);
-    this.host.subscriptionChanged(this, sub, true);
+    const replay = this.router.subscribe(sub, resumeAfter);
+    if (this.state === CONNECTED) this.host.subscriptionChanged(this, sub, true);
     return replay;
   }
 

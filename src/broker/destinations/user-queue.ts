@@ -144,7 +144,7 @@ export class UserQueue implements Destination {
     for (const sub of subs) {
       if (!belowPendingLimit(this.context, sub)) continue;
       if (sub.ackMode === 'auto') {
-        sub.consumer.deliver(sub, encoded, undefined, false, undefined);
+        sub.consumer.deliver(sub, encoded, undefined, redelivered, undefined);
         consumed = true;
       } else {
         letter.holders++;

@@ -28,7 +28,7 @@ export function settle(session: SessionApi, frame: Frame, positive: boolean): vo
  * MESSAGE's `ack` header as `id`; 1.1 sends `message-id` and `subscription`;
  * 1.0 sends `message-id` (and maybe `subscription`).
  */
-function resolve(session: SessionApi, frame: Frame): [Subscription, string] {
+export function resolve(session: SessionApi, frame: Frame): [Subscription, string] {
   if (session.version === '1.2') {
     const id = required(frame, 'id');
     for (const sub of session.subscriptions.values()) {

@@ -1,7 +1,7 @@
 import { StompError } from '../../errors.js';
 import type { Frame } from '../../frame/frame.js';
 import type { SessionApi } from '../api.js';
-import { settle } from './ack.js';
+import { resolve, settle } from './ack.js';
 import { sendCommitted } from './send.js';
 import { required } from './util.js';
 
@@ -27,6 +27,10 @@ export function commit(session: SessionApi, frame: Frame): void | Promise<void> 
   const tx = required(frame, 'transaction');
   const frames = session.endTransaction(tx);
   if (!frames) throw new StompError('STOMP_ERR_UNKNOWN_TRANSACTION', { detail: tx });
+  // The transaction applies as a whole where it can: an ACK or NACK naming
+  // nothing pending refuses the COMMIT before any of its frames is applied.
+  // (A SEND to a queue that fills up meanwhile still fails halfway.)
+  for (const f of frames) if (f.command !== 'SEND') resolve(session, f);
   const waits: Promise<void>[] = [];
   for (const f of frames) {
     if (f.command === 'SEND') {
