@@ -11,7 +11,6 @@ import {
   createServer as createNetServer,
   type Server as NetServer,
 } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
@@ -104,12 +103,6 @@ export class StompServer {
     this.tls = this.tlsOptions();
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res);
     this.http = this.tls ? createHttpsServer(this.tls, onRequest) : createHttpServer(onRequest);
-    // This server is ours: an upgrade to any other path is answered, not left hanging.
-    this.http.on('upgrade', (req: IncomingMessage, socket: Duplex) => {
-      if (!this.endpoint?.matches(req)) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-      }
-    });
   }
 
   /** The broker; made by {@link start}. */

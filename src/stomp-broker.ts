@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import { destinationKind } from './broker/destination.js';
+import { destinationKind, destinationUser } from './broker/destination.js';
 import { LocalFanout } from './broker/local-fanout.js';
 import { messageHeaders } from './broker/message.js';
 import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './broker/options.js';
@@ -148,6 +148,13 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   async publish(destination: string, body: Body, headers: Record<string, string> = {}) {
     if (!destinationKind(destination)) {
       throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: destination });
+    }
+    // As for a client's SEND: nobody fills mailboxes for users that do not exist.
+    const user = destination.startsWith('/user/') ? destinationUser(destination) : undefined;
+    if (user !== undefined && !this.knowsUser(user)) {
+      throw new StompError('STOMP_ERR_INVALID_DESTINATION', {
+        detail: `${destination}: no user ${JSON.stringify(user)}`,
+      });
     }
     const list: Header[] = messageHeaders(Object.entries(headers));
     const bytes = typeof body === 'string' ? Buffer.from(body) : body;

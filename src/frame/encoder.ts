@@ -39,4 +39,4 @@ export function encodeFrame(frame: Frame, escapes: EscapeMode = '1.2'): Buffer {
 }
 
 /** The bytes of one heart-beat: a single EOL (STOMP 1.2 "Heart-beating"). */
-export const HEARTBEAT = Buffer.from('\n');
+export const HEARTBEAT: Buffer = Buffer.from('\n');

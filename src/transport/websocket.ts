@@ -18,7 +18,8 @@ export interface ConnectionAcceptor {
 export interface AttachOptions {
   /**
    * The HTTP(S) server whose upgrades to `path` become STOMP sessions; its
-   * other routes and upgrades are left alone. Leave out with `noServer`.
+   * other routes and upgrades are left to their own handlers (with none, an
+   * upgrade to another path gets 404 rather than hanging). Leave out with `noServer`.
    */
   server?: HttpServer | HttpsServer;
   /** Serve nothing by itself: call `handleUpgrade` from your own `upgrade` handler. */
@@ -31,8 +32,6 @@ export interface AttachOptions {
 export interface WebSocketEndpoint {
   /** The endpoint path. */
   readonly path: string;
-  /** The `ws` server under it (its `clients`, for example). */
-  readonly wss: WebSocketServer;
   /** Whether an upgrade request is for this endpoint (its path). */
   matches(request: IncomingMessage): boolean;
   /** Completes an upgrade to this endpoint and serves STOMP on it. */
@@ -75,11 +74,15 @@ export function attachWebSocket(
   };
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (matches(request)) handleUpgrade(request, socket, head);
+    // Nobody else listens for upgrades: answer, or the socket would hang
+    // (Node.js puts no timeout on an upgrade nobody takes).
+    else if (server?.listenerCount('upgrade') === 1) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
   };
   server?.on('upgrade', onUpgrade);
   return {
     path,
-    wss,
     matches,
     handleUpgrade,
     close() {
