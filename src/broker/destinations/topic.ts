@@ -19,6 +19,13 @@ import {
  */
 export class Topic implements Destination {
   private readonly subs = new Set<Subscription>();
+  /**
+   * Encodings of replayed messages, shared by the subscriptions replaying
+   * now (a reconnect storm replays the same messages to many), dropped once
+   * no replay is left: kept messages hold no encoding.
+   */
+  private replayed: WeakMap<Message, EncodedMessage> | undefined;
+  private replays = 0;
 
   constructor(
     readonly name: string,
@@ -72,12 +79,14 @@ export class Topic implements Destination {
       at: 0,
       mark: replay.complete ? 'complete' : 'incomplete',
     };
+    this.replays++;
     this.drainReplay(sub);
     return replay;
   }
 
   unsubscribe(sub: Subscription): void {
     this.subs.delete(sub);
+    if (sub.replaying) this.replayDone(sub);
     sub.takeUnacked();
   }
 
@@ -108,11 +117,27 @@ export class Topic implements Destination {
       if (!sub.consumer.writable) return;
       const message = items[replaying.at] as Message;
       items[replaying.at++] = undefined;
-      if (!this.deliverLive(sub, new EncodedMessage(message), replaying.mark)) return;
+      if (!this.deliverLive(sub, this.encodingOf(message), replaying.mark)) return;
       replaying.mark = undefined;
     }
     // A replay of nothing: the first live MESSAGE carries the outcome.
-    if (replaying.mark === undefined) sub.replaying = undefined;
+    if (replaying.mark === undefined) this.replayDone(sub);
+  }
+
+  /** A replayed message's encoding, shared with the other replays running now. */
+  private encodingOf(message: Message): EncodedMessage {
+    this.replayed ??= new WeakMap();
+    let encoded = this.replayed.get(message);
+    if (!encoded) {
+      encoded = new EncodedMessage(message);
+      this.replayed.set(message, encoded);
+    }
+    return encoded;
+  }
+
+  private replayDone(sub: Subscription): void {
+    sub.replaying = undefined;
+    if (--this.replays === 0) this.replayed = undefined;
   }
 
   /** A live message for a subscription still replaying: after the replay; bounded. */
