@@ -4,7 +4,7 @@
  * mode (after a restart of the instance, whose history is then read back from Kafka).
  *
  * ```sh
- * npx tsx bench/resume.bench.ts     # builds dist/, starts a Kafka, ~1 min; writes bench/results/resume.md
+ * npx tsx bench/resume.bench.ts     # compiles src/, starts a Kafka, ~1 min; writes bench/results/resume.md
  * ```
  *
  * Every client checks what it got: exactly the missed sequence numbers, in order, none
@@ -12,7 +12,7 @@
  * Only 127.0.0.1; every process started here is stopped by PID.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
@@ -53,8 +53,35 @@ interface Instance {
   url: string;
 }
 
+/**
+ * Where src/ is compiled at the start of a run (git-ignored), like the load
+ * harness does: a private build, so that a `dist/` rebuilt or removed by
+ * something else running in this checkout (a test's global setup) cannot
+ * pull the code from under the instances in the middle of a run.
+ */
+const BUILD_ROOT = join(ROOT, 'bench', 'load', '.build-resume');
+const BUILD = join(BUILD_ROOT, 'dist');
+
+function buildStompbus(): void {
+  rmSync(BUILD_ROOT, { recursive: true, force: true });
+  mkdirSync(BUILD_ROOT, { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(BUILD_ROOT, 'package.json'));
+  const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+  const args = ['-p', 'tsconfig.build.json', '--outDir', BUILD, '--declaration', 'false'];
+  try {
+    execFileSync(process.execPath, [tsc, ...args, '--sourceMap', 'false'], {
+      cwd: ROOT,
+      stdio: 'ignore',
+    });
+  } catch {
+    // tsc exits non-zero on type errors but still emits; a missing cli.js is the failure.
+  }
+  if (!existsSync(join(BUILD, 'cli.js'))) throw new Error('could not compile src/');
+}
+
 async function startInstance(port: number, extra: string[]): Promise<Instance> {
-  const args = ['bin/stompbus.js', '--host', HOST, '--port', String(port), '--tcp-port', '0'];
+  const run = [join(ROOT, 'bench', 'load', 'run-cli.mjs'), join(BUILD, 'cli.js')];
+  const args = [...run, '--host', HOST, '--port', String(port), '--tcp-port', '0'];
   const child = spawn(process.execPath, [...args, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -260,7 +287,7 @@ async function main(): Promise<void> {
     log('watchdog: took longer than 5 minutes, stopping');
     process.exit(2);
   }, 300_000);
-  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+  buildStompbus();
   const history = ['--history-max-messages', '20000'];
   const results: Result[] = [];
   for (const [clients, missed] of CASES) {

@@ -5,8 +5,17 @@
  * subscribers, paced fan-out (5,000 deliveries/s), competing consumers on a
  * queue, and 10,000 idle connections.
  *
- * Run: `npx tsx bench/load/run.ts [--quick] [--only stompbus,ws,rabbitmq]
- *       [--scenarios fanout,paced,queue,idle] [--profile dir] [--node-flags '...'] [--out file]`
+ * Run: `npx tsx bench/load/run.ts [--quick] [--only stompbus,baseline,ws,rabbitmq]
+ *       [--scenarios fanout,paced,queue,idle] [--baseline dir] [--rounds n]
+ *       [--profile dir] [--node-flags '...'] [--out file]`
+ *
+ * `--baseline <dir>` adds a second stompbus build as the target `baseline`
+ * (reported as `stompbus@<commit>`): another checkout, e.g. a `git worktree`
+ * of the commit before a change, compiled from its src/ like ours. It runs
+ * wherever stompbus runs: next to it, and at the same time in the paced
+ * scenarios. `--rounds <n>` repeats every scenario n times, the order of the
+ * targets reversed every other round (A B C, C B A, ...), and the report gives
+ * the per-round ratios with their range.
  *
  * `--profile` runs stompbus with `--cpu-prof` (profiles in `dir/<scenario>/`); `--node-flags` passes more Node flags to stompbus (e.g. `--trace-gc`);
  * `--verbose` shows what the brokers print.
@@ -18,9 +27,17 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadAverage, machine, type Outcome, type Results, renderReport } from './report.js';
+import {
+  loadAverage,
+  machine,
+  type Outcome,
+  type Results,
+  type RoundResults,
+  renderReport,
+} from './report.js';
 import { type DeliveryPlan, type DeliveryResult, runDelivery, runIdle } from './scenarios.js';
 import {
+  buildBaseline,
   buildTargets,
   children,
   fdLimitOf,
@@ -44,6 +61,8 @@ const { values } = parseArgs({
     'node-flags': { type: 'string', default: '' },
     verbose: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/load.md' },
+    baseline: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
   },
 });
 
@@ -56,7 +75,17 @@ function pick<T extends string>(list: string, allowed: readonly T[], flag: strin
   return allowed.filter((a) => names.includes(a));
 }
 
-const targets = pick(values.only, TARGET_NAMES, '--only');
+const targets = pick(
+  values.baseline && !process.argv.some((a) => a.startsWith('--only'))
+    ? `${values.only},baseline`
+    : values.only,
+  TARGET_NAMES,
+  '--only',
+);
+if (targets.includes('baseline') && !values.baseline)
+  throw new Error('--only baseline needs --baseline <dir> (another stompbus checkout)');
+const rounds = Number(values.rounds);
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds: a whole number ≥ 1');
 setVerbose(values.verbose);
 const scenarios = pick(values.scenarios, SCENARIOS, '--scenarios');
 const quick = values.quick;
@@ -73,7 +102,8 @@ const settings = {
   idleConnections: quick ? 1000 : 10_000,
   idleDeadlineMs: quick ? 20_000 : 60_000,
   bodySize: 256,
-  watchdogMs: quick ? 4 * 60_000 : 12 * 60_000,
+  /** Sized for three targets and one round. */
+  watchdogMs: (quick ? 4 : 12) * 60_000 * rounds * Math.max(1, targets.length / 3),
 };
 
 const plans = {
@@ -128,12 +158,14 @@ async function withTarget<T>(
   name: TargetName,
   scenario: string,
   body: (target: Target) => Promise<T>,
+  round = 0,
 ): Promise<Outcome<T>> {
   const flags = values['node-flags'].split(' ').filter(Boolean);
   if (values.profile) {
     // One directory per scenario: with tsx, Node writes a profile per thread
     // (the loader's too), so fixed file names would overwrite each other.
-    flags.push('--cpu-prof', '--cpu-prof-dir', resolve(values.profile, scenario, name));
+    const dir = rounds > 1 ? `${scenario}-r${round + 1}` : scenario;
+    flags.push('--cpu-prof', '--cpu-prof-dir', resolve(values.profile, dir, name));
   }
   let target: Target | undefined;
   try {
@@ -148,7 +180,7 @@ async function withTarget<T>(
 }
 
 async function main(): Promise<void> {
-  const results: Results = { delivery: new Map(), idle: new Map() };
+  const results: Results = { rounds: [] };
   const header = [...machine()];
   if (targets.includes('stompbus') || targets.includes('ws')) {
     log('compiling src/ and the ws server into bench/load/.build');
@@ -160,6 +192,21 @@ async function main(): Promise<void> {
     `- stompbus: \`node ${stompbusCommand([]).slice(1).join(' ').replaceAll(REPO, '')}\``,
     '  (src/ compiled with tsconfig.build.json into bench/load/.build/dist at the start of the run)',
   );
+  if (targets.includes('baseline') && values.baseline) {
+    log(`compiling the baseline ${values.baseline}`);
+    const base = buildBaseline(values.baseline);
+    header.push(
+      `- ${base.label}: \`node ${stompbusCommand([], base.build).slice(1).join(' ').replaceAll(REPO, '')}\``,
+      `  (${base.checkout}/src at ${base.commit}, compiled with its tsconfig.build.json and its own`,
+      '  node_modules at the start of the run; started like stompbus, through the main() of its src/cli.ts)',
+    );
+  }
+  if (rounds > 1) {
+    header.push(
+      `- rounds: ${rounds}; every scenario runs once per round, the targets in table order in`,
+      '  odd rounds and in reverse order in even ones (paced: all Node brokers at the same time)',
+    );
+  }
   const deliveries: [string, DeliveryPlan][] = [];
   if (scenarios.includes('fanout'))
     for (const n of settings.fanout) deliveries.push([`fan-out ${n}`, plans.fanout(n)]);
@@ -171,43 +218,55 @@ async function main(): Promise<void> {
     deliveries.push(['paced 10 × 500/s', plans.paced(10, 500)]);
   }
   if (scenarios.includes('queue')) deliveries.push(['queue 4 consumers', plans.queue()]);
-  for (const [label, plan] of deliveries) {
-    const byTarget = new Map<TargetName, Outcome<DeliveryResult>>();
-    results.delivery.set(label, byTarget);
-    const slug = label.replace(/[^a-z0-9]+/gi, '-');
-    // Paced: stompbus and bare ws run at the same time (together they use a
-    // fraction of a core), so a busy spell on the machine hits both alike.
-    const together: TargetName[] =
-      plan.pace === 'paced' ? targets.filter((n) => n !== 'rabbitmq') : [];
-    if (together.length > 1) {
-      log(`${label}: ${together.join(' + ')}, at the same time`);
-      const outcomes = await Promise.all(
-        together.map((name) => withTarget(name, slug, (t) => runDelivery(t, plan))),
-      );
-      together.forEach((name, i) => {
-        byTarget.set(name, outcomes[i] as Outcome<DeliveryResult>);
-      });
+  for (let round = 0; round < rounds; round++) {
+    const results1: RoundResults = { delivery: new Map(), idle: new Map() };
+    results.rounds.push(results1);
+    const order = round % 2 === 0 ? targets : [...targets].reverse();
+    const tag = rounds > 1 ? ` (round ${round + 1}/${rounds})` : '';
+    for (const [label, plan] of deliveries) {
+      const byTarget = new Map<TargetName, Outcome<DeliveryResult>>();
+      results1.delivery.set(label, byTarget);
+      const slug = label.replace(/[^a-z0-9]+/gi, '-');
+      // Paced: the Node brokers (stompbus, the baseline, bare ws) run at the same
+      // time (together they use a fraction of a core), so a busy spell on the
+      // machine hits all alike.
+      const together: TargetName[] =
+        plan.pace === 'paced' ? order.filter((n) => n !== 'rabbitmq') : [];
+      if (together.length > 1) {
+        log(`${label}${tag}: ${together.join(' + ')}, at the same time`);
+        const outcomes = await Promise.all(
+          together.map((name) => withTarget(name, slug, (t) => runDelivery(t, plan), round)),
+        );
+        together.forEach((name, i) => {
+          byTarget.set(name, outcomes[i] as Outcome<DeliveryResult>);
+        });
+      }
+      for (const name of order) {
+        if (plan.mode === 'queue' && name === 'ws') continue;
+        if (together.length > 1 && together.includes(name)) continue;
+        log(`${label}${tag}: ${name}`);
+        byTarget.set(name, await withTarget(name, slug, (t) => runDelivery(t, plan), round));
+      }
     }
-    for (const name of targets) {
-      if (plan.mode === 'queue' && name === 'ws') continue;
-      if (together.length > 1 && together.includes(name)) continue;
-      log(`${label}: ${name}`);
-      byTarget.set(name, await withTarget(name, slug, (t) => runDelivery(t, plan)));
-    }
-  }
-  if (scenarios.includes('idle')) {
-    for (const name of targets) {
-      log(`idle ${settings.idleConnections}: ${name}`);
-      results.idle.set(
-        name,
-        await withTarget(name, 'idle', async (t) => {
-          const r = await runIdle(t, settings.idleConnections, 4, settings.idleDeadlineMs);
-          const limit = fdLimitOf(t.pid);
-          if (limit !== undefined && limit < settings.idleConnections)
-            r.notes.push(`broker fd limit ${limit}`);
-          return r;
-        }),
-      );
+    if (scenarios.includes('idle')) {
+      for (const name of order) {
+        log(`idle ${settings.idleConnections}${tag}: ${name}`);
+        results1.idle.set(
+          name,
+          await withTarget(
+            name,
+            'idle',
+            async (t) => {
+              const r = await runIdle(t, settings.idleConnections, 4, settings.idleDeadlineMs);
+              const limit = fdLimitOf(t.pid);
+              if (limit !== undefined && limit < settings.idleConnections)
+                r.notes.push(`broker fd limit ${limit}`);
+              return r;
+            },
+            round,
+          ),
+        );
+      }
     }
   }
   header.push(`- load average at end: ${loadAverage()}`);

@@ -7,12 +7,20 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint } from './client.js';
 
-/** The names `--only` accepts, in table order. */
-export const TARGET_NAMES = ['stompbus', 'ws', 'rabbitmq'] as const;
+/**
+ * The names `--only` accepts, in table order. `baseline` is a second stompbus
+ * build from another checkout (run.ts --baseline <dir>), e.g. the commit
+ * before a change, measured side by side with the current code.
+ */
+export const TARGET_NAMES = ['stompbus', 'baseline', 'ws', 'rabbitmq'] as const;
 export type TargetName = (typeof TARGET_NAMES)[number];
+
+/** The stompbus builds among the targets: started from a compiled `cli.js`, with queues. */
+export const STOMPBUS_BUILDS: readonly TargetName[] = ['stompbus', 'baseline'];
 
 /** A broker ready for clients. */
 export interface Target {
@@ -136,10 +144,76 @@ const WS_SERVER_JS = `${BUILD_ROOT}/ws/ws-broadcast-server.js`;
 let builtWs = false;
 
 /** The stompbus command line (run.ts builds it first, see {@link buildTargets}). */
-export function stompbusCommand(nodeFlags: string[]): string[] {
+export function stompbusCommand(nodeFlags: string[], build = BUILD): string[] {
   const flags = ['--host', '127.0.0.1', '--port', '0', '--tcp-port', '0'];
   const node = [process.execPath, ...GC_ON_SIGNAL, ...nodeFlags];
-  return [...node, `${HERE}run-cli.mjs`, `${BUILD}/cli.js`, ...flags];
+  return [...node, `${HERE}run-cli.mjs`, `${build}/cli.js`, ...flags];
+}
+
+/** The baseline build, once {@link buildBaseline} made it. */
+export interface Baseline {
+  /** The checkout it was compiled from. */
+  checkout: string;
+  /** `dist/` of the compiled build (its `cli.js` is started like ours). */
+  build: string;
+  /** Short commit of the checkout, `+dirty` when its src/ has uncommitted changes. */
+  commit: string;
+  /** How the report names it: `stompbus@<commit>`. */
+  label: string;
+}
+let baseline: Baseline | undefined;
+
+/** The baseline compiled for this run, if any. */
+export function baselineBuild(): Baseline | undefined {
+  return baseline;
+}
+
+/** How the report names a target. */
+export function targetLabel(name: TargetName): string {
+  if (name === 'baseline') return baseline?.label ?? 'stompbus (baseline)';
+  return { stompbus: 'stompbus', ws: 'bare ws', rabbitmq: 'RabbitMQ Web-STOMP' }[name];
+}
+
+/**
+ * Compiles another stompbus checkout (`--baseline <dir>`) the way
+ * {@link buildTargets} compiles ours: that checkout's src/ with its
+ * tsconfig.build.json and its own TypeScript, into `<dir>/bench/load/.build/dist`
+ * next to a copy of its package.json. The build lives inside the checkout so
+ * that its imports (ws, kafkajs...) resolve to that checkout's node_modules
+ * (run `npm install` there first). It is started through our run-cli.mjs,
+ * which calls the `main()` its src/cli.ts exports, as bin/stompbus.js does.
+ */
+export function buildBaseline(dir: string): Baseline {
+  const checkout = resolve(dir);
+  if (!existsSync(`${checkout}/src/cli.ts`) || !existsSync(`${checkout}/tsconfig.build.json`)) {
+    throw new Error(`--baseline ${dir}: no src/cli.ts and tsconfig.build.json there`);
+  }
+  if (!existsSync(`${checkout}/node_modules`)) {
+    throw new Error(`--baseline ${dir}: no node_modules (run npm install there first)`);
+  }
+  const root = `${checkout}/bench/load/.build`;
+  const build = `${root}/dist`;
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  copyFileSync(`${checkout}/package.json`, `${root}/package.json`);
+  const ownTsc = `${checkout}/node_modules/typescript/bin/tsc`;
+  const tsc = existsSync(ownTsc) ? ownTsc : `${REPO}node_modules/typescript/bin/tsc`;
+  const args = ['-p', 'tsconfig.build.json', '--outDir', build, '--declaration', 'false'];
+  const result = spawnSync(process.execPath, [tsc, ...args, '--sourceMap', 'false'], {
+    cwd: checkout,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  if (!existsSync(`${build}/cli.js`)) {
+    throw new Error(`could not compile the baseline: ${result.stdout}${result.stderr}`);
+  }
+  const git = (...a: string[]) =>
+    spawnSync('git', ['-C', checkout, ...a], { encoding: 'utf8', timeout: 5000 }).stdout?.trim();
+  const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  const dirty = (git('status', '--porcelain', '--', 'src') ?? '').length > 0;
+  const commit = dirty ? `${head}+dirty` : head;
+  baseline = { checkout, build, commit, label: `stompbus@${commit}` };
+  return baseline;
 }
 
 /** Forward the output of the brokers we start to stderr (run.ts --verbose). */
@@ -184,7 +258,7 @@ async function startChild(
     name,
     endpoint: { ...endpoint, url },
     pid: child.pid as number,
-    queues: name === 'stompbus',
+    queues: STOMPBUS_BUILDS.includes(name),
     maxConnections: undefined,
     collectGarbage: async () => {
       process.kill(child.pid as number, 'SIGUSR2');
@@ -271,6 +345,11 @@ export async function startTarget(name: TargetName, nodeFlags: string[] = []): P
   const anonymous = { protocols: STOMP_PROTOCOLS, login: 'bench', passcode: 'bench', vhost: '/' };
   if (name === 'stompbus') {
     return startChild(name, stompbusCommand(nodeFlags), /ws:\/\/[\d.]+:\d+\/stomp/, anonymous);
+  }
+  if (name === 'baseline') {
+    if (!baseline) throw new Error('no baseline build (run.ts --baseline <dir>)');
+    const argv = stompbusCommand(nodeFlags, baseline.build);
+    return startChild(name, argv, /ws:\/\/[\d.]+:\d+\/stomp/, anonymous);
   }
   if (name === 'ws') {
     // Compiled by buildTargets when this run compiled at all; else through tsx.
