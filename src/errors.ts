@@ -21,7 +21,9 @@ export const ErrorCodes = {
   STOMP_ERR_CONNECT_TIMEOUT: 'no CONNECT frame arrived in time',
   STOMP_ERR_UNSUPPORTED_VERSION: 'the client accepts no protocol version this server speaks',
   STOMP_ERR_AUTH_FAILED: 'the login or passcode is wrong',
-  STOMP_ERR_FORBIDDEN: 'the destination belongs to another user, or needs a login',
+  STOMP_ERR_FORBIDDEN:
+    "the session may not use this destination: not granted, another user's, or it needs a login",
+  STOMP_ERR_TOKEN_EXPIRED: 'the token the session logged in with has expired',
   STOMP_ERR_HEARTBEAT_TIMEOUT: 'the client fell silent beyond the negotiated heart-beat',
   STOMP_ERR_INVALID_HEADER: 'a header has a value the server cannot accept',
   STOMP_ERR_MISSING_HEADER: 'a required header is missing',

@@ -29,16 +29,18 @@ export {
   type ServerOptions,
   StompServer,
 } from './server.js';
-export type { StompVersion } from './session/api.js';
+export type { Access, Identity, StompVersion } from './session/api.js';
 export type { SessionOptions } from './session/options.js';
 export type { ConnectRequest } from './session/session.js';
 export {
   type Authenticate,
+  type Authorize,
   type AuthResult,
   type Body,
   type BrokerEvents,
   createBroker,
   DEFAULT_STOMP_BROKER_OPTIONS,
+  type Principal,
   type SessionInfo,
   StompBroker,
   type StompBrokerOptions,

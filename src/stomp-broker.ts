@@ -10,6 +10,7 @@ import type { Fanout } from './broker/seams.js';
 import type { Subscription } from './broker/subscription.js';
 import { StompError } from './errors.js';
 import type { Header } from './frame/frame.js';
+import type { Access, Identity } from './session/api.js';
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
 import { type ConnectRequest, Session, type SessionHost } from './session/session.js';
 import type { Connection, TransportKind } from './transport/connection.js';
@@ -19,11 +20,20 @@ import { VERSION } from './version.js';
 
 /**
  * What `authenticate` decides about a CONNECT: `true` accepts it with the
- * login it claims (none: anonymous), a string accepts it as that user,
- * `false` refuses it (ERROR `STOMP_ERR_AUTH_FAILED`). Throwing a
- * {@link StompError} refuses it with that code.
+ * login it claims (none: anonymous), a string accepts it as that user, an
+ * object as its `user` with `scopes` (grants, e.g. a JWT's `scope` claim)
+ * until `expiresAt` (ms since 1970: the session then ends with ERROR
+ * `STOMP_ERR_TOKEN_EXPIRED`), `false` refuses it (ERROR
+ * `STOMP_ERR_AUTH_FAILED`). Throwing a {@link StompError} refuses it with that code.
  */
-export type AuthResult = boolean | string;
+export type AuthResult =
+  | boolean
+  | string
+  | {
+      readonly user?: string | undefined;
+      readonly scopes?: readonly string[] | undefined;
+      readonly expiresAt?: number | undefined;
+    };
 
 /** Checks a CONNECT; may be asynchronous (frames behind the CONNECT wait). */
 export type Authenticate = (request: ConnectRequest) => AuthResult | Promise<AuthResult>;
@@ -37,6 +47,24 @@ export interface SessionInfo {
   readonly remoteAddress: string;
   readonly transport: TransportKind;
 }
+
+/** A connected session as the authorization hooks see it. */
+export interface Principal extends SessionInfo {
+  /** Scopes granted with the login (`AuthResult.scopes`). */
+  readonly scopes: readonly string[];
+}
+
+/**
+ * Decides whether a session may SUBSCRIBE to (`authorizeSubscribe`) or SEND
+ * to (`authorizeSend`) a destination, given as its routing name
+ * (`/user/<name>/queue/x` for user destinations). `false` refuses the frame
+ * with ERROR `STOMP_ERR_FORBIDDEN`; a promise holds the frames behind it.
+ */
+export type Authorize = (
+  principal: Principal,
+  destination: string,
+  headers: readonly Header[],
+) => boolean | Promise<boolean>;
 
 /** The events of a {@link StompBroker}. */
 export interface BrokerEvents {
@@ -61,6 +89,10 @@ export interface StompBrokerOptions extends SessionOptions, BrokerOptions {
    * must match one; without, anyone may connect and claim any login.
    */
   authenticate: Authenticate | undefined;
+  /** May a session SUBSCRIBE to a destination? Default: yes. */
+  authorizeSubscribe: Authorize | undefined;
+  /** May a session SEND to a destination? Default: yes. */
+  authorizeSend: Authorize | undefined;
   /**
    * The cluster backend. Default: the in-process {@link LocalFanout} (one
    * process is the whole broker); `new KafkaFanout(...)` from `stompbus/kafka`
@@ -76,6 +108,8 @@ export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object
   serverName: `stompbus/${VERSION}`,
   users: new Map<string, string>(),
   authenticate: undefined,
+  authorizeSubscribe: undefined,
+  authorizeSend: undefined,
   fanout: undefined,
 });
 
@@ -210,7 +244,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
 
   // ---- SessionHost ----
 
-  authenticate(request: ConnectRequest): string | undefined | Promise<string | undefined> {
+  authenticate(request: ConnectRequest): Identity | Promise<Identity> {
     const decide = this.options.authenticate ?? ((r) => this.checkUsers(r));
     const result = decide(request);
     // A synchronous decision keeps CONNECT synchronous (no frames held).
@@ -219,13 +253,25 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       : this.decided(request, result);
   }
 
-  private decided(request: ConnectRequest, result: AuthResult): string | undefined {
+  private decided(request: ConnectRequest, result: AuthResult): Identity {
     if (result === false) {
       throw new StompError('STOMP_ERR_AUTH_FAILED', {
         detail: `login ${JSON.stringify(request.login)}`,
       });
     }
-    return result === true ? request.login : result;
+    if (result === true) return { user: request.login, scopes: [], expiresAt: undefined };
+    if (typeof result === 'string') return { user: result, scopes: [], expiresAt: undefined };
+    return { user: result.user, scopes: result.scopes ?? [], expiresAt: result.expiresAt };
+  }
+
+  authorize(
+    session: Session,
+    access: Access,
+    destination: string,
+    headers: readonly Header[],
+  ): boolean | Promise<boolean> {
+    const hook = access === 'read' ? this.options.authorizeSubscribe : this.options.authorizeSend;
+    return hook ? hook({ ...info(session), scopes: session.scopes }, destination, headers) : true;
   }
 
   knowsUser(user: string): boolean {

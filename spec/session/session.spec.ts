@@ -482,6 +482,101 @@ describe('asynchronous authenticate', () => {
   });
 });
 
+describe('authorization hooks (authorizeSubscribe, authorizeSend) and token expiry', () => {
+  it('refuses a SUBSCRIBE that authorizeSubscribe denies with STOMP_ERR_FORBIDDEN and the receipt-id', async () => {
+    const seen: Array<[string | undefined, readonly string[], string]> = [];
+    const broker = testBroker({
+      authenticate: () => ({ user: 'alice', scopes: ['s1'] }),
+      authorizeSubscribe: (principal, destination) => {
+        seen.push([principal.user, principal.scopes, destination]);
+        return destination !== '/topic/secret';
+      },
+    });
+    const client = await connected(broker);
+    client.send('SUBSCRIBE\nid:1\ndestination:/topic/open\nreceipt:ok\n\n\0');
+    await client.receipt('ok');
+    client.send('SUBSCRIBE\nid:2\ndestination:/topic/secret\nreceipt:no\n\n\0');
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_FORBIDDEN');
+    expect(getHeader(error, 'receipt-id')).toBe('no');
+    expect(seen).toEqual([
+      ['alice', ['s1'], '/topic/open'],
+      ['alice', ['s1'], '/topic/secret'],
+    ]);
+  });
+
+  it('gives authorizeSubscribe the routing name of a user destination', async () => {
+    const names: string[] = [];
+    const broker = testBroker({
+      users: USERS,
+      authorizeSubscribe: (_principal, destination) => {
+        names.push(destination);
+        return true;
+      },
+    });
+    const client = await connected(broker, { login: 'alice', passcode: 'a-secret' });
+    client.send('SUBSCRIBE\nid:1\ndestination:/user/queue/inbox\nreceipt:s\n\n\0');
+    await client.receipt('s');
+    expect(names).toEqual(['/user/alice/queue/inbox']);
+  });
+
+  it('delivers nothing of a SEND that an asynchronous authorizeSend denies, and handles no frame behind it', async () => {
+    const gate = deferred<boolean>();
+    const broker = testBroker({
+      authorizeSend: (_principal, destination) =>
+        destination === '/topic/held' ? gate.promise : true,
+    });
+    const watcher = await connected(broker);
+    watcher.send('SUBSCRIBE\nid:1\ndestination:/topic/held\nreceipt:w\n\n\0');
+    await watcher.receipt('w');
+    const client = await connected(broker);
+    client.send(
+      'SEND\ndestination:/topic/held\nreceipt:denied\n\nnever\0' +
+        'SEND\ndestination:/queue/after\n\nbehind it\0',
+    );
+    gate.resolve(false);
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_FORBIDDEN');
+    expect(getHeader(error, 'receipt-id')).toBe('denied');
+    expect(broker.queueDepth('/queue/after')).toBe(0);
+    watcher.send('SEND\ndestination:/topic/other\nreceipt:sync\n\n\0');
+    await watcher.receipt('sync');
+    expect(watcher.all('MESSAGE')).toHaveLength(0);
+  });
+
+  it('keeps frame order across an asynchronous authorizeSend that allows', async () => {
+    const gate = deferred<boolean>();
+    const broker = testBroker({ authorizeSend: () => gate.promise });
+    const client = await connected(broker);
+    client.send(
+      'SEND\ndestination:/queue/order\nreceipt:a\n\nfirst\0' +
+        'SUBSCRIBE\nid:1\ndestination:/queue/order\nreceipt:s\n\n\0',
+    );
+    // The SUBSCRIBE waits behind the SEND's decision: nothing is subscribed yet.
+    expect(broker.queueDepth('/queue/order')).toBe(0);
+    gate.resolve(true);
+    await client.receipt('s');
+    const [message] = await client.messages(1);
+    expect(bodyText(message as Frame)).toBe('first');
+    expect(receiptIds(client)).toEqual(['a', 's']);
+  });
+
+  it('ends a session with STOMP_ERR_TOKEN_EXPIRED at the expiry authenticate gave', async () => {
+    const broker = testBroker({
+      authenticate: ({ login }) =>
+        login === 'carol' ? { user: 'carol', expiresAt: Date.now() + 150 } : true,
+    });
+    const client = await connected(broker, { login: 'carol' });
+    const other = await connected(broker, { login: 'dave' });
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_TOKEN_EXPIRED');
+    expect(error.command).toBe('ERROR');
+    expect(broker.sessions.size).toBe(1);
+    other.send('SUBSCRIBE\nid:1\ndestination:/topic/x\nreceipt:alive\n\n\0');
+    await other.receipt('alive');
+  });
+});
+
 describe('broker events', () => {
   it('emits connect, subscribe, unsubscribe and disconnect with the user, transport and remote address', async () => {
     const broker = testBroker({ users: USERS });

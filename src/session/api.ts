@@ -8,8 +8,20 @@ import type { SessionOptions } from './options.js';
 /** The protocol versions a session may speak. */
 export type StompVersion = '1.0' | '1.1' | '1.2';
 
-/** What a handler returns: nothing, a promise the RECEIPT waits for, or extra RECEIPT headers. */
-export type HandlerResult = void | Promise<void> | Header[];
+/** What a handler returns: nothing or extra RECEIPT headers, or a promise of them the RECEIPT waits for. */
+export type HandlerResult = void | Header[] | Promise<void | Header[]>;
+
+/** Who a CONNECT authenticated: the user, the grants a token carried, when its token expires. */
+export interface Identity {
+  readonly user: string | undefined;
+  /** Scopes granted with the login (e.g. a JWT's `scope` claim). */
+  readonly scopes: readonly string[];
+  /** When the session must end (a token's `exp`), ms since 1970; undefined: never. */
+  readonly expiresAt: number | undefined;
+}
+
+/** What a frame does to a destination: SUBSCRIBE reads, SEND writes. */
+export type Access = 'read' | 'write';
 
 /**
  * What the command handlers (`handlers/`) may see and do of a session: its
@@ -27,18 +39,29 @@ export interface SessionApi {
   readonly router: Router;
   /** Subscriptions by client id. */
   readonly subscriptions: ReadonlyMap<string, Subscription>;
-  /** Checks a CONNECT's credentials: the user, or a promise of it; throws when refused. */
+  /** Checks a CONNECT's credentials: who it is, or a promise of it; throws when refused. */
   authenticate(
     login: string | undefined,
     passcode: string | undefined,
     headers: Header[],
-  ): string | undefined | Promise<string | undefined>;
+  ): Identity | Promise<Identity>;
+  /**
+   * Runs `then` once the broker allows `access` to `destination` (a routing
+   * name); refuses with STOMP_ERR_FORBIDDEN otherwise. When the decision is
+   * asynchronous the frames behind this one wait for it.
+   */
+  authorized<T>(
+    access: Access,
+    destination: string,
+    headers: readonly Header[],
+    then: () => T,
+  ): T | Promise<Awaited<T>>;
   /** Whether a user destination may name `user`. */
   knowsUser(user: string): boolean;
   /** Handles the frames behind an asynchronous CONNECT only once `work` is done. */
   holdUntil(work: Promise<void>): void;
-  /** Sends CONNECTED and starts heart-beats. */
-  connectedAs(version: StompVersion, user: string | undefined, heartbeat: Header): void;
+  /** Sends CONNECTED and starts heart-beats (and the identity's expiry). */
+  connectedAs(version: StompVersion, identity: Identity, heartbeat: Header): void;
   /** Sends ERROR and closes. */
   fail(error: unknown, receiptId?: string, extra?: Header[]): void;
   /** Subscribes through the router and keeps the subscription under its client id. */

@@ -15,7 +15,7 @@ import {
 } from '../frame/frame.js';
 import { FrameParser } from '../frame/parser.js';
 import type { Connection, ConnectionEvents, TransportKind } from '../transport/connection.js';
-import type { SessionApi, StompVersion } from './api.js';
+import type { Access, HandlerResult, Identity, SessionApi, StompVersion } from './api.js';
 import { HANDLERS, type Handler } from './handlers/index.js';
 import type { SessionOptions } from './options.js';
 
@@ -30,6 +30,14 @@ const WS_GOING_AWAY = 1001;
 const WS_PROTOCOL_ERROR = 1002;
 
 let sessionSeq = 0;
+const ANONYMOUS: Identity = Object.freeze({ user: undefined, scopes: [], expiresAt: undefined });
+
+/** The refusal of a frame the broker does not allow (nothing of it is delivered). */
+function forbidden(access: Access, destination: string): StompError {
+  return new StompError('STOMP_ERR_FORBIDDEN', {
+    detail: `${access === 'read' ? 'SUBSCRIBE to' : 'SEND to'} ${destination} is not granted`,
+  });
+}
 const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
 
 /** What a CONNECT asks for, as the host's authentication sees it. */
@@ -49,10 +57,17 @@ export interface SessionHost {
   readonly router: Router;
   readonly options: SessionOptions;
   /**
-   * The user a CONNECT authenticates as (undefined: anonymous); throws or
+   * Who a CONNECT authenticates as (user undefined: anonymous); throws or
    * rejects with a coded error when refused.
    */
-  authenticate(request: ConnectRequest): string | undefined | Promise<string | undefined>;
+  authenticate(request: ConnectRequest): Identity | Promise<Identity>;
+  /** Whether `session` may have `access` to `destination` (a routing name). */
+  authorize(
+    session: Session,
+    access: Access,
+    destination: string,
+    headers: readonly Header[],
+  ): boolean | Promise<boolean>;
   /** Whether a user destination may name `user` (SEND to `/user/<name>/…`). */
   knowsUser(user: string): boolean;
   /** CONNECTED was sent. */
@@ -76,7 +91,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** The `session` header sent in CONNECTED. */
   readonly id: string;
   private negotiated: StompVersion = '1.2';
-  private authenticated: string | undefined;
+  private identity: Identity = ANONYMOUS;
   private readonly subs = new Map<string, Subscription>();
   private openTransactions: Map<string, Frame[]> | undefined;
 
@@ -120,7 +135,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /** The authenticated (or, with anonymous access, claimed) user. */
   get user(): string | undefined {
-    return this.authenticated;
+    return this.identity.user;
+  }
+
+  /** Scopes granted with the login (e.g. a JWT's `scope` claim). */
+  get scopes(): readonly string[] {
+    return this.identity.scopes;
   }
 
   /** The escaping this session's frames use. */
@@ -161,20 +181,46 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     return this.host.knowsUser(user);
   }
 
-  /** Handles the frames behind an asynchronous CONNECT only once it is done. */
-  holdUntil(work: Promise<void>): void {
-    this.held = [];
+  /**
+   * Handles the frames behind this one only once `work` is done (an
+   * asynchronous CONNECT or authorization). When it fails the session fails
+   * with it (`failHere`), or the receipt chain reports it with the frame's
+   * receipt-id; the held frames are dropped with the session either way.
+   */
+  holdUntil(work: Promise<unknown>, failHere = true): void {
+    const held: Frame[] = [];
+    this.held = held;
     work.then(
       () => {
-        const frames = this.held ?? [];
+        if (this.held !== held) return;
         this.held = undefined;
-        for (const frame of frames) this.handle(frame);
+        for (const frame of held) this.handle(frame);
       },
       (error: unknown) => {
-        this.held = undefined;
-        this.fail(error);
+        if (failHere) this.fail(error);
       },
     );
+  }
+
+  authorized<T>(
+    access: Access,
+    destination: string,
+    headers: readonly Header[],
+    then: () => T,
+  ): T | Promise<Awaited<T>> {
+    const decision = this.host.authorize(this, access, destination, headers);
+    if (!(decision instanceof Promise)) {
+      if (!decision) throw forbidden(access, destination);
+      return then();
+    }
+    let result: T | undefined;
+    const decided = decision.then((allowed) => {
+      if (!allowed) throw forbidden(access, destination);
+      // Runs before the held frames are let go: they come after it.
+      result = then();
+    });
+    this.holdUntil(decided, false);
+    return decided.then(() => result as Awaited<T>);
   }
 
   /** Subscribes through the router and keeps the subscription under its client id. */
@@ -263,31 +309,33 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       }
       // The parser only lets client commands through, and each has a handler.
       const result = (HANDLERS[frame.command] as Handler)(this, frame);
-      const extra = Array.isArray(result) ? result : undefined;
-      const work = Array.isArray(result) ? undefined : result;
       // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
       if (frame.command === 'DISCONNECT') this.disconnecting = true;
-      const finish = () => {
-        if (receipt !== undefined) this.sendReceipt(receipt, extra);
+      const finish = (extra: Header[] | void) => {
+        if (receipt !== undefined) this.sendReceipt(receipt, extra ?? undefined);
         if (frame.command === 'DISCONNECT') this.close();
       };
-      if (work || this.receiptChain) this.chain(work, finish, receipt);
-      else finish();
+      if (result instanceof Promise || this.receiptChain) this.chain(result, finish, receipt);
+      else finish(result);
     } catch (error) {
       this.fail(error, receipt);
     }
   }
 
   /** Keeps receipts in frame order when some of them wait for asynchronous work. */
-  private chain(work: void | Promise<void>, finish: () => void, receipt: string | undefined) {
+  private chain(
+    work: HandlerResult,
+    finish: (extra: Header[] | void) => void,
+    receipt: string | undefined,
+  ) {
     // The chain handles a rejection later; mark it handled now so that an
     // early failure is not an unhandled rejection meanwhile.
-    work?.catch(() => {});
+    if (work instanceof Promise) work.catch(() => {});
     const next = (this.receiptChain ?? Promise.resolve())
       .then(() => work)
       .then(
-        () => {
-          if (this.state === CONNECTED) finish();
+        (extra) => {
+          if (this.state === CONNECTED) finish(extra);
         },
         (error: unknown) => this.fail(error, receipt),
       )
@@ -298,10 +346,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   }
 
   /** Called by the CONNECT handler once the version is agreed and the user known. */
-  connectedAs(version: StompVersion, user: string | undefined, heartbeat: Header): void {
+  connectedAs(version: StompVersion, identity: Identity, heartbeat: Header): void {
     if (this.state !== CONNECTING) return;
+    const { user } = identity;
     this.negotiated = version;
-    this.authenticated = user;
+    this.identity = identity;
     this.parser.setEscapes(version);
     this.state = CONNECTED;
     const [sendEvery, expectEvery] = heartbeat[1].split(',').map(Number) as [number, number];
@@ -315,6 +364,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       ]),
     );
     this.startHeartbeats(sendEvery, expectEvery);
+    this.expireAt(identity.expiresAt);
     this.host.connected(this);
   }
 
@@ -336,6 +386,20 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         }
       });
     }
+  }
+
+  /** Ends the session when its token expires (an expired one is refused at CONNECT). */
+  private expireAt(expiresAt: number | undefined): void {
+    if (expiresAt === undefined) return;
+    // setTimeout holds at most about 24.8 days; a later expiry is checked again then.
+    const wait = Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1);
+    const timer = setTimeout(() => {
+      if (Date.now() < expiresAt) this.expireAt(expiresAt);
+      else this.fail(new StompError('STOMP_ERR_TOKEN_EXPIRED'));
+    }, wait);
+    timer.unref();
+    this.timers ??= [];
+    this.timers.push(timer);
   }
 
   // ---- frames out ----

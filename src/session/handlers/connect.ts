@@ -30,15 +30,15 @@ export function connect(session: SessionApi, frame: Frame): void {
   const sendEvery = sx === 0 || cy === 0 ? 0 : Math.max(sx, cy);
   const expectEvery = cx === 0 || sy === 0 ? 0 : Math.max(cx, sy);
   const heartbeat: [string, string] = ['heart-beat', `${sendEvery},${expectEvery}`];
-  const user = session.authenticate(
+  const identity = session.authenticate(
     getHeader(frame, 'login'),
     getHeader(frame, 'passcode'),
     frame.headers,
   );
-  if (user instanceof Promise) {
-    session.holdUntil(user.then((u) => session.connectedAs(version, u, heartbeat)));
+  if (identity instanceof Promise) {
+    session.holdUntil(identity.then((id) => session.connectedAs(version, id, heartbeat)));
   } else {
-    session.connectedAs(version, user, heartbeat);
+    session.connectedAs(version, identity, heartbeat);
   }
 }
 

@@ -22,8 +22,11 @@ export function send(session: SessionApi, frame: Frame): void | Promise<void> {
       detail: `${destination}: no user ${JSON.stringify(destinationUser(destination))}`,
     });
   }
-  if (bufferInTransaction(session, frame)) return;
-  return session.router.send(destination, messageHeaders(frame.headers), frame.body);
+  // Refused SENDs never reach a transaction or the router: nothing of them is delivered.
+  return session.authorized('write', destination, frame.headers, () => {
+    if (bufferInTransaction(session, frame)) return;
+    return session.router.send(destination, messageHeaders(frame.headers), frame.body);
+  });
 }
 
 /** SEND as replayed by COMMIT: the transaction header no longer applies. */

@@ -4,7 +4,7 @@ import type { AckMode } from '../../broker/subscription.js';
 import { StompError } from '../../errors.js';
 import type { Header } from '../../frame/frame.js';
 import { type Frame, getHeader } from '../../frame/frame.js';
-import type { SessionApi } from '../api.js';
+import type { HandlerResult, SessionApi } from '../api.js';
 import { integerHeader, required } from './util.js';
 
 const ACK_MODES: readonly string[] = ['auto', 'client', 'client-individual'];
@@ -20,7 +20,7 @@ export const RESUME_AFTER_HEADER = 'x-resume-after';
  * (`/user/queue/x`) bind to the session's login; `x-resume-after` replays
  * what a topic retained after a position.
  */
-export function subscribe(session: SessionApi, frame: Frame): Header[] | undefined {
+export function subscribe(session: SessionApi, frame: Frame): HandlerResult {
   const destination = required(frame, 'destination');
   const id =
     session.version === '1.0' ? (getHeader(frame, 'id') ?? destination) : required(frame, 'id');
@@ -57,11 +57,14 @@ export function subscribe(session: SessionApi, frame: Frame): Header[] | undefin
       detail: `limit ${session.options.maxSubscriptions}`,
     });
   }
-  const replay = session.subscribe(
-    { id, destination: target.destination, ackMode: ack as AckMode, prefetch },
-    resumeAfter,
-  );
-  return replay && [[RESUME_HEADER, replay.complete ? 'complete' : 'incomplete']];
+  return session.authorized('read', target.destination, frame.headers, () => {
+    const replay = session.subscribe(
+      { id, destination: target.destination, ackMode: ack as AckMode, prefetch },
+      resumeAfter,
+    );
+    const headers: Header[] = [[RESUME_HEADER, replay?.complete ? 'complete' : 'incomplete']];
+    return replay ? headers : undefined;
+  });
 }
 
 /** UNSUBSCRIBE (STOMP 1.2 "UNSUBSCRIBE"): by `id` (1.0: `id` or `destination`). */
