@@ -52,6 +52,24 @@ function numeric(flag: string, env: string, arg: string, key: NumericOption, hel
   };
 }
 
+/** Options that take text. */
+type TextOption = {
+  [K in keyof ServerOptions]: string extends ServerOptions[K] ? K : never;
+}[keyof ServerOptions];
+
+/** A flag that sets one text option. */
+function text(flag: string, env: string, arg: string, key: TextOption, help: string): Flag {
+  return {
+    flag,
+    env,
+    arg,
+    help,
+    apply: (o, v) => {
+      (o as Record<TextOption, string>)[key] = v;
+    },
+  };
+}
+
 /** Every flag, in the order `--help` lists them. */
 export const FLAGS: Flag[] = [
   {
@@ -320,6 +338,90 @@ export const FLAGS: Flag[] = [
       }
     },
   },
+  // Security: token login, permissions, browsers and abuse (README "Security").
+  text(
+    '--jwt-secret',
+    'STOMPBUS_JWT_SECRET',
+    'secret',
+    'jwtSecret',
+    'JWT login: HS256/384/512 secret (off)',
+  ),
+  text(
+    '--jwt-public-key',
+    'STOMPBUS_JWT_PUBLIC_KEY',
+    'file',
+    'jwtPublicKey',
+    'JWT login: PEM public key, RS*/PS*/ES*/EdDSA (off)',
+  ),
+  text(
+    '--jwks-url',
+    'STOMPBUS_JWKS_URL',
+    'url',
+    'jwksUrl',
+    'JWT login: JSON Web Key Set URL (off)',
+  ),
+  text('--jwt-issuer', 'STOMPBUS_JWT_ISSUER', 'iss', 'jwtIssuer', 'required JWT issuer (any)'),
+  text(
+    '--jwt-audience',
+    'STOMPBUS_JWT_AUDIENCE',
+    'aud',
+    'jwtAudience',
+    'required JWT audience (any)',
+  ),
+  numeric(
+    '--jwt-clock-tolerance',
+    'STOMPBUS_JWT_CLOCK_TOLERANCE',
+    's',
+    'jwtClockToleranceSec',
+    `leeway for exp and nbf, seconds (${d.jwtClockToleranceSec})`,
+  ),
+  text(
+    '--jwt-user-claim',
+    'STOMPBUS_JWT_USER_CLAIM',
+    'claim',
+    'jwtUserClaim',
+    `the claim naming the user (${d.jwtUserClaim})`,
+  ),
+  text(
+    '--acl-file',
+    'STOMPBUS_ACL_FILE',
+    'file',
+    'aclFile',
+    'JSON read/write rules per user; what no rule grants is refused (off)',
+  ),
+  {
+    flag: '--allowed-origins',
+    env: 'STOMPBUS_ALLOWED_ORIGINS',
+    arg: 'origin,…',
+    help: 'WebSocket Origins allowed, * for any; no Origin header is always allowed (any)',
+    apply: (o, v) => {
+      o.allowedOrigins = v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+    },
+  },
+  numeric(
+    '--max-connections',
+    'STOMPBUS_MAX_CONNECTIONS',
+    'n',
+    'maxConnections',
+    'connections in total, 0 for no limit (0)',
+  ),
+  numeric(
+    '--max-connections-per-ip',
+    'STOMPBUS_MAX_CONNECTIONS_PER_IP',
+    'n',
+    'maxConnectionsPerIp',
+    'connections per client address, 0 for no limit (0)',
+  ),
+  numeric(
+    '--max-frames-per-second',
+    'STOMPBUS_MAX_FRAMES_PER_SECOND',
+    'n',
+    'maxFramesPerSecond',
+    'frames a connection may send per second; faster ones are slowed, 0 for no limit (0)',
+  ),
 ];
 
 /** What the command line asked for. */

@@ -21,6 +21,10 @@ export type {
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
 export {
+  DEFAULT_SECURITY_OPTIONS,
+  type SecurityOptions,
+} from './security/options.js';
+export {
   type ClusterOptions,
   DEFAULT_CLUSTER_OPTIONS,
   DEFAULT_LISTENER_OPTIONS,

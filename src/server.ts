@@ -14,6 +14,8 @@ import {
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
+import { securityHooks } from './security/hooks.js';
+import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';
 import type { Session } from './session/session.js';
 import {
   createBroker,
@@ -38,6 +40,8 @@ export interface ListenerOptions {
   tlsKey: string | undefined;
   /** Shutdown grace: how long clients get to read their ERROR before being cut, in ms. Default 5,000. */
   shutdownTimeoutMs: number;
+  /** WebSocket `Origin`s allowed (`*`: any); requests without `Origin` always are. Default: any. */
+  allowedOrigins: string[] | undefined;
 }
 
 /** Cluster mode, as the command line sets it up (a Kafka fan-out). */
@@ -54,8 +58,12 @@ export interface ClusterOptions {
   presenceIntervalMs: number;
 }
 
-/** Everything a {@link StompServer} can be configured with: listeners, cluster, broker. */
-export interface ServerOptions extends ListenerOptions, ClusterOptions, StompBrokerOptions {}
+/** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
+export interface ServerOptions
+  extends ListenerOptions,
+    ClusterOptions,
+    SecurityOptions,
+    StompBrokerOptions {}
 
 /** The defaults of {@link ListenerOptions}. */
 export const DEFAULT_LISTENER_OPTIONS: Readonly<ListenerOptions> = Object.freeze({
@@ -66,6 +74,7 @@ export const DEFAULT_LISTENER_OPTIONS: Readonly<ListenerOptions> = Object.freeze
   tlsCert: undefined,
   tlsKey: undefined,
   shutdownTimeoutMs: 5000,
+  allowedOrigins: undefined,
 });
 
 /** The defaults of {@link ClusterOptions}: the Kafka fan-out's own. */
@@ -82,6 +91,7 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   ...DEFAULT_STOMP_BROKER_OPTIONS,
   ...DEFAULT_LISTENER_OPTIONS,
   ...DEFAULT_CLUSTER_OPTIONS,
+  ...DEFAULT_SECURITY_OPTIONS,
 });
 
 /**
@@ -118,7 +128,11 @@ export class StompServer {
 
   /** Starts the broker (cluster mode: joins Kafka) and both listeners. */
   async start(): Promise<void> {
-    const broker = createBroker({ ...this.options, fanout: await this.fanout() });
+    const broker = createBroker({
+      ...this.options,
+      ...(await securityHooks(this.options)),
+      fanout: await this.fanout(),
+    });
     this.current = broker;
     await broker.ready();
     this.endpoint = attachWebSocket(broker, { server: this.http, path: this.options.wsPath });

@@ -89,6 +89,10 @@ export interface StompBrokerOptions extends SessionOptions, BrokerOptions {
    * must match one; without, anyone may connect and claim any login.
    */
   authenticate: Authenticate | undefined;
+  /** Most connections at once; past it a connection is refused. 0 (default): no limit. */
+  maxConnections: number;
+  /** Most connections from one client address at once. 0 (default): no limit. */
+  maxConnectionsPerIp: number;
   /** May a session SUBSCRIBE to a destination? Default: yes. */
   authorizeSubscribe: Authorize | undefined;
   /** May a session SEND to a destination? Default: yes. */
@@ -108,6 +112,8 @@ export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object
   serverName: `stompbus/${VERSION}`,
   users: new Map<string, string>(),
   authenticate: undefined,
+  maxConnections: 0,
+  maxConnectionsPerIp: 0,
   authorizeSubscribe: undefined,
   authorizeSend: undefined,
   fanout: undefined,

@@ -24,6 +24,11 @@ export interface SessionOptions extends FrameLimits {
   closeTimeoutMs: number;
   /** The `server` header of CONNECTED. */
   serverName: string;
+  /**
+   * Frames a connection may send per second; a faster client is slowed by
+   * backpressure (its socket is not read for a while), never dropped. 0 (default): no limit.
+   */
+  maxFramesPerSecond: number;
 }
 
 /** The defaults of {@link SessionOptions} (DESIGN.md "Defaults for limits"). */
@@ -38,4 +43,5 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   highWaterMark: 4 * 1024 * 1024,
   closeTimeoutMs: 5000,
   serverName: 'stompbus',
+  maxFramesPerSecond: 0,
 });
