@@ -126,6 +126,8 @@ export class Topic implements Destination {
 
   /** A replayed message's encoding, shared with the other replays running now. */
   private encodingOf(message: Message): EncodedMessage {
+    // A lone replay has nobody to share with.
+    if (this.replays < 2 && !this.replayed) return new EncodedMessage(message);
     this.replayed ??= new WeakMap();
     let encoded = this.replayed.get(message);
     if (!encoded) {
