@@ -7,7 +7,13 @@ import { describe, expect, it } from 'vitest';
 import type { StompError } from '../../src/errors.js';
 import { bodyText, type Frame, getHeader } from '../../src/frame/index.js';
 import type { StompBroker } from '../../src/stomp-broker.js';
-import { type MemoryClient, memoryClient, testBroker, waitUntil } from '../helpers/duplex-pair.js';
+import {
+  type MemoryClient,
+  memoryClient,
+  type PairEnd,
+  testBroker,
+  waitUntil,
+} from '../helpers/duplex-pair.js';
 
 const code = (frame: Frame) => getHeader(frame, 'message');
 const bodies = (frames: Frame[]) => frames.map(bodyText);
@@ -368,7 +374,7 @@ describe('queues', () => {
     expect(waiting).toBeGreaterThan(0);
     expect(waiting).toBeLessThan(40);
     // The output backs up in the server's end of the connection...
-    const serverEnd = client.stream.peer;
+    const serverEnd = (client.stream as PairEnd).peer;
     await waitUntil(() => serverEnd.writableLength > 0, 5000, 'output to back up');
     await broker.publish('/queue/slow', `40 ${body}`);
     // ...and the queue keeps the rest instead of disconnecting the consumer.

@@ -19,10 +19,9 @@
  */
 import { Duplex } from 'node:stream';
 import { afterEach } from 'vitest';
-import type { StompError } from '../../src/errors.js';
-import { type Frame, FrameParser, getHeader, SERVER_COMMANDS } from '../../src/frame/index.js';
 import { createBroker, type StompBroker, type StompBrokerOptions } from '../../src/stomp-broker.js';
 import type { TransportKind } from '../../src/transport/connection.js';
+import { RawClient } from './raw-client.js';
 
 /** Options of {@link duplexPair}. */
 export interface DuplexPairOptions {
@@ -146,155 +145,8 @@ export interface MemoryClientOptions extends DuplexPairOptions {
   transport?: TransportKind;
 }
 
-/**
- * A STOMP client over the client end of a {@link duplexPair} whose server end
- * the broker serves: sends raw frame text, records every frame it gets.
- */
-export class MemoryClient {
-  readonly frames: Frame[] = [];
-  heartbeats = 0;
-  parseError: StompError | undefined;
-  isClosed = false;
-  /** Resolves when the connection has closed (either side). */
-  readonly closed: Promise<void>;
-  private readonly parser: FrameParser;
-  private readonly taken = new Set<Frame>();
-  private waiters: Array<() => void> = [];
-
-  constructor(readonly stream: PairEnd) {
-    this.parser = new FrameParser({
-      commands: SERVER_COMMANDS,
-      onFrame: (frame) => {
-        this.frames.push(frame);
-        this.wake();
-      },
-      onHeartbeat: () => {
-        this.heartbeats++;
-        this.wake();
-      },
-      onError: (error) => {
-        this.parseError = error;
-      },
-    });
-    stream.on('data', (chunk: Buffer) => this.parser.push(chunk));
-    this.closed = new Promise((resolve) =>
-      stream.once('close', () => {
-        this.isClosed = true;
-        this.wake();
-        resolve();
-      }),
-    );
-  }
-
-  /** Sends bytes as they are (several frames in one string arrive as one chunk). */
-  send(data: string | Buffer): void {
-    this.stream.write(data);
-  }
-
-  /** Sends CONNECT (STOMP 1.2 unless `accept-version` says otherwise) and waits for CONNECTED. */
-  connect(headers: Record<string, string> = {}): Promise<Frame> {
-    const lines = Object.entries({ 'accept-version': '1.2', host: 'localhost', ...headers })
-      .map(([name, value]) => `${name}:${value}\n`)
-      .join('');
-    this.send(`CONNECT\n${lines}\n\0`);
-    return this.next('CONNECTED');
-  }
-
-  /** Waits for the first frame with `command` that no earlier call returned. */
-  async next(command: string, timeoutMs = 5000): Promise<Frame> {
-    const found = await this.waitFor(
-      () => this.frames.find((f) => f.command === command && !this.taken.has(f)),
-      timeoutMs,
-      `a ${command} frame`,
-    );
-    this.taken.add(found);
-    return found;
-  }
-
-  /** Waits for the RECEIPT with this receipt-id. */
-  receipt(id: string, timeoutMs = 5000): Promise<Frame> {
-    return this.waitFor(
-      () => this.frames.find((f) => f.command === 'RECEIPT' && getHeader(f, 'receipt-id') === id),
-      timeoutMs,
-      `RECEIPT ${id}`,
-    );
-  }
-
-  /** Waits until this client holds `n` MESSAGE frames (of subscription `sub`, if given). */
-  messages(n: number, sub?: string, timeoutMs = 5000): Promise<Frame[]> {
-    return this.waitFor(
-      () => {
-        const got = this.all('MESSAGE').filter(
-          (f) => sub === undefined || getHeader(f, 'subscription') === sub,
-        );
-        return got.length >= n ? got : undefined;
-      },
-      timeoutMs,
-      `${n} MESSAGE frames${sub === undefined ? '' : ` of subscription ${sub}`}`,
-    );
-  }
-
-  /** Waits until `check` (asked on every frame, and every 10 ms) returns neither undefined nor false. */
-  async waitFor<T>(check: () => T | undefined | false, timeoutMs = 5000, what = 'a condition') {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const value = check();
-      if (value !== undefined && value !== false) return value;
-      const left = deadline - Date.now();
-      if (left <= 0 || this.isClosed) {
-        const got = this.frames.map((f) => getHeader(f, 'message') ?? f.command).join(', ');
-        throw new Error(
-          `timed out waiting for ${what}; got ${got || 'nothing'}${this.isClosed ? ' (closed)' : ''}`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(left, 10));
-        this.waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  /** Waits for ERROR, then for the close; returns the ERROR frame. */
-  async expectErrorAndClose(timeoutMs = 5000): Promise<Frame> {
-    const error = await this.next('ERROR', timeoutMs);
-    await this.waitFor(() => this.isClosed, timeoutMs, 'the close after ERROR');
-    return error;
-  }
-
-  /** Frames received with `command`. */
-  all(command: string): Frame[] {
-    return this.frames.filter((f) => f.command === command);
-  }
-
-  /** Stops reading, so that the server's output backs up. */
-  pauseReading(): void {
-    this.stream.pause();
-  }
-
-  /** Reads again. */
-  resumeReading(): void {
-    this.stream.resume();
-  }
-
-  /** Ends the connection like a client closing its socket (FIN). */
-  end(): void {
-    this.stream.end();
-  }
-
-  /** Drops the connection at once. */
-  destroy(): void {
-    this.stream.destroy();
-  }
-
-  private wake(): void {
-    const list = this.waiters;
-    this.waiters = [];
-    for (const wake of list) wake();
-  }
-}
+/** A STOMP client over the client end of a {@link duplexPair}: a {@link RawClient}. */
+export type MemoryClient = RawClient;
 
 /** Opens an in-memory connection to `broker` and returns its client (not connected yet). */
 export function memoryClient(
@@ -303,7 +155,7 @@ export function memoryClient(
 ): MemoryClient {
   const { client, server } = duplexPair(options);
   broker.handle(server, options.transport);
-  return new MemoryClient(client);
+  return RawClient.over(client);
 }
 
 /** Waits until `check` returns true (asked every millisecond), also after a client closed. */

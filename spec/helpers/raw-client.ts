@@ -1,8 +1,19 @@
+import { once } from 'node:events';
 import { connect as netConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import WebSocket from 'ws';
 import type { StompError } from '../../src/errors.js';
 import { SERVER_COMMANDS } from '../../src/frame/frame.js';
 import { type Frame, FrameParser, getHeader } from '../../src/frame/index.js';
+
+/** How a raw client writes to and stops its connection. */
+interface Wire {
+  write(data: string | Buffer): void;
+  end(): void;
+  destroy(): void;
+  pause(): void;
+  resume(): void;
+}
 
 /** How a raw client's connection ended. */
 export interface Closed {
@@ -21,14 +32,16 @@ export class RawClient {
   readonly closed: Promise<Closed>;
   private readonly parser: FrameParser;
   private waiters: Array<() => void> = [];
-  private write: (data: string | Buffer) => void;
-  private end: () => void;
-  private pause: () => void;
-  private resume: () => void;
+  private readonly wire: Wire;
+  private readonly opened: Promise<void>;
   /** True once the connection has closed. */
   isClosed = false;
+  /** The underlying WebSocket, for WebSocket clients. */
+  readonly ws: WebSocket | undefined;
+  /** The underlying stream, for clients over a stream (TCP or in memory). */
+  readonly stream: Duplex | undefined;
 
-  private constructor(kind: 'tcp' | 'ws', target: string | number, protocols: string[]) {
+  private constructor(connection: WebSocket | Duplex, opened: Promise<void>) {
     this.parser = new FrameParser({
       commands: SERVER_COMMANDS,
       onFrame: (f) => {
@@ -43,56 +56,72 @@ export class RawClient {
         this.parseError = e;
       },
     });
-    if (kind === 'tcp') {
-      const socket: Socket = netConnect(target as number, '127.0.0.1');
-      socket.on('data', (d: Buffer) => this.parser.push(d));
-      socket.on('error', () => {});
-      this.write = (data) => socket.write(data);
-      this.end = () => socket.destroy();
-      this.pause = () => socket.pause();
-      this.resume = () => socket.resume();
-      this.closed = new Promise((resolve) =>
-        socket.on('close', () => this.markClosed(resolve, {})),
-      );
-      this.opened = new Promise((resolve) => socket.on('connect', () => resolve()));
-    } else {
-      const ws = new WebSocket(target as string, protocols);
+    this.opened = opened;
+    const onData = (d: Buffer) => this.parser.push(d);
+    if (connection instanceof WebSocket) {
+      const ws = connection;
+      this.ws = ws;
       ws.binaryType = 'nodebuffer';
-      ws.on('message', (d: Buffer) => this.parser.push(d));
+      ws.on('message', onData);
       ws.on('error', () => {});
-      this.write = (data) => ws.send(data);
-      this.end = () => ws.terminate();
-      this.pause = () => ws.pause();
-      this.resume = () => ws.resume();
+      this.wire = {
+        write: (data) => ws.send(data),
+        end: () => ws.close(),
+        destroy: () => ws.terminate(),
+        pause: () => ws.pause(),
+        resume: () => ws.resume(),
+      };
       this.closed = new Promise((resolve) =>
         ws.on('close', (code: number) => this.markClosed(resolve, { code })),
       );
-      this.opened = new Promise((resolve) => ws.on('open', () => resolve()));
-      this.ws = ws;
+    } else {
+      const stream = connection;
+      this.stream = stream;
+      stream.on('data', onData);
+      stream.on('error', () => {});
+      this.wire = {
+        write: (data) => stream.write(data),
+        end: () => stream.end(),
+        destroy: () => stream.destroy(),
+        pause: () => stream.pause(),
+        resume: () => stream.resume(),
+      };
+      this.closed = new Promise((resolve) =>
+        stream.on('close', () => this.markClosed(resolve, {})),
+      );
     }
   }
 
-  private readonly opened: Promise<void>;
-  /** The underlying WebSocket, for WebSocket clients. */
-  ws: WebSocket | undefined;
-
   /** Opens a raw TCP connection to `port` on loopback. */
   static async tcp(port: number): Promise<RawClient> {
-    const client = new RawClient('tcp', port, []);
+    const socket: Socket = netConnect(port, '127.0.0.1');
+    const client = new RawClient(
+      socket,
+      once(socket, 'connect').then(() => {}),
+    );
     await client.opened;
     return client;
   }
 
   /** Opens a raw WebSocket to `url` offering `protocols`. */
   static async ws(url: string, protocols: string[] = ['v12.stomp']): Promise<RawClient> {
-    const client = new RawClient('ws', url, protocols);
+    const ws = new WebSocket(url, protocols);
+    const client = new RawClient(
+      ws,
+      once(ws, 'open').then(() => {}),
+    );
     await client.opened;
     return client;
   }
 
+  /** A client over a duplex stream that is open already (an in-memory pair's end). */
+  static over(stream: Duplex): RawClient {
+    return new RawClient(stream, Promise.resolve());
+  }
+
   /** Sends bytes as they are. */
   send(data: string | Buffer): void {
-    this.write(data);
+    this.wire.write(data);
   }
 
   /** Sends CONNECT and waits for CONNECTED. */
@@ -127,7 +156,11 @@ export class RawClient {
   }
 
   /** Waits until `check` returns a value. */
-  async waitFor<T>(check: () => T | undefined, timeoutMs = 5000, what = 'a condition'): Promise<T> {
+  async waitFor<T>(
+    check: () => T | undefined | false,
+    timeoutMs = 5000,
+    what = 'a condition',
+  ): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = check();
@@ -167,19 +200,38 @@ export class RawClient {
     return this.frames.filter((f) => f.command === command);
   }
 
-  /** Stops reading from the socket, so the server's output backs up. */
-  pauseReading(): void {
-    this.pause();
+  /** Waits until this client holds `n` MESSAGE frames (of subscription `sub`, if given). */
+  messages(n: number, sub?: string, timeoutMs = 5000): Promise<Frame[]> {
+    return this.waitFor(
+      () => {
+        const got = this.all('MESSAGE').filter(
+          (f) => sub === undefined || getHeader(f, 'subscription') === sub,
+        );
+        return got.length >= n ? got : undefined;
+      },
+      timeoutMs,
+      `${n} MESSAGE frames${sub === undefined ? '' : ` of subscription ${sub}`}`,
+    );
   }
 
-  /** Reads from the socket again. */
+  /** Stops reading from the connection, so the server's output backs up. */
+  pauseReading(): void {
+    this.wire.pause();
+  }
+
+  /** Reads from the connection again. */
   resumeReading(): void {
-    this.resume();
+    this.wire.resume();
+  }
+
+  /** Ends the connection like a client closing its socket (FIN; WebSocket: a close). */
+  end(): void {
+    this.wire.end();
   }
 
   /** Closes the connection at once. */
   destroy(): void {
-    this.end();
+    this.wire.destroy();
   }
 
   private markClosed(resolve: (c: Closed) => void, c: Closed) {
