@@ -10,6 +10,9 @@ import {
   handOut,
 } from './destination.js';
 
+/** How long replayed messages' encodings stay shared after the last replay, ms. */
+const REPLAY_CACHE_MS = 10_000;
+
 /**
  * `/topic/…` and `/user/<name>/topic/…`: every subscriber gets every
  * message, through the bus so that all instances see one order. Recent
@@ -20,12 +23,14 @@ import {
 export class Topic implements Destination {
   private readonly subs = new Set<Subscription>();
   /**
-   * Encodings of replayed messages, shared by the subscriptions replaying
-   * now (a reconnect storm replays the same messages to many), dropped once
-   * no replay is left: kept messages hold no encoding.
+   * Encodings of replayed messages, shared by the replays of a reconnect
+   * storm (many clients resuming from about the same place, one after the
+   * other), dropped a while after the last replay: kept messages hold no
+   * encoding for long.
    */
   private replayed: WeakMap<Message, EncodedMessage> | undefined;
   private replays = 0;
+  private forget: NodeJS.Timeout | undefined;
 
   constructor(
     readonly name: string,
@@ -80,6 +85,7 @@ export class Topic implements Destination {
       mark: replay.complete ? 'complete' : 'incomplete',
     };
     this.replays++;
+    clearTimeout(this.forget);
     this.drainReplay(sub);
     return replay;
   }
@@ -124,10 +130,8 @@ export class Topic implements Destination {
     if (replaying.mark === undefined) this.replayDone(sub);
   }
 
-  /** A replayed message's encoding, shared with the other replays running now. */
+  /** A replayed message's encoding, shared with the other replays of these seconds. */
   private encodingOf(message: Message): EncodedMessage {
-    // A lone replay has nobody to share with.
-    if (this.replays < 2 && !this.replayed) return new EncodedMessage(message);
     this.replayed ??= new WeakMap();
     let encoded = this.replayed.get(message);
     if (!encoded) {
@@ -138,8 +142,14 @@ export class Topic implements Destination {
   }
 
   private replayDone(sub: Subscription): void {
+    if (!sub.replaying) return;
     sub.replaying = undefined;
-    if (--this.replays === 0) this.replayed = undefined;
+    if (--this.replays > 0) return;
+    clearTimeout(this.forget);
+    this.forget = setTimeout(() => {
+      if (this.replays === 0) this.replayed = undefined;
+    }, REPLAY_CACHE_MS);
+    this.forget.unref();
   }
 
   /** A live message for a subscription still replaying: after the replay; bounded. */
