@@ -4,46 +4,73 @@
  * (the floor), all measured by the same harness in this process.
  *
  * ```sh
- * npx tsx bench/cluster.bench.ts        # builds dist/, ~1.5 min, writes bench/results/cluster.md
+ * npx tsx bench/cluster.bench.ts        # ~2 min, writes bench/results/cluster.md
+ * # the current code next to another checkout (e.g. an older commit), rounds alternating:
+ * npx tsx bench/cluster.bench.ts --baseline /tmp/stompbus-base
  * ```
  *
- * Starts a real Kafka (scripts/kafka.ts) and stompbus child processes
- * (`node bin/stompbus.js …`) on 127.0.0.1 only, and stops every process it started by PID.
+ * Compiles src/ into bench/load/.build-cluster (and, with `--baseline <dir>`, that
+ * checkout's src/ into `<dir>/bench/load/.build-cluster`), starts a real Kafka
+ * (scripts/kafka.ts) and stompbus child processes (`node bench/load/run-cli.mjs
+ * <build>/cli.js …`) on 127.0.0.1 only, and stops every process it started by PID.
+ *
+ * Options: `--baseline <dir>`, `--rounds <n>` (default BENCH_ROUNDS or 6), `--quick`
+ * (3 rounds of 3 s measured, 6 s start warm-up), `--out <file>`.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { FrameScanner, headerOf, Kind } from './load/stomp-wire.js';
+import { type Baseline, compileCheckout } from './load/targets.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const { values: args } = parseArgs({
+  options: {
+    baseline: { type: 'string' },
+    rounds: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'bench/results/cluster.md' },
+  },
+});
+const QUICK = args.quick === true;
 const HOST = '127.0.0.1';
 const RATE = 5_000; // messages/s
 const BODY_SIZE = 256;
 const WARMUP_S = 1; // paced like each run, excluded from the figures
 /** Measured seconds of one run. */
-const MEASURE_S = Number(process.env.BENCH_MEASURE_S ?? 5);
+const MEASURE_S = Number(process.env.BENCH_MEASURE_S ?? (QUICK ? 3 : 5));
 /**
  * Measured rounds; each runs the cluster and the floor once, in alternating order, so
  * that a busy spell of the (shared) machine hits both alike.
  */
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
+const ROUNDS = Number(args.rounds ?? process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 6));
 /**
  * Paced traffic through the cluster once Kafka and the instances are up (a fresh Kafka
  * JVM is slow for seconds), then half as long through the floor: reported apart, not
  * part of the goal.
  */
-const START_WARMUP_S = Number(process.env.BENCH_START_WARMUP_S ?? 10);
+const START_WARMUP_S = Number(process.env.BENCH_START_WARMUP_S ?? (QUICK ? 6 : 10));
 const DRAIN_MS = 3_000;
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
 const GOAL_MS = 10;
-const WATCHDOG_MS = 300_000;
+/** Builds compared: ours, plus the `--baseline` one. */
+const BUILDS = args.baseline ? 2 : 1;
+/** Generous: starts, warm-ups and every run with its drain, 1.5 times over. */
+const WATCHDOG_MS = Math.max(
+  300_000,
+  120_000 +
+    1_500 *
+      (BUILDS * (START_WARMUP_S + 10) +
+        ROUNDS * (BUILDS + 1) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
+);
 const DESTINATION = '/topic/bench';
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */
 const MAX_BATCH_RECORDS = 1_000;
@@ -91,13 +118,20 @@ process.once('exit', () => {
   for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
 });
 
-/** Starts `node bin/stompbus.js …` and resolves with its WebSocket URL from the ready lines. */
-async function startInstance(extra: string[]): Promise<{ url: string; child: ChildProcess }> {
+/**
+ * Starts the stompbus of `build` (a compiled src/, see {@link compileCheckout}) through
+ * bench/load/run-cli.mjs and resolves with its WebSocket URL from the ready lines.
+ */
+async function startInstance(
+  build: Baseline,
+  extra: string[],
+): Promise<{ url: string; child: ChildProcess }> {
   // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
   const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const args = [
     ...flags,
-    'bin/stompbus.js',
+    join(ROOT, 'bench', 'load', 'run-cli.mjs'),
+    join(build.build, 'cli.js'),
     '--host',
     HOST,
     '--port',
@@ -139,11 +173,27 @@ async function startInstance(extra: string[]): Promise<{ url: string; child: Chi
 
 // ---- raw STOMP over WebSocket clients ----
 
+/**
+ * What went wrong during the runs, for the report: ERROR frames the clients got (a broker
+ * closes the connection after one, e.g. `STOMP_ERR_CLUSTER_UNAVAILABLE` when its queue for
+ * Kafka is full on an overloaded machine) and the reconnects that followed.
+ */
+const incidents: string[] = [];
+/** The run going on, named in {@link incidents}. */
+let currentRun = 'start';
+
 class StompClient {
   private waiters = new Map<string, () => void>();
   onMessage: (buf: Buffer, start: number, end: number) => void = () => {};
+  /** ERROR frames received. */
+  errors = 0;
 
   private constructor(private readonly ws: WebSocket) {}
+
+  /** False once the broker or the network closed the connection. */
+  get open(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
 
   static async connect(url: string): Promise<StompClient> {
     const ws = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false });
@@ -160,7 +210,15 @@ class StompClient {
       else if (kind === Kind.RECEIPT) {
         const id = headerOf(buf, start, end, 'receipt-id') ?? '';
         client.waiters.get(id)?.();
-      } else if (kind === Kind.ERROR) log(`ERROR frame: ${buf.toString('utf8', start, end)}`);
+      } else if (kind === Kind.ERROR) {
+        const text = buf.toString('utf8', start, end);
+        log(`ERROR frame: ${text}`);
+        if (client.errors++ === 0) {
+          const message = /\nmessage:([^\n]*)/.exec(text)?.[1] ?? '?';
+          const body = text.slice(text.indexOf('\n\n') + 2).replace(/\0$/, '');
+          incidents.push(`${currentRun}: ERROR ${message} (${body.trim()}) from ${url}`);
+        }
+      }
     });
     ws.on('message', (data: Buffer) => scanner.push(data));
     await new Promise<void>((resolve, reject) => {
@@ -248,6 +306,7 @@ class Recorder {
 class Scenario {
   readonly latencies: number[] = [];
   readonly runP99: number[] = [];
+  readonly runP50: number[] = [];
   sent = 0;
   duplicates = 0;
   seconds = 0;
@@ -262,7 +321,9 @@ class Scenario {
     this.duplicates += r.duplicates;
     this.seconds += seconds;
     for (const l of r.latencies) this.latencies.push(l);
-    this.runP99.push(percentile(Float64Array.from(r.latencies).sort(), 0.99));
+    const sorted = Float64Array.from(r.latencies).sort();
+    this.runP99.push(percentile(sorted, 0.99));
+    this.runP50.push(percentile(sorted, 0.5));
     // Diagnostics on stderr: p99 of each second of arrivals, to tell a transient from a steady tail.
     const perSecond: string[] = [];
     for (let i = 0; i < r.latencies.length; i += RATE) {
@@ -378,18 +439,32 @@ async function stompBench(
   pubUrl: string,
   subs: Array<{ url: string; scenario: Scenario }>,
 ): Promise<Bench> {
-  const clients: StompClient[] = [];
-  const receivers: Array<{ client: StompClient; scenario: Scenario }> = [];
-  for (const [i, s] of subs.entries()) {
-    const c = await StompClient.connect(s.url);
-    clients.push(c);
-    await c.subscribe(DESTINATION, String(i));
-    receivers.push({ client: c, scenario: s.scenario });
-  }
-  const pub = await StompClient.connect(pubUrl);
-  clients.push(pub);
+  let clients: StompClient[] = [];
+  let receivers: Array<{ client: StompClient; scenario: Scenario }> = [];
+  let pub: StompClient | undefined;
+  const connectAll = async () => {
+    clients = [];
+    receivers = [];
+    for (const [i, s] of subs.entries()) {
+      const c = await StompClient.connect(s.url);
+      clients.push(c);
+      await c.subscribe(DESTINATION, String(i));
+      receivers.push({ client: c, scenario: s.scenario });
+    }
+    pub = await StompClient.connect(pubUrl);
+    clients.push(pub);
+  };
+  await connectAll();
   const bench: Bench = {
     async run(count, measureFrom) {
+      // A broker closes a connection after an ERROR frame: start this run on fresh ones.
+      if (clients.some((c) => !c.open)) {
+        log(`${currentRun}: a client was disconnected; reconnecting all`);
+        incidents.push(`${currentRun}: started on new connections (one was closed before)`);
+        for (const c of clients) c.close();
+        await connectAll();
+      }
+      const publisher = pub as StompClient;
       const base = nextSeq;
       nextSeq += count;
       const recorders = receivers.map(({ client }) => {
@@ -398,7 +473,7 @@ async function stompBench(
         return r;
       });
       const seconds = await pace(base, count, measureFrom, (seq, sentMs) =>
-        pub.send(sendFrame(seq, sentMs)),
+        publisher.send(sendFrame(seq, sentMs)),
       );
       await drain(recorders);
       if (measureFrom >= count) return; // warm-up only
@@ -557,6 +632,7 @@ async function measureUsage(
     Object.fromEntries(
       Object.entries(pids).map(([k, list]) => [k, list.reduce((a, p) => a + cpuSeconds(p), 0)]),
     );
+  currentRun = label;
   const before = cpu();
   const m0 = machineJiffies();
   const t0 = performance.now();
@@ -595,10 +671,99 @@ const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
 const cores = (n: number | undefined) =>
   n !== undefined && Number.isFinite(n) ? n.toFixed(2) : '–';
 
-function report(rows: Row[], usage: Usage[], loadBefore: string, loadAfter: string): string {
+function median(values: number[]): number {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
+}
+
+/** One build under test: its scenarios, its instances and the cores they used per round. */
+interface Side {
+  build: Baseline;
+  /** Key of its instances in the usage records. */
+  key: string;
+  cross: Scenario;
+  same: Scenario;
+  single: Scenario;
+  coldCross: Scenario;
+  coldSame: Scenario;
+  /** Cores its instances used during its own measured cluster runs, per round. */
+  roundCores: number[];
+}
+
+function goalLine(side: Side, floor: Row, label: string): string {
+  const cross = side.cross.row();
+  const gap = cross.p99 - floor.p99;
+  const ok = Number.isFinite(gap) && gap <= GOAL_MS && cross.lost === 0;
+  const perRound = cross.runP99.map((c, i) => c - (floor.runP99[i] ?? NaN));
+  return (
+    `Goal${label}: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
+    `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
+    `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
+    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms.`
+  );
+}
+
+/** "new vs old": per metric the median of each side's per-round values and the per-round ratios. */
+function comparison(ours: Side, base: Side, floor: Scenario): string[] {
+  const metrics: Array<[string, string, number[], number[]]> = [
+    ['cross-instance p99 ms', 'lower', ours.cross.runP99, base.cross.runP99],
+    ['cross-instance p50 ms', 'lower', ours.cross.runP50, base.cross.runP50],
+    ['same instance p99 ms', 'lower', ours.same.runP99, base.same.runP99],
+    ['same instance p50 ms', 'lower', ours.same.runP50, base.same.runP50],
+    ['instances CPU, cores (3 instances, own run)', 'lower', ours.roundCores, base.roundCores],
+  ];
+  const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–');
+  const v = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : '–');
+  const lines = [
+    `### ${ours.build.label} (new) vs ${base.build.label} (old)`,
+    '',
+    'Per round, new ÷ old; then the median and the range of those ratios over the rounds.',
+    '',
+    '| metric | better | new (median of rounds) | old (median of rounds) | new ÷ old, median | range | per round |',
+    '|---|---|---:|---:|---:|---|---|',
+  ];
+  for (const [name, better, a, b] of metrics) {
+    const ratios = a.map((n, i) => n / (b[i] ?? NaN));
+    const finite = ratios.filter(Number.isFinite);
+    const range = finite.length ? `${x(Math.min(...finite))}–${x(Math.max(...finite))}` : '–';
+    lines.push(
+      `| ${name} | ${better} | ${v(median(a))} | ${v(median(b))} | ${x(median(ratios))} | ${range} | ` +
+        `${ratios.map((r) => r.toFixed(2)).join(' / ')} |`,
+    );
+  }
+  const overFloor = (s: Side) => s.cross.runP99.map((c, i) => c - (floor.runP99[i] ?? NaN));
+  const sign = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
+  const o = overFloor(ours);
+  const b = overFloor(base);
+  lines.push(
+    `| cross-instance p99 − floor p99 ms (same round) | lower | ${sign(median(o))} | ${sign(median(b))} | ` +
+      `new − old: ${sign(median(o.map((g, i) => g - (b[i] ?? NaN))))} ms | | ` +
+      `${o.map((g, i) => `${sign(g)} vs ${sign(b[i] ?? NaN)}`).join(' / ')} |`,
+    '',
+    `Pooled over all rounds: cross-instance p99 ${ms(ours.cross.row().p99)} (new) vs ` +
+      `${ms(base.cross.row().p99)} ms (old), p50 ${ms(ours.cross.row().p50)} vs ${ms(base.cross.row().p50)} ms; ` +
+      `the floor ${ms(floor.row().p99)} ms.`,
+    '',
+  );
+  return lines;
+}
+
+function report(
+  sides: Side[],
+  floorScenario: Scenario,
+  usage: Usage[],
+  loadBefore: string,
+  loadAfter: string,
+): string {
   const m = machine();
-  const cross = rows.find((r) => r.scenario.startsWith('cluster, cross'));
-  const floor = rows.find((r) => r.scenario.startsWith('Kafka floor'));
+  const floor = floorScenario.row();
+  const two = sides.length > 1;
+  const order = two
+    ? `Then ${ROUNDS} round(s), each one run of every cluster and one floor run (rounds alternate ` +
+      'the order: new, old, floor in odd rounds, floor, old, new in even ones)'
+    : `Then ${ROUNDS} round(s), each one cluster run and one floor run in alternating order`;
   const lines = [
     '# Cluster benchmark',
     '',
@@ -606,20 +771,28 @@ function report(rows: Row[], usage: Usage[], loadBefore: string, loadAfter: stri
       `Node ${m.node} · Kafka ${KAFKA_VERSION} (single node, KRaft, loopback) · ` +
       `load average before: ${loadBefore}, after: ${loadAfter}`,
     '',
+    `Code: ${sides.map((s, i) => `${i === 0 ? 'new = ' : 'old = '}\`${s.build.label}\` (src/ of ${s.build.checkout}, compiled at the start)`).join('; ')}.`,
+    '',
     `${RATE.toLocaleString('en-US')} messages/s, ${BODY_SIZE}-byte bodies, one destination; ` +
-      `${INSTANCES} stompbus child processes on one Kafka topic of ${PARTITIONS} partitions; raw ` +
+      `${INSTANCES} stompbus child processes${two ? ' per build, each build on a Kafka topic of its own' : ' on one Kafka topic'} of ${PARTITIONS} partitions; raw ` +
       'STOMP over WebSocket clients (`ws`) and the plain kafkajs floor client in the harness ' +
       'process; latency = send time stamped in a header → MESSAGE (or record) received. ' +
-      `After Kafka and the instances start, ${START_WARMUP_S} s of paced traffic through the ` +
-      `cluster (shown apart in the last rows) and then ${START_WARMUP_S / 2} s through the floor ` +
-      `warm them up. Then ${ROUNDS} round(s), each one ` +
-      `cluster run and one floor run in alternating order (${WARMUP_S} s paced warm-up + ` +
-      `${MEASURE_S} s measured each), with all ${INSTANCES} instances running during the floor ` +
-      'runs too; the table pools the measured messages of all rounds. The single-instance row ' +
-      'runs once, before Kafka starts.',
+      `After Kafka and the instances start, ${START_WARMUP_S} s of paced traffic through ` +
+      `${two ? 'each cluster' : 'the cluster'} (shown apart in the last rows) and then ${START_WARMUP_S / 2} s through the floor ` +
+      `warm them up. ${order} (${WARMUP_S} s paced warm-up + ` +
+      `${MEASURE_S} s measured each), with all instances running during every ` +
+      'run (idle when not measured); the table pools the measured messages of all rounds. The single-instance row' +
+      `${two ? 's run' : ' runs'} once, before Kafka starts.`,
     '',
     '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | p99 ms per round | lost | duplicated |',
     '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  const rows = [
+    ...sides.flatMap((s) => [s.cross.row(), s.same.row(), s.single.row()]),
+    floor,
+    ...(START_WARMUP_S > 0 ? sides.flatMap((s) => [s.coldCross.row(), s.coldSame.row()]) : []),
+  ];
+  lines.push(
     ...rows.map(
       (r) =>
         `| ${r.scenario} | ${r.path} | ${r.sent} | ${r.delivered} | ${Math.round(r.perSecond)} | ` +
@@ -627,31 +800,33 @@ function report(rows: Row[], usage: Usage[], loadBefore: string, loadAfter: stri
         `${r.lost} | ${r.duplicated} |`,
     ),
     '',
-  ];
-  if (cross && floor) {
-    const gap = cross.p99 - floor.p99;
-    const ok = Number.isFinite(gap) && gap <= GOAL_MS && cross.lost === 0;
-    const perRound = cross.runP99.map((c, i) => c - (floor.runP99[i] ?? NaN));
+  );
+  for (const side of sides)
+    lines.push(goalLine(side, floor, two ? ` (${side.build.label})` : ''), '');
+  if (incidents.length > 0) {
     lines.push(
-      `Goal: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
-        `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
-        `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
-        `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms.`,
+      'Incidents (a run after a closed connection starts on new ones; what the broker refused counts as lost):',
+      '',
+      ...incidents.map((i) => `- ${i}`),
       '',
     );
   }
+  if (two) lines.push(...comparison(sides[0] as Side, sides[1] as Side, floorScenario));
+  const instanceColumns = sides.map((s) =>
+    two ? `instances ${s.build.label}` : 'stompbus instances',
+  );
   lines.push(
     'CPU while each run was paced (cores; `nproc` is the ceiling) and the load average at its end:',
     '',
-    '| run | s | stompbus instances | Kafka JVM | harness | whole machine busy | load average |',
-    '|---|---:|---:|---:|---:|---:|---|',
+    `| run | s | ${instanceColumns.join(' | ')} | Kafka JVM | harness | whole machine busy | load average |`,
+    `|---|---:|${sides.map(() => '---:|').join('')}---:|---:|---:|---|`,
     ...usage.map(
       (u) =>
-        `| ${u.label} | ${u.seconds.toFixed(1)} | ${cores(u.cores.instances)} | ${cores(u.cores.kafka)} | ` +
-        `${cores(u.cores.harness)} | ${(u.machineBusy * 100).toFixed(0)}% | ${u.load} |`,
+        `| ${u.label} | ${u.seconds.toFixed(1)} | ${sides.map((s) => cores(u.cores[s.key])).join(' | ')} | ` +
+        `${cores(u.cores.kafka)} | ${cores(u.cores.harness)} | ${(u.machineBusy * 100).toFixed(0)}% | ${u.load} |`,
     ),
     '',
-    'Command: `npx tsx bench/cluster.bench.ts`',
+    `Command: \`npx tsx bench/cluster.bench.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
     '',
   );
   return lines.join('\n');
@@ -661,101 +836,132 @@ function report(rows: Row[], usage: Usage[], loadBefore: string, loadAfter: stri
 
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
-  log('building dist/ (npm run build)');
-  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
-  const cross = new Scenario('cluster, cross-instance', 'SEND on 1 → Kafka → MESSAGE on 2');
-  const same = new Scenario('cluster, same instance', 'SEND on 1 → Kafka → MESSAGE on 1');
-  const single = new Scenario('single instance, embedded', 'no Kafka');
+  log('compiling src/ into bench/load/.build-cluster');
+  const builds = [compileCheckout(ROOT, '.build-cluster')];
+  if (args.baseline) {
+    log(`compiling the baseline ${args.baseline}`);
+    builds.push(compileCheckout(args.baseline, '.build-cluster'));
+  }
+  const two = builds.length > 1;
+  const sides: Side[] = builds.map((build, i) => {
+    const tag = two ? ` · ${build.label}` : '';
+    const warm = 'as above; warm-up, not in the goal';
+    return {
+      build,
+      key: i === 0 ? 'instances' : 'baseline',
+      cross: new Scenario(`cluster, cross-instance${tag}`, 'SEND on 1 → Kafka → MESSAGE on 2'),
+      same: new Scenario(`cluster, same instance${tag}`, 'SEND on 1 → Kafka → MESSAGE on 1'),
+      single: new Scenario(`single instance, embedded${tag}`, 'no Kafka'),
+      coldCross: new Scenario(
+        `cluster, cross-instance, first ${START_WARMUP_S} s after start${tag}`,
+        warm,
+      ),
+      coldSame: new Scenario(
+        `cluster, same instance, first ${START_WARMUP_S} s after start${tag}`,
+        warm,
+      ),
+      roundCores: [],
+    };
+  });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
-  const coldCross = new Scenario(
-    `cluster, cross-instance, first ${START_WARMUP_S} s after start`,
-    'as above; warm-up, not in the goal',
-  );
-  const coldSame = new Scenario(
-    `cluster, same instance, first ${START_WARMUP_S} s after start`,
-    'as above; warm-up, not in the goal',
-  );
   const usage: Usage[] = [];
+  const tagOf = (side: Side) => (two ? ` (${side.build.label})` : '');
 
-  log('single instance, embedded broker');
-  const one = await startInstance([]);
-  const oneBench = await stompBench(one.url, [{ url: one.url, scenario: single }]);
-  usage.push(
-    await measureUsage(
-      'single instance',
-      { instances: [one.child.pid ?? 0], harness: [process.pid] },
-      () => oneBench.run(PER_RUN, WARMUP),
-    ),
-  );
-  await oneBench.close();
-  await stopChild(one.child);
+  for (const side of sides) {
+    log(`single instance, embedded broker${tagOf(side)}`);
+    const one = await startInstance(side.build, []);
+    const oneBench = await stompBench(one.url, [{ url: one.url, scenario: side.single }]);
+    usage.push(
+      await measureUsage(
+        `single instance${tagOf(side)}`,
+        { [side.key]: [one.child.pid ?? 0], harness: [process.pid] },
+        () => oneBench.run(PER_RUN, WARMUP),
+      ),
+    );
+    await oneBench.close();
+    await stopChild(one.child);
+  }
 
   log('starting Kafka');
   kafka = await startKafka();
-  const topic = `stompbus-bench-${randomBytes(4).toString('hex')}`;
-  const instances: Array<{ url: string; child: ChildProcess }> = [];
-  for (let i = 0; i < INSTANCES; i++) {
-    // One after the other: the first creates the topic.
-    instances.push(
-      await startInstance([
-        '--kafka-brokers',
-        kafka.brokers,
-        '--kafka-topic',
-        topic,
-        '--kafka-partitions',
-        String(PARTITIONS),
+  const pids: Record<string, number[]> = { kafka: [kafka.pid], harness: [process.pid] };
+  const benches: Bench[] = [];
+  for (const side of sides) {
+    const topic = `stompbus-bench-${side.key}-${randomBytes(4).toString('hex')}`;
+    const instances: Array<{ url: string; child: ChildProcess }> = [];
+    for (let i = 0; i < INSTANCES; i++) {
+      // One after the other: the first creates the topic.
+      instances.push(
+        await startInstance(side.build, [
+          '--kafka-brokers',
+          kafka.brokers,
+          '--kafka-topic',
+          topic,
+          '--kafka-partitions',
+          String(PARTITIONS),
+        ]),
+      );
+    }
+    log(`cluster of ${INSTANCES}${tagOf(side)} on ${kafka.brokers}, topic ${topic}`);
+    pids[side.key] = instances.map((i) => i.child.pid ?? 0);
+    const [url1, url2] = instances.map((i) => i.url) as [string, string];
+    benches.push(
+      await stompBench(url1, [
+        { url: url2, scenario: side.cross },
+        { url: url1, scenario: side.same },
       ]),
     );
   }
-  log(`cluster of ${INSTANCES} on ${kafka.brokers}, topic ${topic}`);
-  const [url1, url2] = instances.map((i) => i.url) as [string, string];
-  const pids = {
-    instances: instances.map((i) => i.child.pid ?? 0),
-    kafka: [kafka.pid],
-    harness: [process.pid],
-  };
-  const clusterBench = await stompBench(url1, [
-    { url: url2, scenario: cross },
-    { url: url1, scenario: same },
-  ]);
   const floorBench = await kafkaFloorBench(kafka.brokers, floor);
   try {
     if (START_WARMUP_S > 0) {
-      log(`warm-up: ${START_WARMUP_S} s through the cluster, then half as long through the floor`);
       const count = RATE * START_WARMUP_S;
-      // Recorded apart: the first seconds of a fresh cluster, not part of the goal.
-      clusterBench.target = [coldCross, coldSame];
-      usage.push(await measureUsage('warm-up, cluster', pids, () => clusterBench.run(count, 0)));
-      clusterBench.target = undefined;
+      for (const [i, side] of sides.entries()) {
+        const bench = benches[i] as Bench;
+        log(`warm-up: ${START_WARMUP_S} s through the cluster${tagOf(side)}`);
+        // Recorded apart: the first seconds of a fresh cluster, not part of the goal.
+        bench.target = [side.coldCross, side.coldSame];
+        usage.push(
+          await measureUsage(`warm-up, cluster${tagOf(side)}`, pids, () => bench.run(count, 0)),
+        );
+        bench.target = undefined;
+      }
+      log(`warm-up: ${START_WARMUP_S / 2} s through the floor`);
       const floorCount = Math.ceil(count / 2);
       usage.push(
         await measureUsage('warm-up, floor', pids, () => floorBench.run(floorCount, floorCount)),
       );
     }
     for (let round = 1; round <= ROUNDS; round++) {
-      const runs: Array<[string, Bench]> = [
-        ['cluster', clusterBench],
-        ['floor', floorBench],
+      const runs: Array<[string, Bench, Side | undefined]> = [
+        ...sides.map((side, i): [string, Bench, Side] => [
+          `cluster${tagOf(side)}`,
+          benches[i] as Bench,
+          side,
+        ]),
+        ['floor', floorBench, undefined],
       ];
       if (round % 2 === 0) runs.reverse();
-      for (const [name, bench] of runs) {
+      for (const [name, bench, side] of runs) {
         log(`round ${round}: ${name}`);
-        usage.push(
-          await measureUsage(`round ${round}, ${name}`, pids, () => bench.run(PER_RUN, WARMUP)),
+        const used = await measureUsage(`round ${round}, ${name}`, pids, () =>
+          bench.run(PER_RUN, WARMUP),
         );
+        usage.push(used);
+        side?.roundCores.push(used.cores[side.key] ?? NaN);
       }
     }
   } finally {
-    await clusterBench.close();
+    for (const bench of benches) await bench.close();
     await floorBench.close();
   }
   await Promise.allSettled([...children].map(stopChild));
 
-  const rows = [cross.row(), same.row(), single.row(), floor.row()];
-  if (START_WARMUP_S > 0) rows.push(coldCross.row(), coldSame.row());
-  const md = report(rows, usage, loadBefore, loadAverage());
-  mkdirSync(join(ROOT, 'bench/results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench/results/cluster.md'), md);
+  const md = report(sides, floor, usage, loadBefore, loadAverage());
+  const file = args.out ?? 'bench/results/cluster.md';
+  const out = isAbsolute(file) ? file : join(ROOT, file);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, md);
   console.log(md);
 }
 

@@ -5,7 +5,14 @@
  *
  * ```sh
  * npx tsx bench/resume.bench.ts     # compiles src/, starts a Kafka, ~1 min; writes bench/results/resume.md
+ * # one case, its broker profiled (no report written when filtered):
+ * BENCH_FILTER='embedded 1000x100' BENCH_NODE_FLAGS='--cpu-prof --cpu-prof-dir=/tmp/prof' \
+ *   npx tsx bench/resume.bench.ts
  * ```
+ *
+ * `BENCH_FILTER`: run only the cases whose name (`<mode> <clients>x<missed>`, e.g.
+ * `cluster 100x100`) contains this text; no Kafka is started when no cluster case is left.
+ * `BENCH_NODE_FLAGS`: Node flags for every stompbus instance started (the publisher's too).
  *
  * Every client checks what it got: exactly the missed sequence numbers, in order, none
  * twice, and `x-resume:complete`. A run that loses anything fails instead of printing.
@@ -80,7 +87,8 @@ function buildStompbus(): void {
 }
 
 async function startInstance(port: number, extra: string[]): Promise<Instance> {
-  const run = [join(ROOT, 'bench', 'load', 'run-cli.mjs'), join(BUILD, 'cli.js')];
+  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const run = [...flags, join(ROOT, 'bench', 'load', 'run-cli.mjs'), join(BUILD, 'cli.js')];
   const args = [...run, '--host', HOST, '--port', String(port), '--tcp-port', '0'];
   const child = spawn(process.execPath, [...args, ...extra], {
     cwd: ROOT,
@@ -225,6 +233,8 @@ interface Result {
   restartMs: number | undefined;
   ms: number;
   cpuMs: number;
+  /** CPU of this process (the readers' side) during the resume, ms. */
+  clientsCpuMs: number;
   deliveries: number;
 }
 
@@ -258,11 +268,14 @@ async function scenario(
     restartMs = performance.now() - t;
   }
   const cpu0 = cpuMs(broker.child);
+  const clients0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(readers.map((r) => r.open(broker.url, 1, missed, r.position)));
   await Promise.all(readers.map((r) => r.done()));
   const ms = performance.now() - t0;
   const cpu = cpuMs(broker.child) - cpu0;
+  const used = process.cpuUsage(clients0);
+  const clientsCpu = (used.user + used.system) / 1000;
   for (const r of readers) {
     r.close();
     if (r.problems.length > 0) throw new Error(`${mode}: ${r.problems.slice(0, 3).join('; ')}`);
@@ -270,8 +283,20 @@ async function scenario(
     if (r.complete !== 'complete') throw new Error(`${mode}: resume was ${r.complete}`);
   }
   await stopInstance(broker);
-  log(`${mode}: ${clients} x ${missed} in ${ms.toFixed(0)} ms (broker CPU ${cpu} ms)`);
-  return { mode, clients, missed, restartMs, ms, cpuMs: cpu, deliveries: clients * missed };
+  log(
+    `${mode}: ${clients} x ${missed} in ${ms.toFixed(0)} ms (broker CPU ${cpu} ms, ` +
+      `clients CPU ${clientsCpu.toFixed(0)} ms)`,
+  );
+  return {
+    mode,
+    clients,
+    missed,
+    restartMs,
+    ms,
+    cpuMs: cpu,
+    clientsCpuMs: clientsCpu,
+    deliveries: clients * missed,
+  };
 }
 
 // ---- main ----
@@ -281,6 +306,9 @@ const CASES: Array<[number, number]> = [
   [100, 100],
   [1_000, 100],
 ];
+const FILTER = process.env.BENCH_FILTER ?? '';
+const selected = (mode: string, [clients, missed]: [number, number]) =>
+  `${mode} ${clients}x${missed}`.includes(FILTER);
 
 async function main(): Promise<void> {
   const watchdog = setTimeout(() => {
@@ -290,7 +318,7 @@ async function main(): Promise<void> {
   buildStompbus();
   const history = ['--history-max-messages', '20000'];
   const results: Result[] = [];
-  for (const [clients, missed] of CASES) {
+  for (const [clients, missed] of CASES.filter((c) => selected('embedded', c))) {
     results.push(
       await scenario(
         'embedded',
@@ -301,9 +329,10 @@ async function main(): Promise<void> {
       ),
     );
   }
-  kafka = await startKafka();
-  const brokers = kafka.brokers;
-  for (const [clients, missed] of CASES) {
+  const clusterCases = CASES.filter((c) => selected('cluster', c));
+  if (clusterCases.length > 0) kafka = await startKafka();
+  const brokers = kafka?.brokers ?? '';
+  for (const [clients, missed] of clusterCases) {
     const topic = `stompbus-resume-bench-${clients}-${Date.now()}`;
     const cluster = ['--kafka-brokers', brokers, '--kafka-topic', topic, ...history];
     const publisher = await startInstance(await freePort(), cluster);
@@ -321,7 +350,7 @@ async function main(): Promise<void> {
       await stopInstance(publisher);
     }
   }
-  await kafka.stop();
+  await kafka?.stop();
   kafka = undefined;
   clearTimeout(watchdog);
 
@@ -332,6 +361,7 @@ async function main(): Promise<void> {
     r.restartMs === undefined ? '-' : `${(r.restartMs / 1000).toFixed(1)} s`,
     `${(r.ms / 1000).toFixed(2)} s`,
     `${(r.cpuMs / 1000).toFixed(2)} s`,
+    `${(r.clientsCpuMs / 1000).toFixed(2)} s`,
     Math.round(r.deliveries / (r.ms / 1000)).toLocaleString('en-US'),
     r.clients === 1_000 ? (r.ms < GOAL_MS ? 'met' : 'missed') : '',
   ]);
@@ -343,6 +373,7 @@ async function main(): Promise<void> {
       'restart',
       'resume time',
       'broker CPU',
+      'clients CPU',
       'replayed/s',
       `goal < ${GOAL_MS / 1000} s`,
     ],
@@ -358,10 +389,12 @@ async function main(): Promise<void> {
     '(every reader checked: exactly the missed sequence, in order, x-resume:complete).',
     "restart (cluster): SIGKILL of the readers' instance to its restart answering /healthz,",
     "history read back from Kafka included. broker CPU: user+system of the readers' instance",
-    'during the resume.',
+    'during the resume. clients CPU: this harness process (all the readers) during the resume.',
   ].join('\n');
-  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results', 'resume.md'), `${report}\n`);
+  if (!FILTER && !process.env.BENCH_NODE_FLAGS) {
+    mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+    writeFileSync(join(ROOT, 'bench', 'results', 'resume.md'), `${report}\n`);
+  }
   console.log(report);
 }
 

@@ -184,6 +184,18 @@ export function targetLabel(name: TargetName): string {
  * which calls the `main()` its src/cli.ts exports, as bin/stompbus.js does.
  */
 export function buildBaseline(dir: string): Baseline {
+  baseline = compileCheckout(dir, '.build');
+  return baseline;
+}
+
+/**
+ * Compiles the src/ of the stompbus checkout `dir` into
+ * `<dir>/bench/load/<buildDir>/dist` (see {@link buildBaseline}); other
+ * benchmarks use it with a build directory of their own (cluster.bench.ts:
+ * `.build-cluster`), so that two harnesses running at once do not replace
+ * each other's build.
+ */
+export function compileCheckout(dir: string, buildDir: string): Baseline {
   const checkout = resolve(dir);
   if (!existsSync(`${checkout}/src/cli.ts`) || !existsSync(`${checkout}/tsconfig.build.json`)) {
     throw new Error(`--baseline ${dir}: no src/cli.ts and tsconfig.build.json there`);
@@ -191,7 +203,7 @@ export function buildBaseline(dir: string): Baseline {
   if (!existsSync(`${checkout}/node_modules`)) {
     throw new Error(`--baseline ${dir}: no node_modules (run npm install there first)`);
   }
-  const root = `${checkout}/bench/load/.build`;
+  const root = `${checkout}/bench/load/${buildDir}`;
   const build = `${root}/dist`;
   rmSync(root, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
@@ -205,15 +217,14 @@ export function buildBaseline(dir: string): Baseline {
     timeout: 120_000,
   });
   if (!existsSync(`${build}/cli.js`)) {
-    throw new Error(`could not compile the baseline: ${result.stdout}${result.stderr}`);
+    throw new Error(`could not compile ${checkout}: ${result.stdout}${result.stderr}`);
   }
   const git = (...a: string[]) =>
     spawnSync('git', ['-C', checkout, ...a], { encoding: 'utf8', timeout: 5000 }).stdout?.trim();
   const head = git('rev-parse', '--short', 'HEAD') || 'unknown';
   const dirty = (git('status', '--porcelain', '--', 'src') ?? '').length > 0;
   const commit = dirty ? `${head}+dirty` : head;
-  baseline = { checkout, build, commit, label: `stompbus@${commit}` };
-  return baseline;
+  return { checkout, build, commit, label: `stompbus@${commit}` };
 }
 
 /** Forward the output of the brokers we start to stderr (run.ts --verbose). */
