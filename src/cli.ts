@@ -1,5 +1,6 @@
 import { parseArgs, usage } from './config.js';
 import { StompServer } from './server.js';
+import { hashPasscode } from './users.js';
 import { VERSION } from './version.js';
 
 /** The `stompbus` command: parse options, start, stop cleanly on SIGTERM/SIGINT. */
@@ -17,6 +18,10 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   }
   if (command.kind === 'version') {
     console.log(VERSION);
+    return;
+  }
+  if (command.kind === 'hash-passcode') {
+    await printHash(command.passcode);
     return;
   }
   let server: StompServer;
@@ -57,4 +62,25 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       `  ${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${server.tcpPort}   STOMP over TCP`,
     );
   }
+}
+
+/**
+ * `stompbus hash-passcode`: prints the scrypt line for a users file. The
+ * passcode is best piped in: an argument shows in `ps` and shell history.
+ */
+async function printHash(argument: string | undefined): Promise<void> {
+  let passcode = argument;
+  if (passcode === undefined) {
+    const chunks: Buffer[] = [];
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+    // One line: its line break is not part of the passcode.
+    passcode = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+  }
+  if (passcode === '') {
+    console.error('stompbus: hash-passcode: the passcode is empty');
+    process.exit(2);
+  }
+  console.log(await hashPasscode(passcode));
 }

@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
+import { aclAuthorizer } from './security/acl.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from './server.js';
+import { validateUsers } from './users.js';
 
 /** One command-line flag, its environment variable and how it maps to an option. */
 interface Flag {
@@ -21,6 +23,8 @@ const addUser = (options: Partial<ServerOptions>, entry: string, from: string) =
   if (colon <= 0) throw new Error(`stompbus: ${from} needs name:passcode, got "${entry}"`);
   const users = new Map(options.users ?? []);
   users.set(entry.slice(0, colon), entry.slice(colon + 1));
+  // A malformed scrypt$ entry is a usage error now, not a failed login later.
+  validateUsers(new Map([[entry.slice(0, colon), entry.slice(colon + 1)]]));
   options.users = users;
 };
 
@@ -132,7 +136,7 @@ export const FLAGS: Flag[] = [
     flag: '--users-file',
     env: 'STOMPBUS_USERS_FILE',
     arg: 'file',
-    help: 'file of name:passcode lines (# comments)',
+    help: 'file of name:passcode lines, passcode plain or scrypt$... (# comments)',
     apply: (o, v) => {
       for (const line of readUsersFile(v).split(/\r?\n/)) {
         const t = line.trim();
@@ -382,13 +386,21 @@ export const FLAGS: Flag[] = [
     'jwtUserClaim',
     `the claim naming the user (${d.jwtUserClaim})`,
   ),
-  text(
-    '--acl-file',
-    'STOMPBUS_ACL_FILE',
-    'file',
-    'aclFile',
-    'JSON read/write rules per user; what no rule grants is refused (off)',
-  ),
+  {
+    flag: '--acl-file',
+    env: 'STOMPBUS_ACL_FILE',
+    arg: 'file',
+    help: 'JSON read/write rules per user; what no rule grants is refused (off)',
+    apply: (o, v) => {
+      // Checked now, so that a bad file is a usage error (exit 2) naming the rule.
+      try {
+        aclAuthorizer(v);
+      } catch (error) {
+        throw new Error(`stompbus: --acl-file ${(error as Error).message}`);
+      }
+      o.aclFile = v;
+    },
+  },
   {
     flag: '--allowed-origins',
     env: 'STOMPBUS_ALLOWED_ORIGINS',
@@ -428,13 +440,16 @@ export const FLAGS: Flag[] = [
 export type Command =
   | { kind: 'serve'; options: Partial<ServerOptions> }
   | { kind: 'help' }
-  | { kind: 'version' };
+  | { kind: 'version' }
+  /** `stompbus hash-passcode [passcode]`: print a users-file hash; no passcode: read stdin. */
+  | { kind: 'hash-passcode'; passcode: string | undefined };
 
 /**
  * Reads options from the environment, then from flags (flags win). Throws
  * an Error with a one-line message for anything it does not understand.
  */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Command {
+  if (argv[0] === 'hash-passcode') return hashPasscodeCommand(argv.slice(1));
   const options: Partial<ServerOptions> = {};
   for (const f of FLAGS) {
     const value = env[f.env];
@@ -461,6 +476,14 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   return { kind: 'serve', options };
 }
 
+/** `hash-passcode [--help] [passcode]`: at most one passcode, never empty. */
+function hashPasscodeCommand(args: string[]): Command {
+  if (args.includes('--help') || args.includes('-h')) return { kind: 'help' };
+  if (args.length > 1) throw new Error('stompbus: hash-passcode takes one passcode at most');
+  if (args[0] === '') throw new Error('stompbus: hash-passcode: the passcode is empty');
+  return { kind: 'hash-passcode', passcode: args[0] };
+}
+
 /** The `--help` text: every flag with its environment variable. */
 export function usage(): string {
   const rows = FLAGS.map(
@@ -468,6 +491,7 @@ export function usage(): string {
   );
   return [
     'Usage: stompbus [options]',
+    '       stompbus hash-passcode [passcode]',
     '',
     'A STOMP 1.2 broker over WebSocket and TCP. Flags override environment variables.',
     '',
@@ -475,6 +499,11 @@ export function usage(): string {
     ...rows,
     `  ${'--help'.padEnd(34)}print this help`,
     `  ${'--version'.padEnd(34)}print the version`,
+    '',
+    'Commands:',
+    `  ${'hash-passcode [passcode]'.padEnd(34)}print scrypt$N=16384;r=8;p=1$<salt>$<hash> for a`,
+    `  ${''.padEnd(34)}--users-file line name:<that>; without an argument the`,
+    `  ${''.padEnd(34)}passcode is read from standard input (one line)`,
     '',
   ].join('\n');
 }

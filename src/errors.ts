@@ -20,7 +20,7 @@ export const ErrorCodes = {
   STOMP_ERR_ALREADY_CONNECTED: 'CONNECT arrived on a connection that is already connected',
   STOMP_ERR_CONNECT_TIMEOUT: 'no CONNECT frame arrived in time',
   STOMP_ERR_UNSUPPORTED_VERSION: 'the client accepts no protocol version this server speaks',
-  STOMP_ERR_AUTH_FAILED: 'the login or passcode is wrong',
+  STOMP_ERR_AUTH_FAILED: 'the login, passcode or token was refused',
   STOMP_ERR_FORBIDDEN:
     "the session may not use this destination: not granted, another user's, or it needs a login",
   STOMP_ERR_TOKEN_EXPIRED: 'the token the session logged in with has expired',
@@ -40,6 +40,7 @@ export const ErrorCodes = {
   STOMP_ERR_TOO_MANY_TRANSACTIONS: 'the connection has reached its maximum of open transactions',
   STOMP_ERR_QUEUE_FULL: 'the destination queue holds its maximum of messages',
   STOMP_ERR_SLOW_CONSUMER: 'the client reads too slowly: its unsent output passed the limit',
+  STOMP_ERR_TOO_MANY_CONNECTIONS: 'the server, or this address, has its maximum of connections',
   STOMP_ERR_SHUTDOWN: 'the server is shutting down',
   STOMP_ERR_CLUSTER_UNAVAILABLE:
     'Kafka did not take the message (cluster mode); it was not delivered',

@@ -21,6 +21,22 @@ export type {
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
 export {
+  type AclConfig,
+  AclError,
+  type AclHooks,
+  type AclOptions,
+  type AclRule,
+  aclAuthorizer,
+} from './security/acl.js';
+export {
+  createJwtVerifier,
+  type JwtAuthenticateOptions,
+  type JwtOptions,
+  type JwtVerifier,
+  jwtAuthenticate,
+  type TokenIdentity,
+} from './security/jwt.js';
+export {
   DEFAULT_SECURITY_OPTIONS,
   type SecurityOptions,
 } from './security/options.js';

@@ -135,7 +135,11 @@ export class StompServer {
     });
     this.current = broker;
     await broker.ready();
-    this.endpoint = attachWebSocket(broker, { server: this.http, path: this.options.wsPath });
+    this.endpoint = attachWebSocket(broker, {
+      server: this.http,
+      path: this.options.wsPath,
+      allowedOrigins: this.options.allowedOrigins,
+    });
     await listen(this.http, this.options.port, this.options.host, '--port');
     if (this.options.tcpPort !== null) {
       this.tcp = this.tls

@@ -10,6 +10,7 @@ import type { Fanout } from './broker/seams.js';
 import type { Subscription } from './broker/subscription.js';
 import { StompError } from './errors.js';
 import type { Header } from './frame/frame.js';
+import { addressOf, ConnectionLimits, clientIp } from './security/connection-limits.js';
 import type { Access, Identity } from './session/api.js';
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
 import { type ConnectRequest, Session, type SessionHost } from './session/session.js';
@@ -89,6 +90,11 @@ export interface StompBrokerOptions extends SessionOptions, BrokerOptions {
    * must match one; without, anyone may connect and claim any login.
    */
   authenticate: Authenticate | undefined;
+  /**
+   * Whether a user destination (`/user/<name>/…`) may name `user`. Default:
+   * with `users`, one of them; without, anyone.
+   */
+  knowsUser: ((user: string) => boolean) | undefined;
   /** Most connections at once; past it a connection is refused. 0 (default): no limit. */
   maxConnections: number;
   /** Most connections from one client address at once. 0 (default): no limit. */
@@ -112,6 +118,7 @@ export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object
   serverName: `stompbus/${VERSION}`,
   users: new Map<string, string>(),
   authenticate: undefined,
+  knowsUser: undefined,
   maxConnections: 0,
   maxConnectionsPerIp: 0,
   authorizeSubscribe: undefined,
@@ -140,11 +147,19 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   private readonly users = new Map<string, number>();
   private readonly started: Promise<void>;
   private closing: Promise<void> | undefined;
+  /** `maxConnections` and `maxConnectionsPerIp`, counted from accept to the socket's close. */
+  private readonly limits: ConnectionLimits;
+  /** The address each counted session was counted under. */
+  private readonly counted = new Map<Session, string>();
 
   constructor(options: Partial<StompBrokerOptions> = {}) {
     super();
     this.options = { ...DEFAULT_STOMP_BROKER_OPTIONS, ...options };
     this.fanout = this.options.fanout ?? new LocalFanout();
+    this.limits = new ConnectionLimits(
+      this.options.maxConnections,
+      this.options.maxConnectionsPerIp,
+    );
     this.router = new Router(this.options, this.fanout.bus, this.fanout.log);
     // Embedded, the sink is attached at once; Kafka connects in the background.
     this.started = this.fanout.start({
@@ -173,6 +188,21 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
     const session = new Session(this, connection);
     this.sessions.add(session);
     this.open.add(session);
+    if (!this.limits.active) return;
+    const ip = clientIp(addressOf(connection.remoteAddress));
+    if (this.limits.take(ip)) this.counted.set(session, ip);
+    // Refused with a reason the client can show; the sessions already open go on.
+    else session.fail(new StompError('STOMP_ERR_TOO_MANY_CONNECTIONS'));
+  }
+
+  /**
+   * Whether a new connection from `remoteAddress` (a client IP address, as
+   * `socket.remoteAddress` gives it) is within `maxConnections` and
+   * `maxConnectionsPerIp`. `attachWebSocket` asks before completing an
+   * upgrade, so that a refusal is an HTTP 503 rather than a session.
+   */
+  admits(remoteAddress: string): boolean {
+    return !this.closing && this.limits.admits(clientIp(remoteAddress));
   }
 
   /** Resolves once the fan-out has started (cluster mode: Kafka joined, history read back). */
@@ -281,6 +311,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   }
 
   knowsUser(user: string): boolean {
+    if (this.options.knowsUser) return this.options.knowsUser(user);
     return this.options.users.size === 0 || this.options.users.has(user);
   }
 
@@ -310,6 +341,11 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
 
   ended(session: Session): void {
     this.open.delete(session);
+    const ip = this.counted.get(session);
+    if (ip !== undefined) {
+      this.counted.delete(session);
+      this.limits.release(ip);
+    }
   }
 
   private userGone(user: string): void {

@@ -10,12 +10,19 @@
 // --host 127.0.0.1 (CHAT_HOST), --broker ws://host:61614/stomp (STOMPBUS_URL;
 // default: the page's own host name, port 61614), --reconnect-delay 1000 (ms),
 // --no-private (for a broker without user destinations).
+//
+// Token mode (--token-secret S, CHAT_TOKEN_SECRET; the broker runs with
+// --jwt-secret S): GET /token?user=alice signs a short-lived HS256 JWT
+// (--token-ttl seconds, default 300) for that name, and the page logs in with
+// it, fetching a fresh one before every (re)connect. A development stand-in
+// for an identity provider: it signs whatever name it is asked for.
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { SignJWT } from 'jose';
 
 const here = dirname(fileURLToPath(import.meta.url));
 // The UMD bundle sits beside the CommonJS entry point of @stomp/stompjs.
@@ -39,6 +46,8 @@ const { values: args } = parseArgs({
     broker: { type: 'string', default: process.env.STOMPBUS_URL },
     'reconnect-delay': { type: 'string', default: '1000' },
     'no-private': { type: 'boolean', default: false },
+    'token-secret': { type: 'string', default: process.env.CHAT_TOKEN_SECRET },
+    'token-ttl': { type: 'string', default: '300' },
   },
 });
 
@@ -50,7 +59,41 @@ function pageConfig(request) {
     brokerURL: args.broker ?? `ws://${host}:61614/stomp`,
     reconnectDelay: Number(args['reconnect-delay']),
     privateMessages: !args['no-private'],
+    // Token mode: where the page gets its login token.
+    tokenURL: tokenKey ? 'token' : null,
   };
+}
+
+const tokenKey = args['token-secret'] ? new TextEncoder().encode(args['token-secret']) : null;
+if (tokenKey && tokenKey.length < 32) {
+  // stompbus takes HS256 secrets of 32 bytes or more (RFC 7518 §3.2).
+  console.error('chat: --token-secret needs at least 32 bytes');
+  process.exit(2);
+}
+
+/**
+ * /token?user=<name>: an HS256 JWT whose `sub` is the name and whose `scope`
+ * grants what the page does (stompbus.read/write:<pattern>, as --acl-file
+ * patterns), valid for --token-ttl seconds.
+ */
+async function token(request) {
+  const user = new URL(request.url ?? '/', 'http://page').searchParams.get('user') ?? '';
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(user)) return [400, { error: 'user: letters, digits, _ or -' }];
+  const scope = [
+    'stompbus.read:/topic/chat.*',
+    'stompbus.write:/topic/chat.*',
+    'stompbus.read:/topic/prices',
+    `stompbus.read:/user/${user}/queue/private`,
+    'stompbus.write:/user/*/queue/private',
+  ].join(' ');
+  const ttl = Number(args['token-ttl']);
+  const jwt = await new SignJWT({ scope })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(user)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
+    .sign(tokenKey);
+  return [200, { token: jwt }];
 }
 
 const headers = (type) => ({
@@ -64,6 +107,9 @@ const server = createServer(async (request, response) => {
   const path = new URL(request.url ?? '/', 'http://page').pathname;
   if (request.method !== 'GET' && request.method !== 'HEAD') {
     response.writeHead(405, headers('text/plain')).end('GET only\n');
+  } else if (path === '/token' && tokenKey) {
+    const [status, body] = await token(request);
+    response.writeHead(status, headers('application/json')).end(JSON.stringify(body));
   } else if (path === '/config.json') {
     response.writeHead(200, headers('application/json')).end(JSON.stringify(pageConfig(request)));
   } else if (Object.hasOwn(FILES, path)) {
@@ -89,7 +135,8 @@ server.on('error', (error) => {
 server.listen(Number(args.port), args.host, () => {
   const { port } = server.address();
   const broker = args.broker ?? `ws://<page host>:61614/stomp`;
-  console.log(`chat on http://${args.host}:${port}/ (broker ${broker})`);
+  const mode = tokenKey ? `, token login, tokens live ${args['token-ttl']} s` : '';
+  console.log(`chat on http://${args.host}:${port}/ (broker ${broker}${mode})`);
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

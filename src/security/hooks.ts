@@ -1,4 +1,7 @@
 import type { StompBrokerOptions } from '../stomp-broker.js';
+import { validateUsers } from '../users.js';
+import { aclHooksFor } from './acl.js';
+import { jwtAuthenticate } from './jwt.js';
 import type { SecurityOptions } from './options.js';
 
 /**
@@ -10,6 +13,15 @@ export async function securityHooks(
   options: SecurityOptions & Partial<StompBrokerOptions>,
 ): Promise<Partial<StompBrokerOptions>> {
   const hooks: Partial<StompBrokerOptions> = {};
-  void options;
+  // Token login (JWT) and passcodes (plain or scrypt, checked off the event loop).
+  const users = options.users ?? new Map<string, string>();
+  validateUsers(users);
+  const jwt = options.jwtSecret || options.jwtPublicKey || options.jwksUrl;
+  if (options.authenticate) hooks.authenticate = options.authenticate;
+  else if (jwt || users.size > 0) hooks.authenticate = jwtAuthenticate({ ...options, users });
+  // Token users are not listed anywhere: any user name may be sent to.
+  if (jwt && !options.knowsUser) hooks.knowsUser = () => true;
+  // Permissions per destination (ACL file, token scopes).
+  Object.assign(hooks, aclHooksFor(options));
   return hooks;
 }

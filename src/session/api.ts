@@ -9,7 +9,11 @@ import type { SessionOptions } from './options.js';
 export type StompVersion = '1.0' | '1.1' | '1.2';
 
 /** What a handler returns: nothing or extra RECEIPT headers, or a promise of them the RECEIPT waits for. */
+// biome-ignore lint/suspicious/noConfusingVoidType: handlers return the router's void or Promise<void> as they are.
 export type HandlerResult = void | Header[] | Promise<void | Header[]>;
+
+/** What a RECEIPT may add: extra headers, or nothing. */
+export type ReceiptExtra = Header[] | undefined;
 
 /** Who a CONNECT authenticated: the user, the grants a token carried, when its token expires. */
 export interface Identity {

@@ -15,7 +15,15 @@ import {
 } from '../frame/frame.js';
 import { FrameParser } from '../frame/parser.js';
 import type { Connection, ConnectionEvents, TransportKind } from '../transport/connection.js';
-import type { Access, HandlerResult, Identity, SessionApi, StompVersion } from './api.js';
+import type {
+  Access,
+  HandlerResult,
+  Identity,
+  ReceiptExtra,
+  SessionApi,
+  StompVersion,
+} from './api.js';
+import { FrameThrottle } from './frame-throttle.js';
 import { HANDLERS, type Handler } from './handlers/index.js';
 import type { SessionOptions } from './options.js';
 
@@ -97,6 +105,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   private state = CONNECTING;
   private readonly parser: FrameParser;
+  /** `maxFramesPerSecond`: undefined without a limit (bytes go straight to the parser). */
+  private readonly throttle: FrameThrottle | undefined;
   private lastReadAt = Date.now();
   private timers: NodeJS.Timeout[] | undefined;
   /** Output passed the high-water mark: tell the router when it drains. */
@@ -114,10 +124,17 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   ) {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
     const { options } = host;
+    const throttle = this.throttleFor(options.maxFramesPerSecond);
+    this.throttle = throttle;
     this.parser = new FrameParser({
       limits: options,
       commands: CLIENT_COMMAND_SET,
-      onFrame: (frame) => this.handle(frame),
+      onFrame: throttle
+        ? (frame) => {
+            throttle.spend();
+            this.handle(frame);
+          }
+        : (frame) => this.handle(frame),
       onError: (error) => this.fail(error),
     });
     connection.attach(this);
@@ -126,6 +143,21 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       options.connectTimeoutMs,
       () => this.state === CONNECTING && this.fail(new StompError('STOMP_ERR_CONNECT_TIMEOUT')),
     );
+  }
+
+  private throttleFor(rate: number): FrameThrottle | undefined {
+    if (!(rate > 0)) return undefined;
+    return new FrameThrottle(rate, {
+      feed: (chunk) => {
+        if (this.state < CLOSING) this.parser.push(chunk);
+      },
+      pause: () => this.connection.pause(),
+      resume: () => {
+        // Held back, not silent: heart-beat time counts from now.
+        this.lastReadAt = Date.now();
+        this.connection.resume();
+      },
+    });
   }
 
   /** Negotiated protocol version (until CONNECT: 1.2). */
@@ -278,7 +310,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   onData(chunk: Buffer): void {
     // STOMP 1.2 "Heart-beating": any bytes from the client prove it alive.
     this.lastReadAt = Date.now();
-    if (this.state < CLOSING) this.parser.push(chunk);
+    if (this.state >= CLOSING) return;
+    if (this.throttle) this.throttle.push(chunk);
+    else this.parser.push(chunk);
   }
 
   onDrain(): void {
@@ -311,12 +345,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       const result = (HANDLERS[frame.command] as Handler)(this, frame);
       // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
       if (frame.command === 'DISCONNECT') this.disconnecting = true;
-      const finish = (extra: Header[] | void) => {
-        if (receipt !== undefined) this.sendReceipt(receipt, extra ?? undefined);
+      const finish = (extra: ReceiptExtra) => {
+        if (receipt !== undefined) this.sendReceipt(receipt, extra);
         if (frame.command === 'DISCONNECT') this.close();
       };
       if (result instanceof Promise || this.receiptChain) this.chain(result, finish, receipt);
-      else finish(result);
+      else finish(result ?? undefined);
     } catch (error) {
       this.fail(error, receipt);
     }
@@ -325,7 +359,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** Keeps receipts in frame order when some of them wait for asynchronous work. */
   private chain(
     work: HandlerResult,
-    finish: (extra: Header[] | void) => void,
+    finish: (extra: ReceiptExtra) => void,
     receipt: string | undefined,
   ) {
     // The chain handles a rejection later; mark it handled now so that an
@@ -335,7 +369,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       .then(() => work)
       .then(
         (extra) => {
-          if (this.state === CONNECTED) finish(extra);
+          if (this.state === CONNECTED) finish(extra ?? undefined);
         },
         (error: unknown) => this.fail(error, receipt),
       )
@@ -381,7 +415,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (expectEvery > 0) {
       const limit = expectEvery * this.options.heartbeatTolerance;
       this.every(Math.max(1, Math.floor(expectEvery / 2)), () => {
-        if (Date.now() - this.lastReadAt > limit) {
+        // A throttled client is not read, so it cannot look alive: it is.
+        if (Date.now() - this.lastReadAt > limit && !this.throttle?.holding) {
           this.fail(new StompError('STOMP_ERR_HEARTBEAT_TIMEOUT', { detail: `${limit} ms` }));
         }
       });
@@ -502,6 +537,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (this.state >= CLOSING) return;
     this.state = CLOSING;
     this.held = undefined;
+    this.throttle?.stop();
     this.clearTimers();
     for (const sub of this.subs.values()) this.router.unsubscribe(sub);
     this.subs.clear();

@@ -127,6 +127,14 @@ export abstract class Connection {
   protected abstract close(code: number): void;
   /** Closes at once, dropping unsent data. */
   abstract destroy(): void;
+  /**
+   * Stops reading from the client (its frames wait in the kernel's buffers,
+   * then in the client's: TCP backpressure) until {@link resume}. Data the
+   * transport had read already may still arrive.
+   */
+  abstract pause(): void;
+  /** Reads from the client again. */
+  abstract resume(): void;
 }
 
 // One setImmediate flushes every connection written to in this turn.

@@ -55,4 +55,12 @@ export class StreamConnection extends Connection {
   destroy(): void {
     this.stream.destroy();
   }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
+  }
 }

@@ -12,6 +12,11 @@ export const SUBPROTOCOLS = ['v12.stomp', 'v11.stomp', 'v10.stomp'];
 export interface ConnectionAcceptor {
   accept(connection: Connection): void;
   readonly options: { readonly maxFrameSize: number };
+  /**
+   * Whether a connection from this client IP address fits the connection
+   * limits; asked before an upgrade completes (refused: HTTP 503). Optional.
+   */
+  admits?(remoteAddress: string): boolean;
 }
 
 /** Where and how {@link attachWebSocket} serves. */
@@ -26,6 +31,15 @@ export interface AttachOptions {
   noServer?: boolean;
   /** The endpoint path. Default `/stomp`. */
   path?: string;
+  /**
+   * Browser origins allowed to open a session, exactly as browsers send the
+   * `Origin` header (`https://app.example.com`, `http://localhost:8080`);
+   * `*` allows any. An upgrade with another `Origin` gets HTTP 403 (against
+   * Cross-Site WebSocket Hijacking: a page elsewhere riding on the visitor's
+   * cookies). Upgrades without `Origin` (non-browser clients) are always
+   * allowed. Default: any origin.
+   */
+  allowedOrigins?: readonly string[] | undefined;
 }
 
 /** A WebSocket endpoint serving a broker. */
@@ -64,7 +78,17 @@ export function attachWebSocket(
     throw new Error('stompbus: attachWebSocket needs a server, or noServer: true');
   }
   const matches = (request: IncomingMessage) => (request.url ?? '/').split('?')[0] === path;
+  const originAllowed = originCheck(options.allowedOrigins);
   const handleUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Origin first: a refused page learns nothing about the server's load.
+    if (!originAllowed(request.headers.origin)) {
+      refuse(socket, 403, 'Forbidden', 'stompbus: this Origin may not open a WebSocket here\n');
+      return;
+    }
+    if (broker.admits && !broker.admits(request.socket.remoteAddress ?? '')) {
+      refuse(socket, 503, 'Service Unavailable', 'stompbus: too many connections\n');
+      return;
+    }
     // A TLS socket says so: `wss` behind an https server.
     const kind: TransportKind =
       (socket as Duplex & { encrypted?: boolean }).encrypted === true ? 'wss' : 'ws';
@@ -90,4 +114,24 @@ export function attachWebSocket(
       wss.close();
     },
   };
+}
+
+/** A test of an upgrade's `Origin` header against `allowedOrigins` (undefined or `*`: any). */
+function originCheck(
+  allowed: readonly string[] | undefined,
+): (origin: string | undefined) => boolean {
+  if (!allowed || allowed.includes('*')) return () => true;
+  // Scheme and host are case-insensitive; a trailing slash in the setting is a slip.
+  const set = new Set(allowed.map((o) => o.trim().toLowerCase().replace(/\/+$/, '')));
+  return (origin) => origin === undefined || set.has(origin.toLowerCase());
+}
+
+/** Answers an upgrade with an HTTP error and closes: no WebSocket, no session. */
+function refuse(socket: Duplex, status: number, reason: string, body: string): void {
+  // Closed once the answer is out, whatever the client does (as ws's own refusals).
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }

@@ -42,4 +42,13 @@ export class WsConnection extends Connection {
   destroy(): void {
     this.ws.terminate();
   }
+
+  pause(): void {
+    // Pauses the socket under it; messages ws had parsed already still come.
+    this.ws.pause();
+  }
+
+  resume(): void {
+    this.ws.resume();
+  }
 }

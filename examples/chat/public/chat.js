@@ -4,11 +4,24 @@
 // publishes (examples/kafka-producer). One @stomp/stompjs client does it all
 // and reconnects by itself (reconnectDelay) when the broker goes away.
 //
+// Token mode (config.tokenURL set): the page logs in with a JWT that it fetches
+// before every (re)connect (stompjs beforeConnect), since the broker ends a
+// session when its token expires; after a reconnect it resumes the room with
+// x-resume-after, so that nothing said meanwhile is missed.
+//
 // ?name=alice&room=lobby joins at once (what the specs use).
 /* global StompJs */
 
 const $ = (selector) => document.querySelector(selector);
-const state = { name: '', room: '', rooms: ['lobby', 'random'], client: null, roomSub: null };
+const state = {
+  name: '',
+  room: '',
+  rooms: ['lobby', 'random'],
+  client: null,
+  roomSub: null,
+  // Token mode: the x-position of the last message seen per room topic.
+  positions: new Map(),
+};
 
 function setStatus(name, text = name) {
   const status = $('#status');
@@ -72,19 +85,44 @@ function renderRooms() {
 function joinRoom(room) {
   if (!state.rooms.includes(room)) state.rooms.push(room);
   state.room = room;
+  // A room joined anew starts from now: only a reconnect resumes.
+  state.positions.delete(`/topic/chat.${room}`);
   $('#room-title').textContent = `#${room}`;
   renderRooms();
   if (state.client?.connected) subscribeRoom();
 }
 
-function subscribeRoom() {
+/** Subscribes to the current room; `resume`: from the last message seen (x-resume-after). */
+function subscribeRoom(resume = false) {
   state.roomSub?.unsubscribe();
   const room = state.room;
-  state.roomSub = state.client.subscribe(`/topic/chat.${room}`, (message) => {
-    const { from, text } = parse(message);
-    show('room', from, text);
-  });
-  show('system', '', `you are in #${room}`);
+  const destination = `/topic/chat.${room}`;
+  const after = resume ? state.positions.get(destination) : undefined;
+  const headers = after ? { 'x-resume-after': after } : {};
+  state.roomSub = state.client.subscribe(
+    destination,
+    (message) => {
+      const position = message.headers['x-position'];
+      if (position) state.positions.set(destination, position);
+      const { from, text } = parse(message);
+      show('room', from, text);
+    },
+    headers,
+  );
+  show('system', '', after ? `back in #${room}` : `you are in #${room}`);
+}
+
+/** Token mode: a fresh token for every (re)connect, as the passcode (the login is ignored). */
+async function fetchToken(client, config) {
+  try {
+    const response = await fetch(`${config.tokenURL}?user=${encodeURIComponent(state.name)}`);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const { token } = await response.json();
+    client.connectHeaders = { passcode: token };
+  } catch (error) {
+    // The CONNECT goes out with the old token; the broker's ERROR says why.
+    show('system', '', `could not fetch a token: ${error.message}`);
+  }
 }
 
 /** One row per symbol in the prices table, updated in place. */
@@ -133,7 +171,10 @@ function connect(config, passcode) {
     heartbeatIncoming: 10000,
     heartbeatOutgoing: 10000,
   });
+  if (config.tokenURL) client.beforeConnect = () => fetchToken(client, config);
+  let sessions = 0;
   client.onConnect = (frame) => {
+    sessions += 1;
     setStatus(
       'connected',
       `connected to ${frame.headers.server ?? 'a broker'} at ${config.brokerURL}`,
@@ -141,7 +182,7 @@ function connect(config, passcode) {
     // A reconnect starts a new session: everything is subscribed again (the old
     // subscription ids mean nothing to it).
     state.roomSub = null;
-    subscribeRoom();
+    subscribeRoom(Boolean(config.tokenURL) && sessions > 1);
     client.subscribe('/topic/prices', showPrice);
     if (config.privateMessages) {
       client.subscribe('/user/queue/private', (message) => {
