@@ -44,9 +44,10 @@ export interface PublishRequest {
   bodySize: number;
   /**
    * `max`: as fast as the window allows (messages sent minus messages the
-   * harness says were received, see `ack`); `paced`: `rate` messages a second.
+   * harness says were received, see `ack`); `paced`: `rate` messages a second;
+   * `flood`: as fast as the socket takes them, whatever is received (flood.ts).
    */
-  pace: 'max' | 'paced';
+  pace: 'max' | 'paced' | 'flood';
   window: number;
   rate: number;
   /** Measured part of the run, after the warm-up. */

@@ -212,6 +212,7 @@ function publish(req: Omit<PublishRequest, 'endpoint'>): void {
   };
   setTimeout(finish, Math.max(0, endMs - nowMs()));
   if (req.pace === 'paced') pacedLoop(req, sendOne, endMs, () => done || seq >= req.maxCount);
+  else if (req.pace === 'flood') floodLoop(client, sendOne, () => done || seq >= req.maxCount);
   else
     maxRateLoop(
       req,
@@ -241,6 +242,23 @@ function pacedLoop(
     if (!stopped()) setTimeout(tick, Math.max(0, Math.min(due, endMs) - nowMs()));
   };
   tick();
+}
+
+/**
+ * A flooder (flood.ts): as fast as its socket takes them, whatever anyone
+ * receives. Tops its output up to the buffer limit every 20 ms: a broker that
+ * stops reading it leaves it idle, as a blocked writer would be, rather than
+ * waking every millisecond to look.
+ */
+function floodLoop(client: Client, sendOne: () => void, stopped: () => boolean): void {
+  const step = () => {
+    // Bounded per step: the kernel takes megabytes before `buffered` grows at all.
+    for (let n = 0; n < 4096 && !stopped() && client.buffered < PUBLISH_BUFFER_LIMIT; n++) {
+      sendOne();
+    }
+    if (!stopped()) setTimeout(step, 20);
+  };
+  step();
 }
 
 /**
