@@ -141,6 +141,8 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   readonly fanout: Fanout;
   /** Open sessions (connected or not yet), until they start closing. */
   readonly sessions = new Set<Session>();
+  /** Principals of connected sessions, for the authorization hooks. */
+  private readonly principals = new WeakMap<Session, Principal>();
   /** Sessions whose connection is not closed yet (closing ones included). */
   private readonly open = new Set<Session>();
   /** Sessions per user on this instance (the connection registry's source). */
@@ -307,12 +309,22 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
     headers: readonly Header[],
   ): boolean | Promise<boolean> {
     const hook = access === 'read' ? this.options.authorizeSubscribe : this.options.authorizeSend;
-    return hook ? hook({ ...info(session), scopes: session.scopes }, destination, headers) : true;
+    return hook ? hook(this.principalOf(session), destination, headers) : true;
   }
 
   knowsUser(user: string): boolean {
     if (this.options.knowsUser) return this.options.knowsUser(user);
     return this.options.users.size === 0 || this.options.users.has(user);
+  }
+
+  /** A session's principal, made once (hooks run per SEND: no object per frame). */
+  private principalOf(session: Session): Principal {
+    let principal = this.principals.get(session);
+    if (!principal) {
+      principal = Object.freeze({ ...info(session), scopes: session.scopes });
+      this.principals.set(session, principal);
+    }
+    return principal;
   }
 
   connected(session: Session): void {
