@@ -3,12 +3,13 @@
  * starts (a compiled stompbus with extra flags), the credentials of each
  * login kind, and the CONNECT-rate client.
  */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { SignJWT } from 'jose';
 import { hashPasscode } from '../src/users.js';
-import { nowMs } from './load/stats.js';
+import { markdownTable, median } from './harness.js';
+import { formatRate, nowMs } from './load/stats.js';
 import {
   cpuSecondsOf,
   spawnWithFds,
@@ -104,10 +105,18 @@ export async function loginKinds(dir: string): Promise<LoginKind[]> {
   const hs = await tokens((sub) =>
     jwt('HS256').setSubject(sub).sign(new TextEncoder().encode(HS_SECRET)),
   );
-  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  // PEM strings, the private key imported anew: signing with the KeyObject that
+  // generateKeyPairSync returned deadlocked Node 20.20 (jose exports it as a JWK while a
+  // GC destroys the key generation job, which locks the same key data).
+  const rsa = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
   const pem = `${dir}/rs256.pub.pem`;
-  writeFileSync(pem, rsa.publicKey.export({ type: 'spki', format: 'pem' }));
-  const rs = await tokens((sub) => jwt('RS256').setSubject(sub).sign(rsa.privateKey));
+  writeFileSync(pem, rsa.publicKey);
+  const privateKey = createPrivateKey(rsa.privateKey);
+  const rs = await tokens((sub) => jwt('RS256').setSubject(sub).sign(privateKey));
   const usersFile = `${dir}/users-scrypt.txt`;
   writeFileSync(usersFile, `bench:${await hashPasscode('bench-secret')}\n`);
   const token = (list: string[]) => (i: number) => `passcode:${list[i % list.length]}\n`;
@@ -215,4 +224,85 @@ export async function connectRate(
     failed,
     cpuPerThousand: (cpu / Math.max(1, latencies.length + failed)) * 1000,
   };
+}
+
+/** Runs `body` with a fresh broker, stopped after it whatever happens. */
+export async function withBroker<T>(
+  build: string,
+  flags: string[],
+  body: (b: Broker) => Promise<T>,
+) {
+  const broker = await startBroker(build, flags);
+  try {
+    return await body(broker);
+  } finally {
+    await broker.target.stop();
+  }
+}
+
+/** How security.bench.ts runs: rounds, --quick, where progress goes. */
+export interface RunOptions {
+  rounds: number;
+  quick: boolean;
+  log: (line: string) => void;
+}
+
+/** CONNECT rate of each login kind, the kinds in alternating order round after round: a report section. */
+export async function connectsReport(
+  build: string,
+  kinds: LoginKind[],
+  { rounds, quick, log }: RunOptions,
+): Promise<string[]> {
+  const results = new Map<string, Array<Awaited<ReturnType<typeof connectRate>>>>();
+  const relative = new Map<string, number[]>();
+  for (let r = 1; r <= rounds; r++) {
+    const perRound = new Map<string, number>();
+    for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
+      log(`connect, round ${r}: ${kind.name}`);
+      const res = await withBroker(build, kind.flags, async (b) => {
+        await connectRate(b, kind, 8, 0, 500); // JIT and thread pool warm
+        return connectRate(b, kind, 32, 300, quick ? 1500 : 3000);
+      });
+      if (res.failed > 0) throw new Error(`${kind.name}: ${res.failed} CONNECT(s) refused`);
+      results.set(kind.name, [...(results.get(kind.name) ?? []), res]);
+      perRound.set(kind.name, res.perSecond);
+    }
+    for (const kind of kinds) {
+      const ratio = (perRound.get(kind.name) as number) / (perRound.get('no auth') as number);
+      relative.set(kind.name, [...(relative.get(kind.name) ?? []), ratio]);
+    }
+  }
+  const rows = kinds.map((kind) => {
+    const list = results.get(kind.name) ?? [];
+    const rates = list.map((x) => x.perSecond);
+    const rel = relative.get(kind.name) ?? [];
+    return [
+      kind.name,
+      formatRate(median(rates)),
+      `${formatRate(Math.min(...rates))}–${formatRate(Math.max(...rates))}`,
+      median(rel).toFixed(3),
+      median(list.map((x) => x.p50)).toFixed(2),
+      median(list.map((x) => x.p99)).toFixed(2),
+      median(list.map((x) => x.cpuPerThousand)).toFixed(3),
+    ];
+  });
+  return [
+    '## CONNECTs per second',
+    '',
+    'TCP, 32 connections at a time from the bench process, each closed once CONNECTED; a fresh broker per case and round.',
+    '',
+    markdownTable(
+      [
+        'login',
+        'CONNECT/s (median)',
+        'range over rounds',
+        '÷ no auth (median)',
+        'p50 ms',
+        'p99 ms',
+        'broker CPU-s per 1,000',
+      ],
+      rows,
+    ),
+    '',
+  ];
 }

@@ -18,7 +18,7 @@
  * bench/results/security.md (or `--out`). Every process started here is stopped by PID.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import type { AclRule } from '../src/security/acl.js';
@@ -26,13 +26,7 @@ import { budgetFromEnv, compare, markdownTable, median } from './harness.js';
 import { type DeliveryPlan, runDelivery } from './load/scenarios.js';
 import { formatRate } from './load/stats.js';
 import { children, compileCheckout, REPO } from './load/targets.js';
-import {
-  type Broker,
-  connectRate,
-  type LoginKind,
-  loginKinds,
-  startBroker,
-} from './security-connect.js';
+import { connectsReport, loginKinds, withBroker } from './security-connect.js';
 import { inProcessCases, inProcessFanout, type Lib, loadLib } from './security-inproc.js';
 
 const { values } = parseArgs({
@@ -168,15 +162,6 @@ function fanoutPlan(subscribers: number): DeliveryPlan {
   };
 }
 
-async function withBroker<T>(build: string, flags: string[], body: (b: Broker) => Promise<T>) {
-  const broker = await startBroker(build, flags);
-  try {
-    return await body(broker);
-  } finally {
-    await broker.target.stop();
-  }
-}
-
 /** One fan-out run's figures. */
 interface FanoutSide {
   rate: number;
@@ -246,62 +231,6 @@ async function fanout(build: string, aclFile: string): Promise<string[]> {
   return out;
 }
 
-/** CONNECT rate of each login kind, the kinds in alternating order round after round. */
-async function connects(build: string, kinds: LoginKind[]): Promise<string[]> {
-  const results = new Map<string, Array<Awaited<ReturnType<typeof connectRate>>>>();
-  const relative = new Map<string, number[]>();
-  for (let r = 1; r <= rounds; r++) {
-    const perRound = new Map<string, number>();
-    for (const kind of r % 2 ? kinds : [...kinds].reverse()) {
-      log(`connect, round ${r}: ${kind.name}`);
-      const res = await withBroker(build, kind.flags, async (b) => {
-        await connectRate(b, kind, 8, 0, 500); // JIT and thread pool warm
-        return connectRate(b, kind, 32, 300, quick ? 1500 : 3000);
-      });
-      if (res.failed > 0) throw new Error(`${kind.name}: ${res.failed} CONNECT(s) refused`);
-      results.set(kind.name, [...(results.get(kind.name) ?? []), res]);
-      perRound.set(kind.name, res.perSecond);
-    }
-    for (const kind of kinds) {
-      const ratio = (perRound.get(kind.name) as number) / (perRound.get('no auth') as number);
-      relative.set(kind.name, [...(relative.get(kind.name) ?? []), ratio]);
-    }
-  }
-  const rows = kinds.map((kind) => {
-    const list = results.get(kind.name) ?? [];
-    const rates = list.map((x) => x.perSecond);
-    const rel = relative.get(kind.name) ?? [];
-    return [
-      kind.name,
-      formatRate(median(rates)),
-      `${formatRate(Math.min(...rates))}–${formatRate(Math.max(...rates))}`,
-      median(rel).toFixed(3),
-      median(list.map((x) => x.p50)).toFixed(2),
-      median(list.map((x) => x.p99)).toFixed(2),
-      median(list.map((x) => x.cpuPerThousand)).toFixed(3),
-    ];
-  });
-  return [
-    '## CONNECTs per second',
-    '',
-    'TCP, 32 connections at a time from the bench process, each closed once CONNECTED; a fresh broker per case and round.',
-    '',
-    markdownTable(
-      [
-        'login',
-        'CONNECT/s (median)',
-        'range over rounds',
-        '÷ no auth (median)',
-        'p50 ms',
-        'p99 ms',
-        'broker CPU-s per 1,000',
-      ],
-      rows,
-    ),
-    '',
-  ];
-}
-
 function machine(label: string): string[] {
   return [
     `### Machine ${label}`,
@@ -341,17 +270,24 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(`${tmpdir()}/stompbus-security-bench-`);
   const aclFile = `${dir}/acl-1000.json`;
   writeFileSync(aclFile, JSON.stringify({ rules: thousandRules() }));
+  const kinds = parts.includes('connect') ? await loginKinds(dir) : [];
   const body: string[] = [];
+  // Written after every part: a run that fails late keeps what it measured.
+  const save = (more: string[]) => {
+    body.push(...more);
+    const end = machine(`at end (load average ${loadavg()[0]?.toFixed(2)})`);
+    writeFileSync(values.out, [...head, ...body, ...end].join('\n'));
+  };
   const lib = await loadLib(values.src ?? REPO);
-  if (parts.includes('micro')) body.push(...micro(lib));
-  if (parts.includes('inproc')) body.push(...(await inProcess(lib)));
+  if (parts.includes('micro')) save(micro(lib));
+  if (parts.includes('inproc')) save(await inProcess(lib));
   const build = parts.some((p) => p === 'fanout' || p === 'connect')
     ? compileCheckout(REPO, '.build-security')
     : undefined;
   try {
-    if (build && parts.includes('fanout')) body.push(...(await fanout(build.build, aclFile)));
+    if (build && parts.includes('fanout')) save(await fanout(build.build, aclFile));
     if (build && parts.includes('connect'))
-      body.push(...(await connects(build.build, await loginKinds(dir))));
+      save(await connectsReport(build.build, kinds, { rounds, quick, log }));
   } finally {
     // Whatever failed, no broker or client process outlives the run.
     for (const child of children) child.kill('SIGKILL');
@@ -359,13 +295,7 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     clearTimeout(watchdog);
   }
-  const report = [
-    ...head,
-    ...body,
-    ...machine(`at end (load average ${loadavg()[0]?.toFixed(2)})`),
-  ].join('\n');
-  writeFileSync(values.out, report);
-  process.stdout.write(`${report}\n`);
+  process.stdout.write(`${readFileSync(values.out, 'utf8')}\n`);
 }
 
 await main();
