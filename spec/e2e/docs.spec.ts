@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -32,14 +32,51 @@ function snippets(file: string, text: string, firstLine = 0): Snippet[] {
   return out;
 }
 
-/** Every page whose `js` blocks must run: the README and every page of docs/. */
+/** The `js` blocks of every page that must run: the README and every page of docs/. */
 function documented(): Snippet[] {
-  const all = snippets('README.md', readFileSync(join(ROOT, 'README.md'), 'utf8'));
-  for (const page of readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md'))) {
-    all.push(...snippets(`docs/${page}`, readFileSync(join(ROOT, 'docs', page), 'utf8')));
-  }
-  return all;
+  return pages().flatMap((page) => snippets(page, readFileSync(join(ROOT, page), 'utf8')));
 }
+
+/** The README and every page of docs/, as paths from the root. */
+function pages(): string[] {
+  const docs = readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md'));
+  return ['README.md', ...docs.map((f) => `docs/${f}`)];
+}
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens. */
+function slug(heading: string): string {
+  return heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+    .replace(/\s/g, '-');
+}
+
+/** The anchors of a Markdown file's headings (outside code blocks). */
+function anchors(text: string): Set<string> {
+  const prose = text.replace(/```[\s\S]*?```/g, '');
+  return new Set([...prose.matchAll(/^#{1,6} (.+)$/gm)].map((m) => slug(m[1] as string)));
+}
+
+describe('the links of the README and docs/', () => {
+  it('point at files and headings of the repository', () => {
+    const broken: string[] = [];
+    for (const page of pages()) {
+      const text = readFileSync(join(ROOT, page), 'utf8').replace(/```[\s\S]*?```/g, '');
+      // Links, not images: docs/console.png is made by the console's own work.
+      for (const match of text.matchAll(/(?<!!)\[[^\]]*\]\(([^)\s]+)\)/g)) {
+        const target = match[1] as string;
+        if (/^[a-z]+:/.test(target)) continue;
+        const [path, anchor] = target.split('#') as [string, string | undefined];
+        const file = path ? join(ROOT, dirname(page), path) : join(ROOT, page);
+        if (!existsSync(file)) broken.push(`${page}: ${target} (no file)`);
+        else if (anchor && file.endsWith('.md') && !anchors(readFileSync(file, 'utf8')).has(anchor))
+          broken.push(`${page}: ${target} (no heading #${anchor} in ${relative(ROOT, file)})`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+});
 
 describe('the snippets of the README and docs/', () => {
   const all = documented();

@@ -224,6 +224,14 @@ describe("the README's quick start", () => {
 describe("the README's cluster", () => {
   const blocks = shBlocks(section('Run a cluster'));
 
+  it('shows the same commands as docs/clustering.md', () => {
+    const page = readFileSync(join(ROOT, 'docs', 'clustering.md'), 'utf8');
+    const start = page.indexOf('\n## Three instances on one machine\n');
+    const docs = shBlocks(page.slice(start, page.indexOf('\n## ', start + 1)));
+    expect(start).toBeGreaterThan(0);
+    expect(docs).toEqual(blocks.filter((b) => !b.includes('docker compose')));
+  });
+
   it('shows a Docker command for a compose file of the repository', () => {
     const docker = blockWith(blocks, 'docker compose');
     const file = /-f (\S+)/.exec(docker)?.[1] as string;
