@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parseArgs } from '../../src/config.js';
 import {
   clusterTopics,
   deleteTopicsAfterTest,
@@ -163,6 +164,28 @@ function tcpConnect(port: number): Promise<string> {
     });
   });
 }
+
+describe('the stompbus command lines the README and docs/configuration.md show', () => {
+  it('parse, with the environment they set', () => {
+    const page = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+    const lines = [README, page]
+      .flatMap(shBlocks)
+      .flatMap((block) => block.replace(/\\\n/g, ' ').split('\n'))
+      .map((line) => (line.split('#')[0] as string).replace(/&\s*$/, '').trim())
+      .filter((line) => /(^|\s)(npm start --|npx stompbus)(\s|$)/.test(line));
+    expect(lines.length).toBeGreaterThanOrEqual(6);
+    for (const line of lines) {
+      const words = line.split(/\s+/);
+      const env: Record<string, string> = {};
+      while (/^[A-Z_]+=/.test(words[0] as string)) {
+        const [name, ...value] = (words.shift() as string).split('=');
+        env[name as string] = value.join('=');
+      }
+      const at = words[0] === 'npm' ? 3 : 2; // after `npm start --` or `npx stompbus`
+      expect(() => parseArgs(words.slice(at), env), line).not.toThrow();
+    }
+  });
+});
 
 describe("the README's quick start", () => {
   const blocks = shBlocks(section('Quick start'));
