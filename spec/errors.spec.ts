@@ -22,6 +22,12 @@ describe('the error catalog', () => {
     expect(listed.sort()).toEqual([...codes].sort());
   });
 
+  it('keeps that table in one place: the README links to it and lists no code itself', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    expect(readme).toContain('docs/protocol.md#error-codes');
+    expect(readme.match(/^\| `STOMP_ERR_[A-Z_]+`/gm)).toBeNull();
+  });
+
   it('has every code produced by at least one spec', () => {
     const text = specFiles(join(root, 'spec'))
       .map((f) => readFileSync(f, 'utf8'))
