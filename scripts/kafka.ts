@@ -1,12 +1,12 @@
 /**
  * A real single-node Apache Kafka (KRaft, broker+controller) for the test suite, fetched
  * from Maven Central with Maven and run with `java -cp "<libs>/*" kafka.Kafka` — no Docker,
- * no tarball. See /work/shared/KAFKA.md for the facts this relies on.
+ * no tarball. docs/kafka.md has the facts this relies on.
  *
  * ```sh
- * npx tsx scripts/kafka.ts fetch               # download the jars into the cache
- * npx tsx scripts/kafka.ts start [--port 9092] # run in the foreground, Ctrl-C stops it
- * npx tsx scripts/kafka.ts stop                # stop the one `start` runs
+ * npm run kafka -- fetch                # download the jars into the cache
+ * npm run kafka -- start [--port 9092]  # run in the foreground, Ctrl-C stops it
+ * npm run kafka -- stop                 # stop the one `start` runs
  * ```
  *
  * Importable: `spec/kafka-global-setup.ts` uses {@link fetchKafka} and {@link startKafka};
@@ -300,7 +300,7 @@ function classDataSharing(libsDir: string, write = true) {
   return { options: [quiet, `-XX:ArchiveClassesAtExit=${pending}`], archive, pending };
 }
 
-/** KAFKA.md's combined broker+controller, plus what the tests need. */
+/** A combined broker+controller on loopback (docs/kafka.md), plus what the tests need. */
 function serverProperties(port: number, controllerPort: number, logDir: string): string {
   return `${[
     'process.roles=broker,controller',
@@ -323,7 +323,7 @@ function serverProperties(port: number, controllerPort: number, logDir: string):
     // Tests join groups right away and may use session timeouts under the 6 s default floor.
     'group.initial.rebalance.delay.ms=0',
     'group.min.session.timeout.ms=1000',
-    // Topics are created up front (KAFKA.md: a send to an auto-created topic can fail).
+    // Topics are created up front (docs/kafka.md: a send to an auto-created topic can fail).
     'auto.create.topics.enable=false',
     // After a crash the restarted controller keeps the old broker registration until its
     // session expires (default 9 s, 2 s heart-beats); shorter makes kill-and-restart quicker,

@@ -342,7 +342,7 @@ export const FLAGS: Flag[] = [
       }
     },
   },
-  // Security: token login, permissions, browsers and abuse (README "Security").
+  // Security: token login, permissions, browsers and abuse (docs/security.md).
   text(
     '--jwt-secret',
     'STOMPBUS_JWT_SECRET',

@@ -1,7 +1,8 @@
 /**
  * The catalog of stompbus error codes. Every failure the broker reports to a
  * client names one of these codes in the ERROR frame's `message` header; the
- * README lists them all (a spec keeps the two in step).
+ * error-code table of docs/protocol.md lists them all (a spec keeps the two in
+ * step).
  */
 export const ErrorCodes = {
   // Frame layer: the bytes a client sent are not a STOMP 1.2 frame.

@@ -86,7 +86,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   presenceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.presenceIntervalMs,
 });
 
-/** Every default, one place each (DESIGN.md "Interfaces users and tests rely on"). */
+/** Every default, one place each (docs/configuration.md lists them with their flags). */
 export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   ...DEFAULT_STOMP_BROKER_OPTIONS,
   ...DEFAULT_LISTENER_OPTIONS,

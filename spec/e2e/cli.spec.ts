@@ -225,6 +225,23 @@ describe('stompbus --help and --version', () => {
     expect(listed).toEqual([...FLAGS.map((f) => f.flag), '--help', '--version']);
   });
 
+  it('prints only flags and variables that docs/configuration.md documents', async () => {
+    const { code, stdout } = await run(['--help']);
+    expect(code).toBe(0);
+    const page = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
+    const flags = stdout.split('\n').flatMap((line) => /^ {2}(--[a-z-]+)/.exec(line)?.[1] ?? []);
+    const envs = stdout.split('\n').flatMap((line) => /^ +env ([A-Z_]+)$/.exec(line)?.[1] ?? []);
+    const commands = stdout
+      .split('\n')
+      .flatMap((line) => /^ {2}([a-z][a-z-]+) /.exec(line)?.[1] ?? []);
+    expect(flags.length).toBeGreaterThan(40);
+    expect(envs).toHaveLength(FLAGS.length);
+    expect(commands).toEqual(['hash-passcode']);
+    // Quoted as code, whole: `--max-connections` does not count for `--max-connections-per-ip`.
+    const documented = (name: string) => new RegExp(`\`${name}(?![A-Za-z_-])`).test(page);
+    expect([...flags, ...envs, ...commands].filter((name) => !documented(name))).toEqual([]);
+  });
+
   it("prints package.json's version", async () => {
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
       version: string;

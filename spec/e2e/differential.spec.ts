@@ -8,7 +8,7 @@ import { startServer } from '../helpers/server.js';
  * The same scripted conversations against stompbus and against RabbitMQ
  * Web-STOMP (the reference), comparing what each client receives. Volatile
  * headers (ids, server names) are left out of the comparison; any other
- * difference must be listed in DIFFERENCES below and in the README.
+ * difference must be listed in DIFFERENCES below and in docs/protocol.md.
  */
 
 const RABBIT_URL = process.env.RABBITMQ_WEB_STOMP_URL ?? 'ws://127.0.0.1:15674/ws';
@@ -52,7 +52,7 @@ interface Conversation {
   steps: Step[];
   /**
    * A documented difference: turns what RabbitMQ did into what stompbus does,
-   * with the reason (also listed in the README).
+   * with the reason (also listed in docs/protocol.md).
    */
   difference?: { why: string; adjust: (theirs: Seen[]) => Seen[] };
 }

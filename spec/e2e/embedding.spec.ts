@@ -1,5 +1,5 @@
 /**
- * The broker embedded in an app's own servers (README "API"): STOMP over
+ * The broker embedded in an app's own servers (docs/api.md): STOMP over
  * `net.createServer(broker.handle)` and over `attachWebSocket` on a plain
  * `node:http` server, in both its modes, with the real stompjs client.
  */

@@ -1,5 +1,6 @@
 /**
- * Destination names. `/topic/…` and `/queue/…` as in DESIGN.md "Semantics";
+ * Destination names. `/topic/…` fans out, `/queue/…` has competing consumers
+ * (docs/protocol.md, "destinations"), as in RabbitMQ's STOMP plugin;
  * user destinations as in Spring and RabbitMQ Web-STOMP's conventions: a SEND
  * names the user (`/user/<name>/queue/<x>`), a SUBSCRIBE does not
  * (`/user/queue/<x>`) and binds to the session's own login.

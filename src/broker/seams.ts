@@ -1,5 +1,5 @@
 /**
- * The seams between the broker and a cluster (DESIGN.md "Layers"), split by
+ * The seams between the broker and a cluster (docs/architecture.md), split by
  * concern the way aedes keeps `mq` apart from `persistence`:
  *
  * - {@link MessageBus}: publish a message to every instance, each delivers it;

@@ -1,7 +1,7 @@
 /**
  * Our own small interface over a Kafka client, so that {@link KafkaFanout}
- * never touches kafkajs directly. KAFKA.md: kafkajs is unmaintained since
- * 2023; another client can replace {@link createKafkajsClient} by
+ * never touches kafkajs directly: kafkajs is unmaintained since 2023
+ * (docs/kafka.md lists what the code works around); another client can replace {@link createKafkajsClient} by
  * implementing {@link KafkaClient}.
  */
 import { hostname } from 'node:os';
@@ -163,7 +163,7 @@ class KafkajsClient implements KafkaClient {
           numPartitions: t.partitions,
           configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
         })),
-        // KAFKA.md: the first send to a topic without a leader can fail.
+        // The first send to a topic without a leader can fail (docs/kafka.md).
         waitForLeaders: true,
         timeout: 10_000,
       });

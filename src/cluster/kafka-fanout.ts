@@ -14,7 +14,7 @@ import { consumedId, RecordMapper } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
 /**
- * Cluster mode (DESIGN.md "Cluster mode"): every `/topic/…` SEND goes to Kafka
+ * Cluster mode (docs/clustering.md): every `/topic/…` SEND goes to Kafka
  * with its destination as the key, and every instance consumes all of it in a
  * consumer group of its own and delivers to its local subscribers, its own
  * SENDs included, so all instances see one order per destination. Bridged

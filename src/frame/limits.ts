@@ -10,7 +10,7 @@ export interface FrameLimits {
   maxHeaderLineLength: number;
 }
 
-/** The defaults from DESIGN.md "Defaults for limits". */
+/** The default frame limits (docs/configuration.md "Defaults for limits"). */
 export const DEFAULT_FRAME_LIMITS: Readonly<FrameLimits> = Object.freeze({
   maxFrameSize: 4 * 1024 * 1024,
   maxBodySize: 4 * 1024 * 1024,

@@ -1,5 +1,5 @@
 /**
- * The pattern language of permissions (README "Security"). A destination is
+ * The pattern language of permissions (docs/security.md). A destination is
  * segments joined by separators (`/` and `.`): `/topic/chat.room1` is
  * `""` `/` `topic` `/` `chat` `.` `room1`. In a pattern, a whole segment `*`
  * is any one non-empty segment, a last segment `**` is any non-empty rest

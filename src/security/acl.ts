@@ -1,5 +1,5 @@
 /**
- * Permissions per destination (README "Security"): rules of an ACL file and
+ * Permissions per destination (docs/security.md): rules of an ACL file and
  * `stompbus.read:` / `stompbus.write:` scopes, matched against routing names
  * (`/user/<name>/queue/x` for user destinations). What nothing grants is refused.
  */

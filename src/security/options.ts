@@ -1,7 +1,7 @@
 /**
  * Token login and permissions as the command line sets them up; the server
  * builds the broker's `authenticate`, `authorizeSubscribe` and
- * `authorizeSend` hooks from them (README "Security").
+ * `authorizeSend` hooks from them (docs/security.md).
  */
 export interface SecurityOptions {
   /** JWT login: an HMAC secret (HS256, HS384, HS512). Default off. */

@@ -31,7 +31,7 @@ export interface SessionOptions extends FrameLimits {
   maxFramesPerSecond: number;
 }
 
-/** The defaults of {@link SessionOptions} (DESIGN.md "Defaults for limits"). */
+/** The defaults of {@link SessionOptions} (docs/configuration.md "Defaults for limits"). */
 export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   ...DEFAULT_FRAME_LIMITS,
   heartbeat: [10_000, 10_000] as [number, number],

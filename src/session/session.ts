@@ -138,7 +138,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       onError: (error) => this.fail(error),
     });
     connection.attach(this);
-    // DESIGN.md: CONNECT must arrive within connectTimeoutMs.
+    // CONNECT must arrive within connectTimeoutMs (STOMP_ERR_CONNECT_TIMEOUT).
     this.every(
       options.connectTimeoutMs,
       () => this.state === CONNECTING && this.fail(new StompError('STOMP_ERR_CONNECT_TIMEOUT')),

@@ -8,7 +8,7 @@ import { handOut } from './destination.js';
  * `/queue/…` on this instance: each message goes to exactly one consumer,
  * round robin among those with room (writable, and under `prefetch-count`);
  * it waits while nobody consumes, and comes back, marked redelivered, on NACK
- * or when its consumer goes (DESIGN.md "Semantics").
+ * or when its consumer goes (docs/protocol.md, "destinations").
  */
 export class Queue implements Destination {
   private readonly consumers: Subscription[] = [];

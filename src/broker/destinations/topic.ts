@@ -17,8 +17,8 @@ const REPLAY_CACHE_MS = 10_000;
  * `/topic/…` and `/user/<name>/topic/…`: every subscriber gets every
  * message, through the bus so that all instances see one order. Recent
  * messages are kept in the history for subscribers that resume after a
- * position. A consumer that cannot keep up is disconnected (DESIGN.md
- * "Defaults for limits": slow consumer on topics).
+ * position. A consumer that cannot keep up is disconnected (slow consumer on
+ * topics: docs/configuration.md, "Memory stays bounded").
  */
 export class Topic implements Destination {
   private readonly subs = new Set<Subscription>();

@@ -9,7 +9,7 @@ import { integerHeader, required } from './util.js';
 
 const ACK_MODES: readonly string[] = ['auto', 'client', 'client-individual'];
 
-/** The SUBSCRIBE header asking for the retained messages after a position (see README "Resume"). */
+/** The SUBSCRIBE header asking for the retained messages after a position (docs/users-and-resume.md). */
 export const RESUME_AFTER_HEADER = 'x-resume-after';
 
 /**
