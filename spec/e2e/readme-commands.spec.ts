@@ -9,7 +9,7 @@
  * its process group.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -174,18 +174,35 @@ describe('the stompbus command lines the README and docs/configuration.md show',
       .map((line) => (line.split('#')[0] as string).replace(/&\s*$/, '').trim())
       .filter((line) => /(^|\s)(npm start --|npx stompbus)(\s|$)/.test(line));
     expect(lines.length).toBeGreaterThanOrEqual(6);
-    for (const line of lines) {
-      const words = line.split(/\s+/);
-      const env: Record<string, string> = {};
-      while (/^[A-Z_]+=/.test(words[0] as string)) {
-        const [name, ...value] = (words.shift() as string).split('=');
-        env[name as string] = value.join('=');
-      }
-      const at = words[0] === 'npm' ? 3 : 2; // after `npm start --` or `npx stompbus`
-      expect(() => parseArgs(words.slice(at), env), line).not.toThrow();
+    // The README's security example names `acl.json`: the ACL shown beside it, in the
+    // folder the command runs in (parseArgs reads and checks the file).
+    const acl = /```json\n([\s\S]*?)```/.exec(section('Security'))?.[1];
+    expect(acl).toBeDefined();
+    const folder = mkdtempSync(join(tmpdir(), 'stompbus-readme-acl-'));
+    writeFileSync(join(folder, 'acl.json'), acl as string);
+    const cwd = process.cwd();
+    process.chdir(folder);
+    try {
+      checkLines(lines);
+    } finally {
+      process.chdir(cwd);
+      rmSync(folder, { recursive: true, force: true });
     }
   });
 });
+
+function checkLines(lines: string[]): void {
+  for (const line of lines) {
+    const words = line.split(/\s+/);
+    const env: Record<string, string> = {};
+    while (/^[A-Z_]+=/.test(words[0] as string)) {
+      const [name, ...value] = (words.shift() as string).split('=');
+      env[name as string] = value.join('=');
+    }
+    const at = words[0] === 'npm' ? 3 : 2; // after `npm start --` or `npx stompbus`
+    expect(() => parseArgs(words.slice(at), env), line).not.toThrow();
+  }
+}
 
 describe("the README's quick start", () => {
   const blocks = shBlocks(section('Quick start'));
