@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
+import type { Logger } from '../ops/log.js';
 
 /** A record as read from Kafka. */
 export interface ConsumedRecord {
@@ -99,6 +100,25 @@ export interface KafkajsClientOptions {
   heartbeatIntervalMs?: number;
   /** Retries of one produce before it fails. Default 3 (about 1.5 s with backoff). */
   produceRetries?: number;
+  /** Where kafkajs' own log lines go (see {@link kafkajsLogCreator}). Default none. */
+  logger?: Logger | undefined;
+}
+
+/**
+ * kafkajs' log lines to a {@link Logger}, marked `component: 'kafkajs'`.
+ * Its errors and warnings become warn lines: most are the retries of a Kafka
+ * outage, which {@link KafkaLink} reports as state changes of its own at
+ * warn and error. Its info lines (group joins, consumer starts and stops)
+ * become debug lines; its debug lines (every request) are not asked for.
+ */
+export function kafkajsLogCreator(lib: typeof Kafkajs, logger: Logger): Kafkajs.logCreator {
+  return () =>
+    ({ namespace, level, log }) => {
+      // kafkajs' own timestamp and name: the logger has both.
+      const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log;
+      const method = level <= lib.logLevel.WARN ? logger.warn : logger.debug;
+      method.call(logger, { component: 'kafkajs', namespace, ...fields }, message);
+    };
 }
 
 /**
@@ -124,8 +144,11 @@ class KafkajsClient implements KafkaClient {
     this.kafka = new lib.Kafka({
       clientId: options.clientId ?? `stompbus-${hostname()}-${process.pid}`,
       brokers: options.brokers,
-      // KafkaFanout logs what matters (state changes); kafkajs would log every retry.
-      logLevel: lib.logLevel.NOTHING,
+      // KafkaFanout logs what matters (state changes); kafkajs' lines go to the
+      // logger as warn (errors, warnings) and debug (the rest), or nowhere.
+      ...(options.logger
+        ? { logLevel: lib.logLevel.INFO, logCreator: kafkajsLogCreator(lib, options.logger) }
+        : { logLevel: lib.logLevel.NOTHING }),
       connectionTimeout: 3_000,
       requestTimeout: 10_000,
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
