@@ -27,6 +27,21 @@ export class LogCapture implements Logger {
     return this.lines.filter((l) => l.event === event);
   }
 
+  /** Waits (polling, up to `timeoutMs`) for a line that `match` accepts; resolves with it. */
+  async waitFor(match: (line: LogLine) => boolean, timeoutMs = 5_000): Promise<LogLine> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const line = this.lines.find(match);
+      if (line) return line;
+      if (Date.now() > deadline) {
+        throw new Error(
+          `no such log line within ${timeoutMs} ms; lines: ${JSON.stringify(this.lines)}`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
   private method(level: LogLevel) {
     return (fields: Record<string, unknown>, msg: string) => {
       this.lines.push({ ...fields, level, msg });

@@ -48,6 +48,15 @@ function forbidden(access: Access, destination: string): StompError {
   });
 }
 const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
+/** Errors about the connection, never about the frame being handled when they happen. */
+const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
+  'STOMP_ERR_SLOW_CONSUMER',
+  'STOMP_ERR_HEARTBEAT_TIMEOUT',
+  'STOMP_ERR_TOKEN_EXPIRED',
+  'STOMP_ERR_CONNECT_TIMEOUT',
+  'STOMP_ERR_TOO_MANY_CONNECTIONS',
+  'STOMP_ERR_SHUTDOWN',
+]);
 
 /** What a CONNECT asks for, as the host's authentication sees it. */
 export interface ConnectRequest {
@@ -545,7 +554,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       error instanceof StompError ? error : new StompError('STOMP_ERR_INTERNAL', { cause: error });
     // The broker's `error` event reports it (a logger writes the stack of an internal one).
     this.closeError = err;
-    this.refused = this.handling;
+    // A slow consumer found while handling its own SEND is no refusal of that SEND.
+    if (!CONNECTION_ERRORS.has(err.code)) this.refused = this.handling;
     this.reason =
       err.code === 'STOMP_ERR_SHUTDOWN'
         ? 'shutdown'
