@@ -105,19 +105,27 @@ export interface KafkajsClientOptions {
 }
 
 /**
- * kafkajs' log lines to a {@link Logger}, marked `component: 'kafkajs'`.
- * Its errors and warnings become warn lines: most are the retries of a Kafka
- * outage, which {@link KafkaLink} reports as state changes of its own at
- * warn and error. Its info lines (group joins, consumer starts and stops)
- * become debug lines; its debug lines (every request) are not asked for.
+ * kafkajs' log lines to a {@link Logger} as debug lines, marked `component:
+ * 'kafkajs'` with kafkajs' level in `kafkajsLevel`. Its errors are mostly
+ * requests it retries by itself (on a fresh topic "not the leader" and "the
+ * coordinator is loading" are routine), and what outlasts its retries
+ * reaches the fan-out, which logs the state change with kafkajs' message at
+ * warn or error: kafkajs' own lines are the detail behind it. Its debug
+ * lines (every request) are not asked for.
  */
 export function kafkajsLogCreator(lib: typeof Kafkajs, logger: Logger): Kafkajs.logCreator {
+  const names: Record<number, string> = {
+    [lib.logLevel.ERROR]: 'error',
+    [lib.logLevel.WARN]: 'warn',
+    [lib.logLevel.INFO]: 'info',
+    [lib.logLevel.DEBUG]: 'debug',
+  };
   return () =>
     ({ namespace, level, log }) => {
       // kafkajs' own timestamp and name: the logger has both.
       const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log;
-      const method = level <= lib.logLevel.WARN ? logger.warn : logger.debug;
-      method.call(logger, { component: 'kafkajs', namespace, ...fields }, message);
+      const kafkajsLevel = names[level] ?? String(level);
+      logger.debug({ component: 'kafkajs', kafkajsLevel, namespace, ...fields }, message);
     };
 }
 
@@ -145,7 +153,7 @@ class KafkajsClient implements KafkaClient {
       clientId: options.clientId ?? `stompbus-${hostname()}-${process.pid}`,
       brokers: options.brokers,
       // KafkaFanout logs what matters (state changes); kafkajs' lines go to the
-      // logger as warn (errors, warnings) and debug (the rest), or nowhere.
+      // logger as debug lines, or nowhere.
       ...(options.logger
         ? { logLevel: lib.logLevel.INFO, logCreator: kafkajsLogCreator(lib, options.logger) }
         : { logLevel: lib.logLevel.NOTHING }),

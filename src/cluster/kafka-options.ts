@@ -50,8 +50,8 @@ export interface KafkaFanoutOptions {
   /**
    * Where log lines go: each change of the link's state (connected, lost,
    * retrying, consumer crashed and restarted, stopped), with `component:
-   * 'kafka'`, and kafkajs' own lines (its errors and warnings as warn, the rest
-   * as debug). Default none.
+   * 'kafka'`, and kafkajs' own lines as debug lines (`component: 'kafkajs'`).
+   * Default none.
    */
   logger: Logger | undefined;
   /** The Kafka client; default kafkajs (`createKafkajsClient`), loaded on the first connect. */
