@@ -53,6 +53,12 @@ export function createLogger(options: LoggerOptions = {}): pino.Logger {
 /** Fields the readable form shows in its own way, or not at all (`event`: the message says it). */
 const OWN = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'err', 'event']);
 
+/** The ready line's URLs, shown below it in the readable form. */
+const READY_URLS = new Map([
+  ['ws', 'STOMP over WebSocket'],
+  ['tcp', 'STOMP over TCP'],
+]);
+
 /** ANSI colours of each level's name (only on a terminal, never with NO_COLOR). */
 const COLORS: Record<string, string> = {
   trace: '90',
@@ -65,7 +71,8 @@ const COLORS: Record<string, string> = {
 
 /**
  * One JSON line made readable: `12:00:01.234 INFO  message key=value …`, an
- * error's stack indented below it.
+ * error's stack indented below it, the ready line's URLs each on a line of
+ * its own (`  ws://host:61614/stomp   STOMP over WebSocket`).
  */
 export function prettyLine(line: Record<string, unknown>, colors = false): string {
   const level = String(line.level ?? 'info');
@@ -73,10 +80,18 @@ export function prettyLine(line: Record<string, unknown>, colors = false): strin
   const name = level.toUpperCase().padEnd(5);
   const paint = (code: string | undefined, text: string) =>
     colors && code ? `\u001b[${code}m${text}\u001b[0m` : text;
+  const ready = line.event === 'ready';
   const fields = Object.entries(line)
     .filter(([key, value]) => !OWN.has(key) && value !== undefined)
+    .filter(([key]) => !(ready && READY_URLS.has(key)))
     .map(([key, value]) => `${paint('2', `${key}=`)}${showValue(value)}`);
   let text = [time, paint(COLORS[level], name), line.msg, ...fields].join(' ');
+  // The ready line shows where to connect as the command always has, one URL a line.
+  if (ready) {
+    for (const [key, what] of READY_URLS) {
+      if (typeof line[key] === 'string') text += `\n  ${line[key]}   ${what}`;
+    }
+  }
   const err = line.err as { stack?: string; message?: string } | undefined;
   if (err) text += `\n    ${(err.stack ?? err.message ?? inspect(err)).replace(/\n/g, '\n    ')}`;
   return `${text}\n`;
