@@ -158,7 +158,8 @@ async function startInstance(
     child.once('exit', onExit);
     const onData = (d: Buffer) => {
       out += d.toString();
-      const m = /(ws:\/\/127\.0\.0\.1:\d+\S*)\s+STOMP over WebSocket/.exec(out);
+      // The ready line: JSON, since stdout is a pipe.
+      const m = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out);
       if (m?.[1]) {
         clearTimeout(timer);
         child.off('exit', onExit);

@@ -1,4 +1,5 @@
 import { parseArgs, usage } from './config.js';
+import { createLogger } from './ops/pino-logger.js';
 import { StompServer } from './server.js';
 import { hashPasscode } from './users.js';
 import { VERSION } from './version.js';
@@ -24,9 +25,12 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     await printHash(command.passcode);
     return;
   }
+  // JSON lines on stdout (readable ones at a terminal); the broker and Kafka write to it too.
+  const { logLevel, logFormat, ...options } = command.options;
+  const logger = createLogger({ level: logLevel, format: logFormat });
   let server: StompServer;
   try {
-    server = new StompServer(command.options);
+    server = new StompServer({ ...options, logger });
     await server.start();
   } catch (error) {
     console.error((error as Error).message);
@@ -36,13 +40,21 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`stompbus: ${signal}, closing ${server.sessions.size} connection(s)`);
+    const connections = server.sessions.size;
+    const since = Date.now();
+    logger.info(
+      { event: 'shutdown', signal, connections },
+      `${signal}, closing ${connections} connection(s)`,
+    );
     // A hard deadline in case something refuses to close.
     setTimeout(() => process.exit(1), server.options.shutdownTimeoutMs + 5000).unref();
     server.stop().then(
-      () => process.exit(0),
+      () => {
+        logger.info({ event: 'stopped', durationMs: Date.now() - since }, 'stopped');
+        process.exit(0);
+      },
       (error: unknown) => {
-        console.error('stompbus: error while stopping', error);
+        logger.error({ event: 'stopped', err: error }, 'error while stopping');
         process.exit(1);
       },
     );
@@ -55,13 +67,21 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
   const mode = server.options.kafkaBrokers
     ? `cluster mode, Kafka ${server.options.kafkaBrokers}, topic ${server.options.kafkaTopic}`
     : 'embedded broker';
-  console.log(`stompbus ${VERSION} ready (${mode})`);
-  console.log(`  ${ws}://${host}:${server.port}${wsPath}   STOMP over WebSocket`);
-  if (server.tcpPort !== undefined) {
-    console.log(
-      `  ${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${server.tcpPort}   STOMP over TCP`,
-    );
-  }
+  // The URLs are fields of their own: a supervisor reads them from the JSON line.
+  const { tcpPort } = server;
+  logger.info(
+    {
+      event: 'ready',
+      version: VERSION,
+      mode: server.options.kafkaBrokers ? 'cluster' : 'embedded',
+      ws: `${ws}://${host}:${server.port}${wsPath}`,
+      tcp:
+        tcpPort === undefined
+          ? undefined
+          : `${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${tcpPort}`,
+    },
+    `stompbus ${VERSION} ready (${mode})`,
+  );
 }
 
 /**

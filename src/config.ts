@@ -1,7 +1,39 @@
 import { readFileSync } from 'node:fs';
+import type { LogFormat, LogThreshold } from './ops/pino-logger.js';
 import { aclAuthorizer } from './security/acl.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from './server.js';
 import { validateUsers } from './users.js';
+
+/** The command's own options besides the server's: its log lines. */
+export interface LogOptions {
+  /** `--log-level`: lines below it are dropped. Default `info`. */
+  logLevel: LogThreshold;
+  /** `--log-format`: default `pretty` when stdout is a terminal, else `json`. */
+  logFormat: LogFormat | undefined;
+}
+
+/** Everything the command line sets: the server's options and the command's own. */
+export type CommandOptions = ServerOptions & LogOptions;
+
+/** The levels and formats of the command's logger, here so that parsing flags never loads pino. */
+const LOG_LEVELS: readonly LogThreshold[] = [
+  'trace',
+  'debug',
+  'info',
+  'warn',
+  'error',
+  'fatal',
+  'silent',
+];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+
+/** Checks `value` is one of `allowed`. */
+function oneOf<T extends string>(flag: string, allowed: readonly T[], value: string): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new Error(`stompbus: ${flag} needs one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
 
 /** One command-line flag, its environment variable and how it maps to an option. */
 interface Flag {
@@ -9,7 +41,7 @@ interface Flag {
   env: string;
   arg: string;
   help: string;
-  apply: (options: Partial<ServerOptions>, value: string) => void;
+  apply: (options: Partial<CommandOptions>, value: string) => void;
 }
 
 const int = (flag: string, value: string): number => {
@@ -434,11 +466,29 @@ export const FLAGS: Flag[] = [
     'maxFramesPerSecond',
     'frames a connection may send per second; faster ones are slowed, 0 for no limit (0)',
   ),
+  {
+    flag: '--log-level',
+    env: 'STOMPBUS_LOG_LEVEL',
+    arg: 'level',
+    help: `log lines shown: ${LOG_LEVELS.join(', ')} (info)`,
+    apply: (o, v) => {
+      o.logLevel = oneOf('--log-level', LOG_LEVELS, v);
+    },
+  },
+  {
+    flag: '--log-format',
+    env: 'STOMPBUS_LOG_FORMAT',
+    arg: 'json|pretty',
+    help: 'log lines as JSON or readable (pretty on a terminal, else json)',
+    apply: (o, v) => {
+      o.logFormat = oneOf('--log-format', LOG_FORMATS, v);
+    },
+  },
 ];
 
 /** What the command line asked for. */
 export type Command =
-  | { kind: 'serve'; options: Partial<ServerOptions> }
+  | { kind: 'serve'; options: Partial<CommandOptions> }
   | { kind: 'help' }
   | { kind: 'version' }
   /** `stompbus hash-passcode [passcode]`: print a users-file hash; no passcode: read stdin. */
@@ -450,7 +500,7 @@ export type Command =
  */
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Command {
   if (argv[0] === 'hash-passcode') return hashPasscodeCommand(argv.slice(1));
-  const options: Partial<ServerOptions> = {};
+  const options: Partial<CommandOptions> = {};
   for (const f of FLAGS) {
     const value = env[f.env];
     if (value !== undefined && value !== '') f.apply(options, value);

@@ -21,6 +21,13 @@ export type {
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
 export {
+  type CloseReason,
+  type Logger,
+  type LogLevel,
+  type LogMethod,
+  SILENT_LOGGER,
+} from './ops/log.js';
+export {
   type AclConfig,
   AclError,
   type AclHooks,

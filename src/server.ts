@@ -203,6 +203,7 @@ export class StompServer {
       historyMaxAgeMs: o.historyMaxAgeMs,
       offlineMaxAgeMs: o.offlineMaxAgeMs,
       presenceIntervalMs: o.presenceIntervalMs,
+      logger: o.logger,
     });
   }
 

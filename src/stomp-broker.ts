@@ -10,6 +10,7 @@ import type { Fanout } from './broker/seams.js';
 import type { Subscription } from './broker/subscription.js';
 import { StompError } from './errors.js';
 import type { Header } from './frame/frame.js';
+import { type CloseReason, connectionLog, type Logger } from './ops/log.js';
 import { addressOf, ConnectionLimits, clientIp } from './security/connection-limits.js';
 import type { Access, Identity } from './session/api.js';
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
@@ -71,14 +72,34 @@ export type Authorize = (
 export interface BrokerEvents {
   /** CONNECTED was sent. */
   connect: [info: SessionInfo];
-  /** A connection ended (after CONNECT or not); `error` when it ended with an ERROR frame. */
-  disconnect: [info: SessionInfo & { readonly error: StompError | undefined }];
+  /**
+   * A connection ended (after CONNECT or not): `reason` says how, `error` is
+   * the ERROR frame's when it ended with one, `durationMs` counts from the
+   * connection's accept.
+   */
+  disconnect: [
+    info: SessionInfo & {
+      readonly error: StompError | undefined;
+      readonly reason: CloseReason;
+      readonly durationMs: number;
+    },
+  ];
   /** A SUBSCRIBE was accepted; `destination` is the routing name. */
   subscribe: [info: SessionInfo & { readonly id: string; readonly destination: string }];
   /** A subscription ended by UNSUBSCRIBE. */
   unsubscribe: [info: SessionInfo & { readonly id: string; readonly destination: string }];
-  /** A session was sent an ERROR frame (then closed). */
-  error: [info: SessionInfo & { readonly error: StompError }];
+  /**
+   * A session was sent an ERROR frame (then closed). When the ERROR refused a
+   * frame, `command` is that frame's command and `destination` its
+   * destination header (if it had one).
+   */
+  error: [
+    info: SessionInfo & {
+      readonly error: StompError;
+      readonly command: string | undefined;
+      readonly destination: string | undefined;
+    },
+  ];
 }
 
 /** Everything {@link createBroker} takes; every field is optional. */
@@ -109,6 +130,12 @@ export interface StompBrokerOptions extends SessionOptions, BrokerOptions {
    * for cluster mode.
    */
   fanout: Fanout | undefined;
+  /**
+   * Where log lines go (pino's shape: `logger: pino()` fits): one line per
+   * connection open and close, per ERROR sent, and the stack of an internal
+   * error. Default none: an embedded broker logs nothing unless asked.
+   */
+  logger: Logger | undefined;
 }
 
 /** The defaults of {@link StompBrokerOptions}. */
@@ -124,6 +151,7 @@ export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object
   authorizeSubscribe: undefined,
   authorizeSend: undefined,
   fanout: undefined,
+  logger: undefined,
 });
 
 /** A body for {@link StompBroker.publish}: text (sent as UTF-8) or bytes. */
@@ -170,6 +198,12 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       localUsers: () => this.users.keys(),
     });
     this.started.catch(() => {});
+    if (this.options.logger) {
+      const log = connectionLog(this.options.logger);
+      this.on('connect', log.connect);
+      this.on('disconnect', log.disconnect);
+      this.on('error', log.error);
+    }
   }
 
   /**
@@ -347,8 +381,22 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
     this.sessions.delete(session);
     // Only connected sessions have a user, and each was counted in connected().
     if (session.user) this.userGone(session.user);
-    if (error && this.listenerCount('error') > 0) this.emit('error', { ...info(session), error });
-    this.emit('disconnect', { ...info(session), error });
+    const who = info(session);
+    if (error && this.listenerCount('error') > 0) {
+      const refused = session.refusedFrame;
+      this.emit('error', {
+        ...who,
+        error,
+        command: refused?.command,
+        destination: refused?.destination,
+      });
+    }
+    this.emit('disconnect', {
+      ...who,
+      error,
+      reason: session.closeReason ?? 'socket-closed',
+      durationMs: Date.now() - session.openedAt,
+    });
   }
 
   ended(session: Session): void {

@@ -7,6 +7,7 @@ import type { Message, Outgoing } from '../../src/broker/message.js';
 import type { FanoutSink } from '../../src/broker/seams.js';
 import type { ProducedRecord } from '../../src/cluster/kafka-client.js';
 import { KafkaFanout, type KafkaFanoutOptions } from '../../src/kafka.js';
+import { LogCapture } from '../helpers/log.js';
 import { MemoryKafka } from '../helpers/memory-kafka.js';
 
 /** A broker as far as a fan-out sees it: keeps every call. */
@@ -46,9 +47,14 @@ let clusters = 0;
 export class Harness {
   readonly kafka = new MemoryKafka();
   readonly topic = `spec-${++clusters}`;
-  /** Every log line of every fan-out, `level: message`. */
-  readonly lines: string[] = [];
+  /** Every log line of every fan-out. */
+  readonly log = new LogCapture();
   private readonly fanouts: KafkaFanout[] = [];
+
+  /** Every log line of every fan-out at info and above, `level: message`. */
+  get lines(): string[] {
+    return this.log.texts;
+  }
 
   /** A fan-out on this cluster with quick retries, not started. */
   create(options: Partial<KafkaFanoutOptions> = {}): Instance {
@@ -64,7 +70,7 @@ export class Harness {
       publishTimeoutMs: 2_000,
       // Long: a spec sees one announcement per instance unless it asks for more.
       presenceIntervalMs: 60_000,
-      log: (level, message) => this.lines.push(`${level}: ${message}`),
+      logger: this.log,
       ...options,
     });
     this.fanouts.push(fanout);

@@ -27,6 +27,15 @@ describe('KafkaFanout: connecting', () => {
     await a.fanout.bus.publish(outgoing('/topic/x', 'after'));
     await until(() => a.sink.delivered.length === 1);
     expect(h.lines.some((l) => l.startsWith('info: connected to memory:9092'))).toBe(true);
+    // Each line names the state it reports, for a log shipper to count.
+    const states = h.log.lines.filter((l) => l.component === 'kafka').map((l) => l.kafka);
+    expect(states[0]).toBe('unreachable');
+    expect(states).toContain('connected');
+    expect(states.indexOf('connected')).toBeGreaterThan(states.lastIndexOf('unreachable'));
+    expect(h.log.lines.find((l) => l.kafka === 'connected')).toMatchObject({
+      brokers: 'memory:9092',
+      durationMs: expect.any(Number),
+    });
   });
 
   it('restarts a crashed consumer in a fresh group, neither skipping nor repeating records', async () => {
@@ -42,6 +51,12 @@ describe('KafkaFanout: connecting', () => {
     expect(h.kafka.groups).toContain(`${b.fanout.instanceId}-2`);
     expect(h.lines).toContain('error: consumer stopped (memory consumer crashed); restarting it');
     expect(h.lines).toContain('info: consumer restarted');
+    expect(h.log.lines.find((l) => l.kafka === 'crashed')).toMatchObject({
+      level: 'error',
+      component: 'kafka',
+      error: 'memory consumer crashed',
+    });
+    expect(h.log.lines.find((l) => l.kafka === 'restarted')?.level).toBe('info');
   });
 
   it('ends the backoff of a consumer restart early once a produce succeeds again', async () => {

@@ -75,15 +75,15 @@ class Cli {
     });
   }
 
-  /** Waits for the ready line; returns the WebSocket port actually bound. */
+  /** Waits for the ready line (JSON: stdout is no terminal); returns the WebSocket port actually bound. */
   async ready(): Promise<number> {
-    const match = await this.waitForStdout(/ws:\/\/[^\s]+:(\d+)\/stomp {3}STOMP over WebSocket\n/);
+    const match = await this.waitForStdout(/"ws":"ws:\/\/[^"]+:(\d+)\/stomp"/);
     return Number(match[1]);
   }
 
-  /** Waits for the TCP line of the ready message; returns the TCP port. */
+  /** Waits for the ready line's TCP URL; returns the TCP port. */
   async tcpReady(): Promise<number> {
-    const match = await this.waitForStdout(/stomp:\/\/[^\s]+:(\d+) {3}STOMP over TCP\n/);
+    const match = await this.waitForStdout(/"tcp":"stomp:\/\/[^"]+:(\d+)"/);
     return Number(match[1]);
   }
 
@@ -326,7 +326,8 @@ describe('stompbus configuration from the environment', () => {
     cli.signal('SIGTERM');
     const { code, stdout } = await cli.waitExit(SHUTDOWN_BOUND_MS);
     expect(code).toBe(0);
-    expect(stdout).not.toContain('STOMP over TCP');
+    expect(stdout).toMatch(/"event":"ready"/);
+    expect(stdout).not.toContain('"tcp":');
   });
 });
 

@@ -12,6 +12,7 @@ import { missingKafkaTools, type RunningKafka, startKafka } from '../../scripts/
 import { bodyText, getHeader } from '../../src/frame/index.js';
 import type { StompServer } from '../../src/server.js';
 import { startCluster, uniqueName } from '../helpers/cluster.js';
+import { LogCapture } from '../helpers/log.js';
 import { RawClient } from '../helpers/raw-client.js';
 
 const isCi = process.env.CI === 'true' || process.env.CI === '1';
@@ -134,9 +135,12 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka stopped mid-traff
     const testStarted = Date.now();
     kafka = await startKafka();
     const { port, controllerPort, dataDir } = kafka;
+    // The outage is provoked: its log lines are kept and checked, not printed.
+    const log = new LogCapture();
     const { instances } = await startCluster(2, {
       kafkaBrokers: kafka.brokers,
       kafkaTopic: uniqueName('stompbus-spec-failover'),
+      logger: log,
     });
     const subscribers = await Promise.all(instances.map((s) => subscriber(s)));
 
@@ -210,6 +214,28 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka stopped mid-traff
       expect(lane.outcomes.wrongErrors).toEqual([]);
       // Each ERROR closed the connection; the lane connected again after each one.
       expect(lane.outcomes.reconnects).toBe(lane.outcomes.errored.length);
+    }
+
+    // The log told the story by state changes: both connected, then lost Kafka (produce
+    // failed; a consumer may also have crashed and been restarted) and got it back.
+    const states = log.lines.filter((l) => l.component === 'kafka').map((l) => l.kafka);
+    expect(states.filter((k) => k === 'connected')).toHaveLength(2);
+    expect(states.indexOf('back')).toBeGreaterThan(states.indexOf('lost'));
+    expect(states.indexOf('lost')).toBeGreaterThanOrEqual(0);
+    if (states.includes('crashed')) {
+      expect(states.lastIndexOf('restarted')).toBeGreaterThan(states.indexOf('crashed'));
+    }
+    expect(log.lines.filter((l) => l.code === 'STOMP_ERR_INTERNAL')).toEqual([]);
+    // Each SEND answered with ERROR is one warn line naming the SEND and its destination.
+    const refused = log.lines.filter((l) => l.event === 'frame.refused');
+    expect(refused).toHaveLength(errored.length);
+    for (const line of refused) {
+      expect(line).toMatchObject({
+        level: 'warn',
+        code: 'STOMP_ERR_CLUSTER_UNAVAILABLE',
+        command: 'SEND',
+        destination: DESTINATION,
+      });
     }
 
     // Instances stayed up and still serve.

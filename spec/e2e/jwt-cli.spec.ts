@@ -74,7 +74,8 @@ async function serve(args: string[], env: Record<string, string> = {}) {
     child.on('exit', () => reject(new Error(`exited: ${out}`)));
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       out += d;
-      const m = /(ws:\/\/\S+) {3}STOMP over WebSocket\n {2}stomp:\/\/\S+:(\d+) {3}/.exec(out);
+      // The ready line (JSON: stdout is no terminal) names both URLs.
+      const m = /"ws":"(ws:\/\/[^"]+)","tcp":"stomp:\/\/[^"]+:(\d+)"/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m);

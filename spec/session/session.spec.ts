@@ -604,7 +604,10 @@ describe('broker events', () => {
       ['subscribe', { ...who, id: 'in', destination: '/user/alice/queue/inbox' }],
       ['subscribe', { ...who, id: 'news', destination: '/topic/news' }],
       ['unsubscribe', { ...who, id: 'in', destination: '/user/alice/queue/inbox' }],
-      ['disconnect', { ...who, error: undefined }],
+      [
+        'disconnect',
+        { ...who, error: undefined, reason: 'disconnect', durationMs: expect.any(Number) },
+      ],
     ]);
   });
 
@@ -620,6 +623,46 @@ describe('broker events', () => {
       expect(info.error).toBeInstanceOf(StompError);
       expect((info.error as StompError).code).toBe('STOMP_ERR_UNKNOWN_SUBSCRIPTION');
     }
+    // The error names the frame it refused; the disconnect says it ended with an ERROR.
+    expect(events[1]?.[1]).toMatchObject({ command: 'UNSUBSCRIBE', destination: undefined });
+    expect(events[2]?.[1]).toMatchObject({ reason: 'error' });
+  });
+
+  it('names the refused frame and its destination, but no frame for a connection-level ERROR', async () => {
+    const broker = testBroker({ maxPendingAcks: 1 });
+    const events = record(broker);
+    const refused = await connected(broker);
+    refused.send('SEND\ndestination:/nowhere\n\nx\0');
+    await refused.expectErrorAndClose();
+    // Too many unacknowledged messages, found while handling the client's own SEND: no refusal of it.
+    const slow = await connected(broker);
+    slow.send(
+      'SUBSCRIBE\nid:1\ndestination:/topic/s\nack:client\n\n\0' +
+        'SEND\ndestination:/topic/s\n\n1\0SEND\ndestination:/topic/s\n\n2\0',
+    );
+    await slow.expectErrorAndClose();
+    const errors = events.filter(([name]) => name === 'error').map(([, info]) => info);
+    expect(errors).toEqual([
+      expect.objectContaining({ command: 'SEND', destination: '/nowhere' }),
+      expect.objectContaining({ command: undefined, destination: undefined }),
+    ]);
+    expect((errors[1]?.error as StompError | undefined)?.code).toBe('STOMP_ERR_SLOW_CONSUMER');
+  });
+
+  it('says how each connection ended: heart-beat timeout, shutdown', async () => {
+    const broker = testBroker({ heartbeat: [0, 50], heartbeatTolerance: 1 });
+    const events = record(broker);
+    const silent = await connected(broker, { 'heart-beat': '50,0' });
+    await silent.expectErrorAndClose();
+    await connected(broker);
+    await broker.close(500);
+    const reasons = events
+      .filter(([name]) => name === 'disconnect')
+      .map(([, info]) => [info.reason, (info.error as StompError | undefined)?.code]);
+    expect(reasons).toEqual([
+      ['heartbeat-timeout', 'STOMP_ERR_HEARTBEAT_TIMEOUT'],
+      ['shutdown', 'STOMP_ERR_SHUTDOWN'],
+    ]);
   });
 
   it('names a stream without a peer address by its transport, tcp by default', async () => {
@@ -639,7 +682,9 @@ describe('broker events', () => {
     const client = memoryClient(broker);
     client.end();
     await waitUntil(() => events.length > 0, 5000, 'an event');
-    expect(events).toEqual([['disconnect', expect.objectContaining({ error: undefined })]]);
+    expect(events).toEqual([
+      ['disconnect', expect.objectContaining({ error: undefined, reason: 'socket-closed' })],
+    ]);
   });
 
   it('emits disconnect when the client drops the connection, without unsubscribe events', async () => {
@@ -651,6 +696,7 @@ describe('broker events', () => {
     client.destroy();
     await waitUntil(() => events.some(([name]) => name === 'disconnect'), 5000, 'disconnect');
     expect(events.map(([name]) => name)).toEqual(['connect', 'subscribe', 'disconnect']);
+    expect(events[2]?.[1]).toMatchObject({ reason: 'socket-closed', error: undefined });
     expect(broker.sessions.size).toBe(0);
   });
 

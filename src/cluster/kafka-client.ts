@@ -6,6 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
+import type { Logger } from '../ops/log.js';
 
 /** A record as read from Kafka. */
 export interface ConsumedRecord {
@@ -99,6 +100,33 @@ export interface KafkajsClientOptions {
   heartbeatIntervalMs?: number;
   /** Retries of one produce before it fails. Default 3 (about 1.5 s with backoff). */
   produceRetries?: number;
+  /** Where kafkajs' own log lines go (see {@link kafkajsLogCreator}). Default none. */
+  logger?: Logger | undefined;
+}
+
+/**
+ * kafkajs' log lines to a {@link Logger} as debug lines, marked `component:
+ * 'kafkajs'` with kafkajs' level in `kafkajsLevel`. Its errors are mostly
+ * requests it retries by itself (on a fresh topic "not the leader" and "the
+ * coordinator is loading" are routine), and what outlasts its retries
+ * reaches the fan-out, which logs the state change with kafkajs' message at
+ * warn or error: kafkajs' own lines are the detail behind it. Its debug
+ * lines (every request) are not asked for.
+ */
+export function kafkajsLogCreator(lib: typeof Kafkajs, logger: Logger): Kafkajs.logCreator {
+  const names: Record<number, string> = {
+    [lib.logLevel.ERROR]: 'error',
+    [lib.logLevel.WARN]: 'warn',
+    [lib.logLevel.INFO]: 'info',
+    [lib.logLevel.DEBUG]: 'debug',
+  };
+  return () =>
+    ({ namespace, level, log }) => {
+      // kafkajs' own timestamp and name: the logger has both.
+      const { message, timestamp: _t, logger: _l, stack: _s, ...fields } = log;
+      const kafkajsLevel = names[level] ?? String(level);
+      logger.debug({ component: 'kafkajs', kafkajsLevel, namespace, ...fields }, message);
+    };
 }
 
 /**
@@ -124,8 +152,11 @@ class KafkajsClient implements KafkaClient {
     this.kafka = new lib.Kafka({
       clientId: options.clientId ?? `stompbus-${hostname()}-${process.pid}`,
       brokers: options.brokers,
-      // KafkaFanout logs what matters (state changes); kafkajs would log every retry.
-      logLevel: lib.logLevel.NOTHING,
+      // KafkaFanout logs what matters (state changes); kafkajs' lines go to the
+      // logger as debug lines, or nowhere.
+      ...(options.logger
+        ? { logLevel: lib.logLevel.INFO, logCreator: kafkajsLogCreator(lib, options.logger) }
+        : { logLevel: lib.logLevel.NOTHING }),
       connectionTimeout: 3_000,
       requestTimeout: 10_000,
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },

@@ -6,7 +6,7 @@ import { StompError } from '../errors.js';
 import type { ConsumedRecord } from './kafka-client.js';
 import { KafkaLink, parseBrokers } from './kafka-link.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS, type KafkaFanoutOptions } from './kafka-options.js';
-import { describe, Notices, unavailable } from './notices.js';
+import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js';
 import { Offsets } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
@@ -49,6 +49,8 @@ export class KafkaFanout implements Fanout {
   private readonly records: RecordMapper;
   private readonly offsets = new Offsets();
   private readonly notices: Notices;
+  /** Log lines, to `options.logger`. */
+  private readonly lines: Log;
   private readonly presence: Presence;
   private readonly link: KafkaLink;
   private readonly queue: ProduceQueue;
@@ -59,10 +61,12 @@ export class KafkaFanout implements Fanout {
     const brokers = parseBrokers(this.options.brokers);
     this.topics = clusterTopics(this.options.topic, this.options.bridges);
     this.records = new RecordMapper(this.topics);
-    this.notices = new Notices(this.options.log);
+    this.lines = kafkaLog(this.options.logger);
+    this.notices = new Notices(this.lines);
     const plan = topicPlan(this.topics, this.options);
     this.link = new KafkaLink({
       ...this.options,
+      log: this.lines,
       brokers,
       groupBase: this.instanceId,
       topics: plan.create,
@@ -74,6 +78,7 @@ export class KafkaFanout implements Fanout {
     });
     this.queue = new ProduceQueue({
       ...this.options,
+      log: this.lines,
       send: (records) => this.link.requireClient().produce(records),
       onRecovered: () => this.link.kafkaBack(),
     });
@@ -180,7 +185,9 @@ export class KafkaFanout implements Fanout {
       try {
         this.sink.deliver(message);
       } catch (error) {
-        this.options.log('error', `delivering ${message.id} failed (${describe(error)})`);
+        this.lines('error', `delivering ${message.id} failed (${describe(error)})`, {
+          err: error,
+        });
       }
     }
   }

@@ -21,7 +21,7 @@ import { describe, type Log, unavailable } from './notices.js';
 export interface KafkaLinkOptions
   extends Pick<
     KafkaFanoutOptions,
-    'client' | 'sessionTimeoutMs' | 'startTimeoutMs' | 'retryInitialMs' | 'retryMaxMs'
+    'client' | 'sessionTimeoutMs' | 'startTimeoutMs' | 'retryInitialMs' | 'retryMaxMs' | 'logger'
   > {
   /** Bootstrap servers (see {@link parseBrokers}). */
   readonly brokers: readonly string[];
@@ -92,6 +92,7 @@ export class KafkaLink {
         'warn',
         `not connected yet (${outcome === 'failed' ? 'Kafka unreachable' : 'still joining'}); ` +
           'serving local connections, retrying in the background; SENDs to /topic/ get ERROR meanwhile',
+        { kafka: outcome === 'failed' ? 'unreachable' : 'connecting' },
       );
     }
   }
@@ -118,9 +119,19 @@ export class KafkaLink {
     const closing = Promise.allSettled([this.consumer?.stop(), this.client?.close()]);
     this.consumer = undefined;
     this.producerReady = false;
-    await withTimeout(closing, Math.max(100, deadline - Date.now()), 'disconnect').catch(() => {
-      this.options.log('warn', 'disconnecting from Kafka took too long; going on');
-    });
+    const started = Date.now();
+    await withTimeout(closing, Math.max(100, deadline - Date.now()), 'disconnect').then(
+      () =>
+        this.options.log('info', 'disconnected from Kafka', {
+          kafka: 'stopped',
+          durationMs: Date.now() - started,
+        }),
+      () =>
+        this.options.log('warn', 'disconnecting from Kafka took too long; going on', {
+          kafka: 'stopped',
+          durationMs: Date.now() - started,
+        }),
+    );
   }
 
   /** Retries {@link connectOnce} with backoff until it succeeds or {@link halt} is called. */
@@ -132,7 +143,11 @@ export class KafkaLink {
         return;
       } catch (error) {
         if (this.stopping) return;
-        this.options.log('warn', `cannot connect (${describe(error)}); retrying in ${delay} ms`);
+        this.options.log('warn', `cannot connect (${describe(error)}); retrying in ${delay} ms`, {
+          kafka: 'unreachable',
+          error: describe(error),
+          retryInMs: delay,
+        });
         onFailure();
         await this.waits.backoff(delay);
         delay = Math.min(delay * 2, this.options.retryMaxMs);
@@ -146,7 +161,11 @@ export class KafkaLink {
     // kafkajs is loaded here, on the first connect: never by an embedded broker.
     this.client ??=
       this.options.client ??
-      (await createKafkajsClient({ brokers: [...brokers], sessionTimeoutMs }));
+      (await createKafkajsClient({
+        brokers: [...brokers],
+        sessionTimeoutMs,
+        logger: this.options.logger,
+      }));
     await this.client.ensureTopics(topics);
     await this.options.prepare(this.client);
     await this.client.connectProducer();
@@ -154,10 +173,12 @@ export class KafkaLink {
     await this.startConsumer();
     await this.untilCaughtUp(started + this.options.startTimeoutMs);
     this.options.onConnected();
+    const durationMs = Date.now() - started;
+    const consuming = topics.map((t) => t.topic);
     this.options.log(
       'info',
-      `connected to ${brokers.join(',')} in ${Date.now() - started} ms; ` +
-        `consuming ${topics.map((t) => t.topic).join(', ')}`,
+      `connected to ${brokers.join(',')} in ${durationMs} ms; consuming ${consuming.join(', ')}`,
+      { kafka: 'connected', brokers: brokers.join(','), durationMs, topics: consuming },
     );
   }
 
@@ -196,7 +217,10 @@ export class KafkaLink {
   private onCrash(generation: number, error: Error): void {
     if (this.stopping || generation !== this.generation) return;
     this.consumer = undefined;
-    this.options.log('error', `consumer stopped (${describe(error)}); restarting it`);
+    this.options.log('error', `consumer stopped (${describe(error)}); restarting it`, {
+      kafka: 'crashed',
+      error: describe(error),
+    });
     void this.restartConsumer(generation);
   }
 
@@ -208,10 +232,13 @@ export class KafkaLink {
       if (this.stopping) return;
       try {
         await this.startConsumer();
-        this.options.log('info', 'consumer restarted');
+        this.options.log('info', 'consumer restarted', { kafka: 'restarted' });
         return;
       } catch (restartError) {
-        this.options.log('warn', `consumer restart failed (${describe(restartError)})`);
+        this.options.log('warn', `consumer restart failed (${describe(restartError)})`, {
+          kafka: 'unreachable',
+          error: describe(restartError),
+        });
         delay = Math.min(delay * 2, this.options.retryMaxMs);
         // The failed start took a generation of its own: keep retrying as it.
         generation = this.generation;

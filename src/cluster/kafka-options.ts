@@ -3,6 +3,7 @@
  * that the command line (src/config.ts) takes each Kafka default from here
  * without loading the Kafka code: only types are imported below.
  */
+import type { Logger } from '../ops/log.js';
 import type { KafkaClient } from './kafka-client.js';
 
 /** Settings of `KafkaFanout` (cluster mode). */
@@ -46,8 +47,13 @@ export interface KafkaFanoutOptions {
   offlineMaxAgeMs: number;
   /** How often this instance announces its users in the connection registry, ms; entries live 3 times as long. Default 2,000. */
   presenceIntervalMs: number;
-  /** Where log lines go. Default `console`, prefixed `stompbus: kafka:`. */
-  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /**
+   * Where log lines go: each change of the link's state (connected, lost,
+   * retrying, consumer crashed and restarted, stopped), with `component:
+   * 'kafka'`, and kafkajs' own lines as debug lines (`component: 'kafkajs'`).
+   * Default none.
+   */
+  logger: Logger | undefined;
   /** The Kafka client; default kafkajs (`createKafkajsClient`), loaded on the first connect. */
   client: KafkaClient | undefined;
 }
@@ -70,6 +76,6 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     historyMaxAgeMs: 10 * 60_000,
     offlineMaxAgeMs: 24 * 60 * 60_000,
     presenceIntervalMs: 2_000,
-    log: (level, message) => console[level](`stompbus: kafka: ${message}`),
+    logger: undefined,
     client: undefined,
   });

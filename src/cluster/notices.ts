@@ -4,10 +4,31 @@
  * message, so warnings that would repeat are logged once.
  */
 import { StompError } from '../errors.js';
-import type { KafkaFanoutOptions } from './kafka-options.js';
+import type { Logger } from '../ops/log.js';
 
-/** Where log lines go (see {@link KafkaFanoutOptions.log}). */
-export type Log = KafkaFanoutOptions['log'];
+/** The state of the link to Kafka a line reports, in its `kafka` field. */
+export type KafkaState =
+  | 'connecting'
+  | 'connected'
+  | 'unreachable'
+  | 'lost'
+  | 'back'
+  | 'crashed'
+  | 'restarted'
+  | 'stopped';
+
+/** Where cluster mode's log lines go: a level, a message, and fields of the line. */
+export type Log = (
+  level: 'info' | 'warn' | 'error',
+  message: string,
+  fields?: { kafka?: KafkaState } & Record<string, unknown>,
+) => void;
+
+/** A {@link Log} writing to `logger` (none: nowhere), every line marked `component: 'kafka'`. */
+export function kafkaLog(logger: Logger | undefined): Log {
+  if (!logger) return () => {};
+  return (level, message, fields) => logger[level]({ component: 'kafka', ...fields }, message);
+}
 
 /** A log that can also warn once per kind of trouble. */
 export class Notices {

@@ -152,7 +152,10 @@ export class ProduceQueue {
 
   private produced(): void {
     if (this.failures === 0) return;
-    this.options.log('info', `producing again (${this.failures} messages failed meanwhile)`);
+    this.options.log('info', `producing again (${this.failures} messages failed meanwhile)`, {
+      kafka: 'back',
+      failed: this.failures,
+    });
     this.failures = 0;
     this.options.onRecovered();
   }
@@ -166,6 +169,7 @@ export class ProduceQueue {
       this.options.log(
         'error',
         `produce failed (${describe(error)}); ${this.failures} message(s) answered with ERROR so far`,
+        { kafka: 'lost', error: describe(error), failed: this.failures },
       );
     }
   }

@@ -14,6 +14,7 @@ import {
   type Header,
 } from '../frame/frame.js';
 import { FrameParser } from '../frame/parser.js';
+import type { CloseReason } from '../ops/log.js';
 import type { Connection, ConnectionEvents, TransportKind } from '../transport/connection.js';
 import type {
   Access,
@@ -47,6 +48,15 @@ function forbidden(access: Access, destination: string): StompError {
   });
 }
 const CLIENT_COMMAND_SET: ReadonlySet<string> = new Set(CLIENT_COMMANDS);
+/** Errors about the connection, never about the frame being handled when they happen. */
+const CONNECTION_ERRORS: ReadonlySet<string> = new Set([
+  'STOMP_ERR_SLOW_CONSUMER',
+  'STOMP_ERR_HEARTBEAT_TIMEOUT',
+  'STOMP_ERR_TOKEN_EXPIRED',
+  'STOMP_ERR_CONNECT_TIMEOUT',
+  'STOMP_ERR_TOO_MANY_CONNECTIONS',
+  'STOMP_ERR_SHUTDOWN',
+]);
 
 /** What a CONNECT asks for, as the host's authentication sees it. */
 export interface ConnectRequest {
@@ -82,7 +92,10 @@ export interface SessionHost {
   connected(session: Session): void;
   /** A subscription was added (`true`) or removed (`false`). */
   subscriptionChanged(session: Session, sub: Subscription, added: boolean): void;
-  /** The session ended; `error` when it ended with an ERROR frame. */
+  /**
+   * The session ended; `error` when it ended with an ERROR frame (see
+   * {@link Session.closeReason} and {@link Session.refusedFrame}).
+   */
   closed(session: Session, error: StompError | undefined): void;
   /** The session's connection is closed (some time after {@link closed}). */
   ended(session: Session): void;
@@ -98,6 +111,8 @@ export interface SessionHost {
 export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** The `session` header sent in CONNECTED. */
   readonly id: string;
+  /** When the connection was accepted, ms since 1970. */
+  readonly openedAt = Date.now();
   private negotiated: StompVersion = '1.2';
   private identity: Identity = ANONYMOUS;
   private readonly subs = new Map<string, Subscription>();
@@ -117,6 +132,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
   private closeError: StompError | undefined;
+  private reason: CloseReason | undefined;
+  /** The frame being handled: a refusal names its command and destination. */
+  private handling: Frame | undefined;
+  private refused: Frame | undefined;
 
   constructor(
     private readonly host: SessionHost,
@@ -200,6 +219,17 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     return this.subs;
   }
 
+  /** How the session ended; undefined while it is open. */
+  get closeReason(): CloseReason | undefined {
+    return this.state >= CLOSING ? (this.reason ?? 'socket-closed') : undefined;
+  }
+
+  /** The command and destination of the frame the closing ERROR refused, when it refused one. */
+  get refusedFrame(): { command: string; destination: string | undefined } | undefined {
+    const frame = this.refused;
+    return frame && { command: frame.command, destination: getHeader(frame, 'destination') };
+  }
+
   // ---- state the handlers change ----
 
   /** Checks a CONNECT's credentials through the host. */
@@ -221,6 +251,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    */
   holdUntil(work: Promise<unknown>, failHere = true): void {
     const held: Frame[] = [];
+    const waiting = this.handling;
     this.held = held;
     work.then(
       () => {
@@ -229,7 +260,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         for (const frame of held) this.handle(frame);
       },
       (error: unknown) => {
-        if (failHere) this.fail(error);
+        if (failHere) this.failOn(waiting, error);
       },
     );
   }
@@ -323,6 +354,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   }
 
   onClose(): void {
+    this.reason ??= 'socket-closed';
     this.cleanup();
     this.state = CLOSED;
     this.host.ended(this);
@@ -337,6 +369,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       return;
     }
     const receipt = frame.command === 'CONNECT' ? undefined : getHeader(frame, 'receipt');
+    this.handling = frame;
     try {
       if (this.state === CONNECTING && frame.command !== 'CONNECT' && frame.command !== 'STOMP') {
         throw new StompError('STOMP_ERR_NOT_CONNECTED', { detail: frame.command });
@@ -344,24 +377,36 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       // The parser only lets client commands through, and each has a handler.
       const result = (HANDLERS[frame.command] as Handler)(this, frame);
       // STOMP 1.2 "DISCONNECT": the RECEIPT goes out first, then the close.
-      if (frame.command === 'DISCONNECT') this.disconnecting = true;
+      if (frame.command === 'DISCONNECT') {
+        this.disconnecting = true;
+        this.reason ??= 'disconnect';
+      }
       const finish = (extra: ReceiptExtra) => {
         if (receipt !== undefined) this.sendReceipt(receipt, extra);
         if (frame.command === 'DISCONNECT') this.close();
       };
-      if (result instanceof Promise || this.receiptChain) this.chain(result, finish, receipt);
+      if (result instanceof Promise || this.receiptChain) this.chain(frame, result, finish);
       else finish(result ?? undefined);
     } catch (error) {
       this.fail(error, receipt);
+    } finally {
+      this.handling = undefined;
+    }
+  }
+
+  /** {@link fail} for a frame handled earlier (an asynchronous refusal). */
+  private failOn(frame: Frame | undefined, error: unknown): void {
+    const receipt = frame?.command === 'CONNECT' ? undefined : frame && getHeader(frame, 'receipt');
+    this.handling = frame;
+    try {
+      this.fail(error, receipt);
+    } finally {
+      this.handling = undefined;
     }
   }
 
   /** Keeps receipts in frame order when some of them wait for asynchronous work. */
-  private chain(
-    work: HandlerResult,
-    finish: (extra: ReceiptExtra) => void,
-    receipt: string | undefined,
-  ) {
+  private chain(frame: Frame, work: HandlerResult, finish: (extra: ReceiptExtra) => void) {
     // The chain handles a rejection later; mark it handled now so that an
     // early failure is not an unhandled rejection meanwhile.
     if (work instanceof Promise) work.catch(() => {});
@@ -371,7 +416,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         (extra) => {
           if (this.state === CONNECTED) finish(extra ?? undefined);
         },
-        (error: unknown) => this.fail(error, receipt),
+        (error: unknown) => this.failOn(frame, error),
       )
       .finally(() => {
         if (this.receiptChain === next) this.receiptChain = undefined;
@@ -507,8 +552,16 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (this.state >= CLOSING) return;
     const err =
       error instanceof StompError ? error : new StompError('STOMP_ERR_INTERNAL', { cause: error });
-    if (err.code === 'STOMP_ERR_INTERNAL') console.error('stompbus: internal error', error);
+    // The broker's `error` event reports it (a logger writes the stack of an internal one).
     this.closeError = err;
+    // A slow consumer found while handling its own SEND is no refusal of that SEND.
+    if (!CONNECTION_ERRORS.has(err.code)) this.refused = this.handling;
+    this.reason =
+      err.code === 'STOMP_ERR_SHUTDOWN'
+        ? 'shutdown'
+        : err.code === 'STOMP_ERR_HEARTBEAT_TIMEOUT'
+          ? 'heartbeat-timeout'
+          : 'error';
     const headers: Header[] = [['message', err.code]];
     if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
     headers.push(...extra, ['content-type', 'text/plain']);
