@@ -148,13 +148,20 @@ export const FLAGS: Flag[] = [
     flag: '--heartbeat',
     env: 'STOMPBUS_HEARTBEAT',
     arg: 'sx,sy',
-    help: `heart-beat offered, ms (${d.heartbeat.join(',')})`,
+    help: `server's side of the heart-beat negotiation, ms, 0 turns a direction off (${d.heartbeat.join(',')})`,
     apply: (o, v) => {
       const m = /^(\d+),(\d+)$/.exec(v);
       if (!m) throw new Error(`stompbus: --heartbeat needs sx,sy, got "${v}"`);
       o.heartbeat = [Number(m[1]), Number(m[2])];
     },
   },
+  numeric(
+    '--heartbeat-min',
+    'STOMPBUS_HEARTBEAT_MIN',
+    'ms',
+    'heartbeatMin',
+    `shortest heart-beat interval negotiated, whatever the client asks (${d.heartbeatMin})`,
+  ),
   numeric(
     '--heartbeat-tolerance',
     'STOMPBUS_HEARTBEAT_TOLERANCE',
