@@ -298,11 +298,25 @@ export const FLAGS: Flag[] = [
     `cluster mode: how often an instance announces its users; entries live 3x as long (${d.presenceIntervalMs})`,
   ),
   numeric(
+    '--drain-delay',
+    'STOMPBUS_DRAIN_DELAY',
+    'ms',
+    'drainDelayMs',
+    `SIGTERM: /readyz says 503 at once, new connections still served this long (${d.drainDelayMs})`,
+  ),
+  numeric(
+    '--drain-time',
+    'STOMPBUS_DRAIN_TIME',
+    'ms',
+    'drainTimeMs',
+    `SIGTERM: then the sessions get STOMP_ERR_SHUTDOWN evenly spread over this time (${d.drainTimeMs})`,
+  ),
+  numeric(
     '--shutdown-timeout',
     'STOMPBUS_SHUTDOWN_TIMEOUT',
     'ms',
     'shutdownTimeoutMs',
-    `grace for clients on SIGTERM (${d.shutdownTimeoutMs})`,
+    `grace after the last ERROR before connections are cut, on SIGTERM and SIGINT (${d.shutdownTimeoutMs})`,
   ),
   {
     flag: '--kafka-brokers',
