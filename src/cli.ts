@@ -1,10 +1,11 @@
 import { parseArgs, usage } from './config.js';
+import type { Logger } from './ops/log.js';
 import { createLogger } from './ops/pino-logger.js';
 import { StompServer } from './server.js';
 import { hashPasscode } from './users.js';
 import { VERSION } from './version.js';
 
-/** The `stompbus` command: parse options, start, stop cleanly on SIGTERM/SIGINT. */
+/** The `stompbus` command: parse options, start, drain on SIGTERM, stop on SIGINT. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   let command: ReturnType<typeof parseArgs>;
   try {
@@ -36,32 +37,40 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
     console.error((error as Error).message);
     process.exit(1);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    const connections = server.sessions.size;
-    const since = Date.now();
-    logger.info(
-      { event: 'shutdown', signal, connections },
-      `${signal}, closing ${connections} connection(s)`,
-    );
-    // A hard deadline in case something refuses to close.
-    setTimeout(() => process.exit(1), server.options.shutdownTimeoutMs + 5000).unref();
-    server.stop().then(
-      () => {
-        logger.info({ event: 'stopped', durationMs: Date.now() - since }, 'stopped');
-        process.exit(0);
-      },
-      (error: unknown) => {
-        logger.error({ event: 'stopped', err: error }, 'error while stopping');
-        process.exit(1);
-      },
-    );
+  // SIGTERM drains (what a supervisor or an orchestrator sends for a rolling
+  // restart); SIGINT (Ctrl-C) stops at once; a signal during a drain turns it
+  // into a quick stop, and one during a quick stop exits at once (code 1).
+  let state: 'serving' | 'draining' | 'stopping' = 'serving';
+  const exitBy = (ms: number) => setTimeout(() => process.exit(1), ms).unref();
+  const onSignal = (signal: NodeJS.Signals) => {
+    const { drainDelayMs, drainTimeMs, shutdownTimeoutMs } = server.options;
+    const count = `${server.sessions.size} connection(s)`;
+    if (state === 'serving' && signal === 'SIGTERM') {
+      state = 'draining';
+      logger.info(
+        { event: 'shutdown', signal, connections: server.sessions.size, drainDelayMs, drainTimeMs },
+        `SIGTERM, draining ${count}: not ready now, closing them over ` +
+          `${drainTimeMs} ms after ${drainDelayMs} ms (SIGINT or SIGTERM again: at once)`,
+      );
+      // A hard deadline in case something refuses to close.
+      exitBy(drainDelayMs + drainTimeMs + shutdownTimeoutMs + 5000);
+      settle(server.drain(), logger);
+    } else if (state !== 'stopping') {
+      state = 'stopping';
+      logger.info(
+        { event: 'shutdown', signal, connections: server.sessions.size },
+        `${signal}, closing ${count}`,
+      );
+      exitBy(shutdownTimeoutMs + 5000);
+      settle(server.stop(), logger);
+    } else {
+      logger.warn({ event: 'shutdown', signal }, `${signal} again, exiting now`);
+      process.exit(1);
+    }
   };
   // Handlers first: a supervisor may signal as soon as it reads the ready line.
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const { host, wsPath, tlsCert } = server.options;
   const ws = tlsCert ? 'wss' : 'ws';
   const mode = server.options.kafkaBrokers
@@ -81,6 +90,21 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
           : `${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${tcpPort}`,
     },
     `stompbus ${VERSION} ready (${mode})`,
+  );
+}
+
+/** Exits 0 once the server has stopped, 1 if stopping failed. */
+function settle(stopped: Promise<void>, logger: Logger): void {
+  const since = Date.now();
+  stopped.then(
+    () => {
+      logger.info({ event: 'stopped', durationMs: Date.now() - since }, 'stopped');
+      process.exit(0);
+    },
+    (error: unknown) => {
+      logger.error({ event: 'stopped', err: error }, 'error while stopping');
+      process.exit(1);
+    },
   );
 }
 

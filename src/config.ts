@@ -180,13 +180,20 @@ export const FLAGS: Flag[] = [
     flag: '--heartbeat',
     env: 'STOMPBUS_HEARTBEAT',
     arg: 'sx,sy',
-    help: `heart-beat offered, ms (${d.heartbeat.join(',')})`,
+    help: `server's side of the heart-beat negotiation, ms, 0 turns a direction off (${d.heartbeat.join(',')})`,
     apply: (o, v) => {
       const m = /^(\d+),(\d+)$/.exec(v);
       if (!m) throw new Error(`stompbus: --heartbeat needs sx,sy, got "${v}"`);
       o.heartbeat = [Number(m[1]), Number(m[2])];
     },
   },
+  numeric(
+    '--heartbeat-min',
+    'STOMPBUS_HEARTBEAT_MIN',
+    'ms',
+    'heartbeatMin',
+    `shortest heart-beat interval negotiated, whatever the client asks (${d.heartbeatMin})`,
+  ),
   numeric(
     '--heartbeat-tolerance',
     'STOMPBUS_HEARTBEAT_TOLERANCE',
@@ -323,11 +330,25 @@ export const FLAGS: Flag[] = [
     `cluster mode: how often an instance announces its users; entries live 3x as long (${d.presenceIntervalMs})`,
   ),
   numeric(
+    '--drain-delay',
+    'STOMPBUS_DRAIN_DELAY',
+    'ms',
+    'drainDelayMs',
+    `SIGTERM: /readyz says 503 at once, new connections still served this long (${d.drainDelayMs})`,
+  ),
+  numeric(
+    '--drain-time',
+    'STOMPBUS_DRAIN_TIME',
+    'ms',
+    'drainTimeMs',
+    `SIGTERM: then the sessions get STOMP_ERR_SHUTDOWN evenly spread over this time (${d.drainTimeMs})`,
+  ),
+  numeric(
     '--shutdown-timeout',
     'STOMPBUS_SHUTDOWN_TIMEOUT',
     'ms',
     'shutdownTimeoutMs',
-    `grace for clients on SIGTERM (${d.shutdownTimeoutMs})`,
+    `grace after the last ERROR before connections are cut, on SIGTERM and SIGINT (${d.shutdownTimeoutMs})`,
   ),
   {
     flag: '--kafka-brokers',

@@ -12,6 +12,7 @@ export type {
   BusSink,
   DurableLog,
   Fanout,
+  FanoutReadiness,
   FanoutSink,
   LogSink,
   MessageBus,
@@ -52,8 +53,10 @@ export {
   DEFAULT_CLUSTER_OPTIONS,
   DEFAULT_LISTENER_OPTIONS,
   DEFAULT_SERVER_OPTIONS,
+  type DrainOptions,
   type ListenerOptions,
   type ServerOptions,
+  type ServerReadiness,
   StompServer,
 } from './server.js';
 export type { Access, Identity, StompVersion } from './session/api.js';
@@ -65,6 +68,7 @@ export {
   type AuthResult,
   type Body,
   type BrokerEvents,
+  type CloseOptions,
   createBroker,
   DEFAULT_STOMP_BROKER_OPTIONS,
   type Principal,

@@ -38,8 +38,23 @@ export interface ListenerOptions {
   /** PEM certificate and key files: serve `wss://` and STOMP over TLS. Default off. */
   tlsCert: string | undefined;
   tlsKey: string | undefined;
-  /** Shutdown grace: how long clients get to read their ERROR before being cut, in ms. Default 5,000. */
+  /**
+   * Shutdown grace: how long clients get, after the last ERROR, to read it
+   * before their connections are cut, in ms. Default 5,000.
+   */
   shutdownTimeoutMs: number;
+  /**
+   * {@link StompServer.drain} (SIGTERM): how long new connections are still
+   * served once `/readyz` says 503, so that a load balancer notices first, in
+   * ms. Default 2,000: four of examples/haproxy.cfg's 500 ms health checks.
+   */
+  drainDelayMs: number;
+  /**
+   * {@link StompServer.drain} (SIGTERM): the time over which the open sessions
+   * get their ERROR (`STOMP_ERR_SHUTDOWN`) one after the other, so that their
+   * reconnects reach the other instances spread out, in ms. Default 10,000.
+   */
+  drainTimeMs: number;
   /** WebSocket `Origin`s allowed (`*`: any); requests without `Origin` always are. Default: any. */
   allowedOrigins: string[] | undefined;
 }
@@ -74,8 +89,27 @@ export const DEFAULT_LISTENER_OPTIONS: Readonly<ListenerOptions> = Object.freeze
   tlsCert: undefined,
   tlsKey: undefined,
   shutdownTimeoutMs: 5000,
+  drainDelayMs: 2000,
+  drainTimeMs: 10_000,
   allowedOrigins: undefined,
 });
+
+/** How {@link StompServer.drain} drains; each defaults to the server's option. */
+export interface DrainOptions {
+  /** {@link ListenerOptions.drainDelayMs}. */
+  delayMs?: number;
+  /** {@link ListenerOptions.drainTimeMs}. */
+  timeMs?: number;
+}
+
+/** What `/readyz` answers (with `connections`): 200 when `ready`, else 503. */
+export interface ServerReadiness {
+  readonly ready: boolean;
+  /** `ready`, `not ready` (starting, or the cluster backend is not), `draining`, `stopping`. */
+  readonly status: 'ready' | 'not ready' | 'draining' | 'stopping';
+  /** Why not, in a few words; undefined when ready. */
+  readonly reason?: string | undefined;
+}
 
 /** The defaults of {@link ClusterOptions}: the Kafka fan-out's own. */
 export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
@@ -106,6 +140,13 @@ export class StompServer {
   private endpoint: WebSocketEndpoint | undefined;
   private tcp: NetServer | undefined;
   private stopping: Promise<void> | undefined;
+  /** Where a stop or drain is: running, serving while the balancer notices, closing. */
+  private phase: 'running' | 'draining' | 'stopping' = 'running';
+  /** A quick stop was asked for during a drain: no more waiting nor spreading. */
+  private hurried = false;
+  private endDelay: (() => void) | undefined;
+  /** The ports bound, kept for after the listeners closed. */
+  private readonly bound: { http?: number; tcp?: number } = {};
   private readonly tls: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(options: Partial<ServerOptions> = {}) {
@@ -141,22 +182,28 @@ export class StompServer {
       allowedOrigins: this.options.allowedOrigins,
     });
     await listen(this.http, this.options.port, this.options.host, '--port');
+    this.bound.http = this.port;
     if (this.options.tcpPort !== null) {
       this.tcp = this.tls
         ? createTlsServer(this.tls, broker.handle)
         : createNetServer(broker.handle);
       await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
+      this.bound.tcp = this.tcpPort;
     }
   }
 
-  /** The WebSocket port actually bound. */
+  /** The WebSocket port actually bound (still known once stopped). */
   get port(): number {
-    return (this.http.address() as AddressInfo).port;
+    const address = this.http.address() as AddressInfo | null;
+    if (address) this.bound.http = address.port;
+    return this.bound.http ?? Number.NaN;
   }
 
-  /** The TCP port actually bound, or undefined when TCP is off. */
+  /** The TCP port actually bound (still known once stopped), or undefined when TCP is off. */
   get tcpPort(): number | undefined {
-    return this.tcp ? (this.tcp.address() as AddressInfo).port : undefined;
+    const address = this.tcp?.address() as AddressInfo | null | undefined;
+    if (address) this.bound.tcp = address.port;
+    return this.bound.tcp;
   }
 
   /** `ws://` (or `wss://`) URL of the endpoint on loopback, for tests and logs. */
@@ -166,28 +213,98 @@ export class StompServer {
   }
 
   /**
-   * Stops: listeners close, every client gets an ERROR (`STOMP_ERR_SHUTDOWN`)
-   * and its connection is closed; after `shutdownTimeoutMs` what is left is
-   * destroyed. Resolves when everything is closed.
+   * Whether this instance should be given clients (what `/readyz` answers):
+   * both listeners open, the broker started and, in cluster mode, Kafka
+   * connected and the history read back; never while draining or stopping.
+   */
+  readiness(): ServerReadiness {
+    if (this.phase === 'draining') {
+      return { ready: false, status: 'draining', reason: 'draining: closing soon' };
+    }
+    if (this.phase === 'stopping') {
+      return { ready: false, status: 'stopping', reason: 'closing the connections' };
+    }
+    const listening =
+      this.http.listening && (this.options.tcpPort === null || this.tcp?.listening === true);
+    if (!this.current || !listening) {
+      return { ready: false, status: 'not ready', reason: 'starting' };
+    }
+    const broker = this.current.readiness();
+    if (!broker.ready) return { ready: false, status: 'not ready', reason: broker.reason };
+    return { ready: true, status: 'ready' };
+  }
+
+  /**
+   * Stops at once: the TCP listener closes, every client gets an ERROR
+   * (`STOMP_ERR_SHUTDOWN`) and its connection is closed; after
+   * `shutdownTimeoutMs` what is left is destroyed; in cluster mode what was
+   * receipted is flushed to Kafka. Resolves when everything is closed.
+   * During a {@link drain}, hurries it: no more waiting, the sessions left
+   * get their ERROR now.
    */
   stop(): Promise<void> {
-    this.stopping ??= this.doStop();
+    if (this.stopping) {
+      this.hurry();
+      return this.stopping;
+    }
+    this.stopping = this.shutdown(0, 0);
     return this.stopping;
   }
 
-  private async doStop(): Promise<void> {
-    const closed = Promise.all([
-      this.http.listening
-        ? new Promise<void>((resolve) => this.http.close(() => resolve()))
-        : undefined,
-      this.tcp?.listening
-        ? new Promise<void>((resolve) => this.tcp?.close(() => resolve()))
-        : undefined,
-    ]);
-    await this.current?.close(this.options.shutdownTimeoutMs);
+  /**
+   * Drains, for a rolling restart behind a load balancer: `/readyz` answers
+   * 503 at once while new connections are still served for `delayMs`
+   * (default `drainDelayMs`), so that the balancer stops sending them; then
+   * the TCP listener closes (WebSocket upgrades get 503), and the open
+   * sessions get their ERROR one after the other, evenly over `timeMs`
+   * (default `drainTimeMs`), so that their reconnects reach the other
+   * instances spread out; then as {@link stop}. Resolves when everything is
+   * closed; {@link stop} meanwhile hurries it.
+   */
+  drain(options: DrainOptions = {}): Promise<void> {
+    const { delayMs = this.options.drainDelayMs, timeMs = this.options.drainTimeMs } = options;
+    this.stopping ??= this.shutdown(delayMs, timeMs);
+    return this.stopping;
+  }
+
+  /** True from {@link drain} or {@link stop} on. */
+  get draining(): boolean {
+    return this.phase !== 'running';
+  }
+
+  private hurry(): void {
+    this.hurried = true;
+    this.endDelay?.();
+    if (this.phase === 'stopping') void this.current?.close({ spreadMs: 0 });
+  }
+
+  private async shutdown(delayMs: number, spreadMs: number): Promise<void> {
+    this.phase = 'draining';
+    if (delayMs > 0 && !this.hurried) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.endDelay = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.phase = 'stopping';
+    // No new TCP clients; WebSocket upgrades are refused by the closing broker
+    // (503), while /healthz and /readyz go on answering until the end.
+    const tcpClosed = this.tcp?.listening
+      ? new Promise<void>((resolve) => this.tcp?.close(() => resolve()))
+      : undefined;
+    await this.current?.close({
+      graceMs: this.options.shutdownTimeoutMs,
+      spreadMs: this.hurried ? 0 : spreadMs,
+    });
+    const httpClosed = this.http.listening
+      ? new Promise<void>((resolve) => this.http.close(() => resolve()))
+      : undefined;
     this.http.closeAllConnections?.();
     this.endpoint?.close();
-    await closed;
+    await Promise.all([tcpClosed, httpClosed]);
   }
 
   /** The fan-out the options ask for: given, Kafka (loaded only then), or none (embedded). */
@@ -208,14 +325,21 @@ export class StompServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    if (req.url === '/healthz') {
-      res.writeHead(this.stopping ? 503 : 200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          status: this.stopping ? 'stopping' : 'ok',
-          connections: this.sessions.size,
-        }),
-      );
+    const path = (req.url ?? '/').split('?')[0];
+    // Liveness: the process answers. 200 while draining and stopping too (an
+    // orchestrator must not kill an instance that is closing its sessions);
+    // `status` says which.
+    if (path === '/healthz') {
+      const status = this.phase === 'running' ? 'ok' : this.phase;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status, connections: this.sessions.size }));
+      return;
+    }
+    // Readiness: whether a load balancer should send new clients here.
+    if (path === '/readyz') {
+      const readiness = this.readiness();
+      res.writeHead(readiness.ready ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ ...readiness, connections: this.sessions.size }));
       return;
     }
     // The connection registry: where a user has a session now (cluster-wide in cluster mode).
@@ -246,12 +370,21 @@ export class StompServer {
   }
 }
 
-/** Listens, turning EADDRINUSE into a one-line message naming the flag. */
+/**
+ * Listens, turning EADDRINUSE into a one-line message naming the flag and
+ * how to pass it from the quick start (`npm start -- <flag> <port + 10>`).
+ */
 function listen(server: HttpServer | NetServer, port: number, host: string, flag: string) {
   return new Promise<void>((resolve, reject) => {
     const onError = (error: NodeJS.ErrnoException) => {
       if (error.code === 'EADDRINUSE') {
-        reject(new Error(`stompbus: port ${port} is already in use; choose another with ${flag}`));
+        const other = port + 10 <= 65535 ? port + 10 : port - 10;
+        reject(
+          new Error(
+            `stompbus: port ${port} is already in use; choose another with ${flag} ` +
+              `(npm start -- ${flag} ${other})`,
+          ),
+        );
       } else {
         reject(error);
       }

@@ -6,7 +6,7 @@ import { LocalFanout } from './broker/local-fanout.js';
 import { messageHeaders } from './broker/message.js';
 import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './broker/options.js';
 import { Router } from './broker/router.js';
-import type { Fanout } from './broker/seams.js';
+import type { Fanout, FanoutReadiness } from './broker/seams.js';
 import type { Subscription } from './broker/subscription.js';
 import { StompError } from './errors.js';
 import type { Header } from './frame/frame.js';
@@ -154,6 +154,17 @@ export const DEFAULT_STOMP_BROKER_OPTIONS: Readonly<StompBrokerOptions> = Object
   logger: undefined,
 });
 
+/** How {@link StompBroker.close} closes the sessions. */
+export interface CloseOptions {
+  /**
+   * How long clients get, after the last ERROR, to read it and close before
+   * their connections are destroyed, in ms. Default `closeTimeoutMs`.
+   */
+  graceMs?: number;
+  /** Time over which the sessions get their ERROR one after the other, in ms. Default 0: all at once. */
+  spreadMs?: number;
+}
+
 /** A body for {@link StompBroker.publish}: text (sent as UTF-8) or bytes. */
 export type Body = string | Uint8Array;
 
@@ -176,7 +187,10 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   /** Sessions per user on this instance (the connection registry's source). */
   private readonly users = new Map<string, number>();
   private readonly started: Promise<void>;
+  private hasStarted = false;
   private closing: Promise<void> | undefined;
+  /** While closing spreads its ERRORs: send the rest now. */
+  private hurry: (() => void) | undefined;
   /** `maxConnections` and `maxConnectionsPerIp`, counted from accept to the socket's close. */
   private readonly limits: ConnectionLimits;
   /** The address each counted session was counted under. */
@@ -197,7 +211,12 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       consumed: (destination, id) => this.router.consumed(destination, id),
       localUsers: () => this.users.keys(),
     });
-    this.started.catch(() => {});
+    this.started.then(
+      () => {
+        this.hasStarted = true;
+      },
+      () => {},
+    );
     if (this.options.logger) {
       const log = connectionLog(this.options.logger);
       this.on('connect', log.connect);
@@ -297,14 +316,36 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   }
 
   /**
-   * Closes: new connections are refused, every session gets an ERROR
-   * (`STOMP_ERR_SHUTDOWN`) and is closed; connections still open after
-   * `graceMs` (default `closeTimeoutMs`) are destroyed; then the fan-out
-   * stops. Listeners are the caller's to close.
+   * Whether this broker should be given clients now: started, not closing,
+   * and its fan-out ready (cluster mode: Kafka connected, history read back).
    */
-  close(graceMs = this.options.closeTimeoutMs): Promise<void> {
-    this.closing ??= (async () => {
-      for (const session of [...this.sessions]) session.shutdown();
+  readiness(): FanoutReadiness {
+    if (this.closing) return { ready: false, reason: 'closing' };
+    if (!this.hasStarted) return { ready: false, reason: 'starting' };
+    const { fanout } = this;
+    if (fanout.readiness) return fanout.readiness();
+    return fanout.ready ? { ready: true } : { ready: false, reason: 'fan-out not ready' };
+  }
+
+  /**
+   * Closes: new connections are refused, every session gets an ERROR
+   * (`STOMP_ERR_SHUTDOWN`) and is closed, all at once or, with `spreadMs`,
+   * one after the other evenly over that time (so that their reconnects do
+   * not all arrive elsewhere in the same second); connections still open
+   * `graceMs` (default `closeTimeoutMs`) after the last ERROR are destroyed;
+   * then the fan-out stops (cluster mode: what was receipted is flushed to
+   * Kafka first). A number is `graceMs`. Called again while spreading with
+   * `spreadMs` 0, the sessions left get their ERROR at once.
+   */
+  close(options: number | CloseOptions = {}): Promise<void> {
+    const { graceMs = this.options.closeTimeoutMs, spreadMs = 0 } =
+      typeof options === 'number' ? { graceMs: options } : options;
+    if (this.closing) {
+      if (spreadMs <= 0) this.hurry?.();
+      return this.closing;
+    }
+    this.closing = (async () => {
+      await this.shutdownSessions(spreadMs);
       const deadline = Date.now() + graceMs;
       while (this.open.size > 0 && Date.now() < deadline) await sleep(20);
       for (const session of this.open) session.connection.destroy();
@@ -312,6 +353,30 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       await this.fanout.stop();
     })();
     return this.closing;
+  }
+
+  /** Sends every session its shutdown ERROR, spread evenly over `spreadMs` (first at once, last at the end). */
+  private async shutdownSessions(spreadMs: number): Promise<void> {
+    const sessions = [...this.sessions];
+    if (spreadMs > 0 && sessions.length > 1) {
+      let hurried = false;
+      const hurry = new Promise<void>((resolve) => {
+        this.hurry = () => {
+          hurried = true;
+          resolve();
+        };
+      });
+      const start = Date.now();
+      const step = spreadMs / (sessions.length - 1);
+      for (const [i, session] of sessions.entries()) {
+        const wait = start + i * step - Date.now();
+        if (wait > 0 && !hurried) await Promise.race([sleep(wait), hurry]);
+        session.shutdown();
+      }
+      this.hurry = undefined;
+    }
+    // Those that came while spreading (accept refuses new ones) and any left.
+    for (const session of [...this.sessions]) session.shutdown();
   }
 
   // ---- SessionHost ----

@@ -286,6 +286,11 @@ describe('stompbus with bad arguments', () => {
     expect(stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(stderr).toContain(String(port));
     expect(stderr).toMatch(new RegExp(`${flag}\\b`));
+    // The form a quick-start user types, with a port to try.
+    const other = port + 10 <= 65535 ? port + 10 : port - 10;
+    expect(stderr.trimEnd()).toBe(
+      `stompbus: port ${port} is already in use; choose another with ${flag} (npm start -- ${flag} ${other})`,
+    );
   });
 });
 
@@ -308,6 +313,13 @@ describe('stompbus configuration from the environment', () => {
     expect(code).toBe(1);
     expect(stderr).toContain(String(port));
     expect(stderr).toContain('--port');
+  });
+
+  it('takes the heart-beat floor from STOMPBUS_HEARTBEAT_MIN', async () => {
+    const cli = serve([], { STOMPBUS_HEARTBEAT_MIN: '300' });
+    const client = await RawClient.ws(`ws://127.0.0.1:${await cli.ready()}/stomp`);
+    const connected = await client.connect({ 'heart-beat': '10,10' });
+    expect(getHeader(connected, 'heart-beat')).toBe('300,300');
   });
 
   it('lets flags beat the environment', async () => {
@@ -349,8 +361,11 @@ describe('npx stompbus serving WebSocket and TCP', () => {
     }
   });
 
-  it('sends STOMP_ERR_SHUTDOWN to every client on SIGTERM, then exits 0', async () => {
-    const cli = serve(['--tcp-port', String(await freePort()), '--shutdown-timeout', '1000']);
+  it('drains on SIGTERM: /readyz 503 at once, STOMP_ERR_SHUTDOWN to every client, then exits 0', async () => {
+    const cli = serve(
+      ['--tcp-port', String(await freePort()), '--shutdown-timeout', '1000', '--drain-time', '600'],
+      { STOMPBUS_DRAIN_DELAY: '500' },
+    );
     const wsPort = await cli.ready();
     const tcpPort = await cli.tcpReady();
     const clients = [
@@ -362,20 +377,64 @@ describe('npx stompbus serving WebSocket and TCP', () => {
     const stompjsError = new Promise<string | undefined>((resolve) => {
       stompjs.onStompError = (frame) => resolve(frame.headers.message);
     });
+    const signalled = Date.now();
     cli.signal('SIGTERM');
+    await until(() => cli.stdout.includes('SIGTERM, draining'), 'the drain to start');
+    const ready = await fetch(`http://127.0.0.1:${wsPort}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.json()).toMatchObject({ status: 'draining' });
     for (const client of clients) {
       const error = await client.expectErrorAndClose();
       expect(getHeader(error, 'message')).toBe('STOMP_ERR_SHUTDOWN');
     }
     expect(await stompjsError).toBe('STOMP_ERR_SHUTDOWN');
+    // Served through the 500 ms of STOMPBUS_DRAIN_DELAY first.
+    expect(Date.now() - signalled).toBeGreaterThanOrEqual(450);
     expect((await clients[0]?.closed)?.code).toBe(1001);
     const { code, signal, stdout, stderr } = await cli.waitExit(SHUTDOWN_BOUND_MS);
     expect({ code, signal, stderr }).toEqual({ code: 0, signal: null, stderr: '' });
-    expect(stdout).toContain('SIGTERM, closing 3 connection(s)');
+    expect(stdout).toContain('SIGTERM, draining 3 connection(s)');
+    expect(stdout).toContain('over 600 ms after 500 ms');
+  });
+
+  it.each([
+    ['SIGINT', []],
+    ['SIGINT during a drain', ['SIGTERM']],
+    ['a second SIGTERM', ['SIGTERM']],
+  ] as const)('stops at once on %s, whatever the drain flags say', async (what, before) => {
+    // The defaults: 2 s of drain delay, then 10 s of spread; none of it applies.
+    const cli = serve(['--shutdown-timeout', '1000']);
+    const wsPort = await cli.ready();
+    const clients = [
+      await RawClient.ws(`ws://127.0.0.1:${wsPort}/stomp`),
+      await RawClient.ws(`ws://127.0.0.1:${wsPort}/stomp`),
+    ];
+    for (const client of clients) await client.connect();
+    for (const signal of before) {
+      cli.signal(signal);
+      await until(() => cli.stdout.includes(`${signal}, draining`), 'the drain to start');
+    }
+    const signalled = Date.now();
+    cli.signal(what === 'a second SIGTERM' ? 'SIGTERM' : 'SIGINT');
+    for (const client of clients) {
+      const error = await client.expectErrorAndClose();
+      expect(getHeader(error, 'message')).toBe('STOMP_ERR_SHUTDOWN');
+    }
+    expect(Date.now() - signalled).toBeLessThan(1500);
+    const { code, stdout } = await cli.waitExit(SHUTDOWN_BOUND_MS);
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/SIG(INT|TERM), closing 2 connection\(s\)/);
   });
 
   it('cuts a TCP client that keeps its half of the connection open once the grace has passed', async () => {
-    const cli = serve(['--tcp-port', String(await freePort()), '--shutdown-timeout', '200']);
+    const cli = serve([
+      '--tcp-port',
+      String(await freePort()),
+      '--shutdown-timeout',
+      '200',
+      '--drain-delay',
+      '0',
+    ]);
     await cli.ready();
     // allowHalfOpen: the client never answers the server's FIN with its own.
     const socket = connect({ port: await cli.tcpReady(), host: '127.0.0.1', allowHalfOpen: true });

@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { Client, type IFrame } from '@stomp/stompjs';
+import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { getHeader } from '../../src/frame/index.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startServer } from '../helpers/server.js';
@@ -119,8 +121,13 @@ describe('CONNECT (STOMP 1.2 "Connecting")', () => {
 });
 
 describe('heart-beats (STOMP 1.2 "Heart-beating")', () => {
+  const stops: Array<() => Promise<void>> = [];
+  afterEach(async () => {
+    await Promise.all(stops.splice(0).map((stop) => stop()));
+  });
+
   it('negotiates each direction as the larger of offer and wish, 0 meaning none', async () => {
-    const server = await startServer({ heartbeat: [50, 80] });
+    const server = await startServer({ heartbeat: [50, 80], heartbeatMin: 10 });
     const a = await RawClient.ws(server.url);
     expect(getHeader(await a.connect({ 'heart-beat': '100,20' }), 'heart-beat')).toBe('50,100');
     const b = await RawClient.ws(server.url);
@@ -129,15 +136,52 @@ describe('heart-beats (STOMP 1.2 "Heart-beating")', () => {
     expect(getHeader(await c.connect({ 'heart-beat': '0,200' }), 'heart-beat')).toBe('200,0');
   });
 
+  it('gives @stomp/stompjs the 1000,1000 it asks for at the defaults, and keeps it connected', async () => {
+    const server = await startServer();
+    const connected = new Promise<IFrame>((resolve) => {
+      const client = new Client({
+        webSocketFactory: () => new WebSocket(server.url, ['v12.stomp']),
+        reconnectDelay: 0,
+        heartbeatIncoming: 1000,
+        heartbeatOutgoing: 1000,
+        onConnect: resolve,
+      });
+      client.activate();
+      stops.push(() => client.deactivate({ force: true }));
+    });
+    const frame = await connected;
+    // The server's side defaults to the floor (100,100): the larger of the two is the client's.
+    expect(frame.headers['heart-beat']).toBe('1000,1000');
+    const [session] = server.sessions;
+    expect(session?.connected).toBe(true);
+    // Idle for 3.5 s: the server beats within stompjs's 1 s wish, stompjs within the
+    // server's 2 s tolerance, so neither side gives up on the other.
+    await new Promise((resolve) => setTimeout(resolve, 3500));
+    expect(session?.connected).toBe(true);
+    expect(server.sessions.size).toBe(1);
+  });
+
+  it('raises a raw CONNECT asking below the floor to the 100 ms floor', async () => {
+    const server = await startServer();
+    const client = await RawClient.tcp(server.tcpPort as number);
+    const frame = await client.connect({ 'heart-beat': '0,5' });
+    expect(getHeader(frame, 'heart-beat')).toBe('100,0');
+    const from = Date.now();
+    await client.waitFor(() => client.heartbeats >= 10, 5000, '10 heart-beats');
+    // Checked every 50 ms (half the interval): ten beats take no less than about 450 ms,
+    // where the 5 ms asked for would have taken 25 ms.
+    expect(Date.now() - from).toBeGreaterThanOrEqual(400);
+  });
+
   it('sends EOLs while the connection is idle', async () => {
-    const server = await startServer({ heartbeat: [50, 0] });
+    const server = await startServer({ heartbeat: [50, 0], heartbeatMin: 50 });
     const client = await RawClient.tcp(server.tcpPort as number);
     await client.connect({ 'heart-beat': '0,50' });
     await client.waitFor(() => client.heartbeats >= 4, 2000, '4 heart-beats');
   });
 
   it('closes a client that falls silent beyond twice the interval', async () => {
-    const server = await startServer({ heartbeat: [0, 50] });
+    const server = await startServer({ heartbeat: [0, 50], heartbeatMin: 50 });
     const client = await RawClient.ws(server.url);
     await client.connect({ 'heart-beat': '100,0' });
     const started = Date.now();
@@ -148,7 +192,7 @@ describe('heart-beats (STOMP 1.2 "Heart-beating")', () => {
   });
 
   it('counts any inbound byte as liveness', async () => {
-    const server = await startServer({ heartbeat: [0, 50] });
+    const server = await startServer({ heartbeat: [0, 50], heartbeatMin: 50 });
     const client = await RawClient.ws(server.url);
     await client.connect({ 'heart-beat': '100,0' });
     const beat = setInterval(() => client.send('\n'), 60);

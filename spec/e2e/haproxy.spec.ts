@@ -2,6 +2,7 @@ import { Client, type IMessage } from '@stomp/stompjs';
 import { TCPWrapper } from '@stomp/tcp-wrapper';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { type Frame, getHeader } from '../../src/frame/index.js';
 import { kafkaBrokers, plainKafka, skipKafka, uniqueName } from '../helpers/cluster.js';
 import {
   buildDist,
@@ -11,15 +12,19 @@ import {
   type Instance,
   killAllChildren,
   killChild,
+  readiness,
   sleep,
   startHaproxy,
   startInstance,
 } from '../helpers/haproxy.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 /**
  * HAProxy (Debian's package) in front of two stompbus processes with the
  * settings of examples/haproxy.cfg: clients connect through it, one instance
- * is killed, its clients reconnect through HAProxy to the other one.
+ * is killed, its clients reconnect through HAProxy to the other one; and a
+ * rolling restart (SIGTERM, drain, start again) of both, one after the other,
+ * under a numbered stream of messages.
  */
 
 const isCi = process.env.CI === 'true' || process.env.CI === '1';
@@ -183,10 +188,16 @@ describe.skipIf(!haproxy || skipKafka)('HAProxy in front of stompbus instances',
   beforeAll(async () => {
     await buildDist();
     // One after the other: the first creates the Kafka topic, the second finds it.
-    instances.push(await startInstance('stompbus-1', { kafkaBrokers, kafkaTopic: topic }));
-    instances.push(await startInstance('stompbus-2', { kafkaBrokers, kafkaTopic: topic }));
+    const timeoutMs = 30_000;
+    instances.push(
+      await startInstance('stompbus-1', { kafkaBrokers, kafkaTopic: topic, timeoutMs }),
+    );
+    instances.push(
+      await startInstance('stompbus-2', { kafkaBrokers, kafkaTopic: topic, timeoutMs }),
+    );
     proxy = await startHaproxy(instances);
-  }, 45_000);
+    // Each instance is waited for until /readyz says ready (Kafka joined): slow on a busy machine.
+  }, 90_000);
 
   afterAll(async () => {
     await Promise.allSettled(subscribers.map((s) => s.client.deactivate({ force: true })));
@@ -264,4 +275,376 @@ describe.skipIf(!haproxy || skipKafka)('HAProxy in front of stompbus instances',
       throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
     }
   }, 45_000);
+});
+
+// ---- rolling restart ------------------------------------------------------------------
+
+const ROLLING_DESTINATION = '/topic/rolling';
+/** Small drain settings: HAProxy checks every 500 ms, down after one failure. */
+const DRAIN_DELAY_MS = 1_500;
+const DRAIN_TIME_MS = 2_500;
+const INSTANCE_ARGS = [
+  '--drain-delay',
+  String(DRAIN_DELAY_MS),
+  '--drain-time',
+  String(DRAIN_TIME_MS),
+  '--shutdown-timeout',
+  '1000',
+];
+
+/** An ERROR a client got, and when. */
+interface Stamped {
+  code: string | undefined;
+  at: number;
+}
+
+/**
+ * A @stomp/stompjs application through HAProxy: heart-beats of 1 s both ways,
+ * reconnects after 200 ms and subscribes again with `x-resume-after` the last
+ * `x-position` it saw (README "Resume after reconnect").
+ */
+class Resumer {
+  readonly client: Client;
+  /** The numbers of the messages received, in arrival order. */
+  readonly numbers: number[] = [];
+  /** `x-resume` of the RECEIPT of each resuming SUBSCRIBE. */
+  readonly resumes: string[] = [];
+  readonly errors: Stamped[] = [];
+  connects = 0;
+  ready = false;
+  private last: string | undefined;
+
+  constructor(
+    readonly name: string,
+    factory: () => WebSocket | TCPWrapper,
+  ) {
+    this.client = new Client({
+      webSocketFactory: factory as () => WebSocket,
+      reconnectDelay: 200,
+      connectionTimeout: 2_000,
+      heartbeatIncoming: 1_000,
+      heartbeatOutgoing: 1_000,
+      onConnect: () => {
+        this.connects++;
+        const receipt = `sub-${this.name}-${this.connects}`;
+        const headers: Record<string, string> = { receipt };
+        const resuming = this.last !== undefined;
+        if (this.last !== undefined) headers['x-resume-after'] = this.last;
+        this.client.watchForReceipt(receipt, (frame) => {
+          if (resuming) this.resumes.push(frame.headers['x-resume'] ?? '(none)');
+          this.ready = true;
+        });
+        this.client.subscribe(
+          ROLLING_DESTINATION,
+          (m: IMessage) => {
+            this.numbers.push(Number(m.body));
+            this.last = m.headers['x-position'];
+          },
+          headers,
+        );
+      },
+      onStompError: (frame) => this.errors.push({ code: frame.headers.message, at: Date.now() }),
+      onWebSocketClose: () => {
+        this.ready = false;
+      },
+    });
+    this.client.activate();
+  }
+}
+
+/**
+ * Sends 0, 1, 2, … every 20 ms through HAProxy, each with a receipt, while
+ * connected; a number whose turn comes while reconnecting is skipped, one
+ * whose RECEIPT never comes (its connection was drained) is not receipted.
+ */
+class Publisher {
+  readonly client: Client;
+  readonly receipted = new Set<number>();
+  readonly errors: Stamped[] = [];
+  private next = 0;
+  private running = true;
+  private readonly done: Promise<void>;
+
+  constructor(url: string) {
+    this.client = new Client({
+      webSocketFactory: () => new WebSocket(url, ['v12.stomp']),
+      reconnectDelay: 200,
+      connectionTimeout: 2_000,
+      heartbeatIncoming: 1_000,
+      heartbeatOutgoing: 1_000,
+      onStompError: (frame) => this.errors.push({ code: frame.headers.message, at: Date.now() }),
+    });
+    this.client.activate();
+    this.done = this.run();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const n = this.next++;
+      if (this.client.connected) {
+        const receipt = `p-${n}`;
+        this.client.watchForReceipt(receipt, () => this.receipted.add(n));
+        try {
+          this.client.publish({
+            destination: ROLLING_DESTINATION,
+            body: String(n),
+            headers: { receipt },
+          });
+        } catch {
+          // The connection went between the check and the write: not sent.
+        }
+      }
+      await sleep(20);
+    }
+  }
+
+  /** The highest number receipted so far. */
+  get lastReceipted(): number {
+    return Math.max(-1, ...this.receipted);
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+/** Polls `test` every 50 ms until it holds, or fails after `timeoutMs` saying `what`. */
+async function until(what: string, test: () => boolean | Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** Whether HAProxy sends a new client (over TCP and over WebSocket) to `instance`. */
+async function routesTo(p: Haproxy, instance: Instance): Promise<boolean> {
+  // A session id starts with its process's pid in base 36.
+  const mine = (frame: Frame) =>
+    (getHeader(frame, 'session') ?? '').startsWith(`${instance.pid.toString(36)}-`);
+  const clients: RawClient[] = [];
+  try {
+    const tcp = await RawClient.tcp(p.ports.tcp);
+    clients.push(tcp);
+    const ws = await RawClient.ws(p.wsUrl);
+    clients.push(ws);
+    return mine(await tcp.connect()) && mine(await ws.connect());
+  } catch {
+    return false;
+  } finally {
+    for (const c of clients) c.send('DISCONNECT\n\n\0');
+  }
+}
+
+/** What one instance's drain looked like. */
+interface Drain {
+  name: string;
+  signalled: number;
+  /** When /readyz first answered 503 after the signal. */
+  unreadyAt: number;
+  /** When a client connecting straight to the instance after the signal got CONNECTED. */
+  servedAt: number;
+  exitedAt: number;
+  exitCode: number | null;
+  /** The ERRORs the HAProxy clients got meanwhile. */
+  errors: Stamped[];
+}
+
+describe.skipIf(!haproxy || skipKafka)('HAProxy in front of a rolling restart', () => {
+  const topic = uniqueName('stompbus-spec-rolling');
+  const resumers: Resumer[] = [];
+  let publisher: Publisher | undefined;
+  let instances: Instance[] = [];
+  let proxy: Haproxy | undefined;
+
+  beforeAll(async () => {
+    await buildDist();
+    instances.push(
+      await startInstance('rolling-a', {
+        kafkaBrokers,
+        kafkaTopic: topic,
+        args: INSTANCE_ARGS,
+        timeoutMs: 30_000,
+      }),
+    );
+    instances.push(
+      await startInstance('rolling-b', {
+        kafkaBrokers,
+        kafkaTopic: topic,
+        args: INSTANCE_ARGS,
+        timeoutMs: 30_000,
+      }),
+    );
+    proxy = await startHaproxy(instances);
+  }, 60_000);
+
+  afterAll(async () => {
+    await publisher?.stop();
+    await Promise.allSettled(
+      [...resumers.map((r) => r.client), publisher?.client].map((c) =>
+        c?.deactivate({ force: true }),
+      ),
+    );
+    await killAllChildren();
+    instances = [];
+    const admin = plainKafka().admin();
+    try {
+      await admin.connect();
+      await admin.deleteTopics({
+        topics: [topic, `${topic}.users`, `${topic}.presence`],
+        timeout: 5_000,
+      });
+    } catch {
+      // Keeps the run's Kafka small; never fails the spec.
+    } finally {
+      await admin.disconnect().catch(() => {});
+    }
+  }, 30_000);
+
+  /** SIGTERM to `instance`, watched until it exits, then started again on the same ports. */
+  async function restart(index: number, name: string): Promise<Drain> {
+    const p = proxy as Haproxy;
+    const instance = instances[index] as Instance;
+    const clients = [...resumers, publisher as Publisher];
+    const before = clients.map((c) => c.errors.length);
+    const signalled = Date.now();
+    process.kill(instance.pid, 'SIGTERM');
+    let unreadyAt = 0;
+    await until(
+      `${name}: /readyz 503`,
+      async () => {
+        const r = await readiness(instance.port);
+        if (r?.status !== 503) return false;
+        expect(r.body.status).toBe('draining');
+        unreadyAt = Date.now();
+        return true;
+      },
+      5_000,
+    );
+    // Still served within the delay, straight to the instance (HAProxy no longer sends any).
+    const late = await RawClient.tcp(instance.tcpPort);
+    await late.connect();
+    const servedAt = Date.now();
+    await Promise.race([
+      instance.exit,
+      sleep(DRAIN_DELAY_MS + DRAIN_TIME_MS + 15_000).then(() => {
+        throw new Error(`${name} did not exit after its drain`);
+      }),
+    ]);
+    const exitedAt = Date.now();
+    const errors = clients.flatMap((c, i) => c.errors.slice(before[i]));
+    expect(getHeader(await late.next('ERROR', 1_000), 'message')).toBe('STOMP_ERR_SHUTDOWN');
+    const drain: Drain = {
+      name,
+      signalled,
+      unreadyAt,
+      servedAt,
+      exitedAt,
+      exitCode: instance.process.exitCode,
+      errors,
+    };
+    const again = await startInstance(name, {
+      kafkaBrokers,
+      kafkaTopic: topic,
+      port: instance.port,
+      tcpPort: instance.tcpPort,
+      args: INSTANCE_ARGS,
+      timeoutMs: 30_000,
+    });
+    instances[index] = again;
+    // HAProxy takes it back once its checks see /readyz 200 (rise 1, every 500 ms).
+    await until(`HAProxy to route to ${name}`, () => routesTo(p, again), 15_000);
+    return drain;
+  }
+
+  it('loses no receipted message across SIGTERM, drain and restart of each instance in turn', async () => {
+    const p = proxy as Haproxy;
+    try {
+      for (let i = 0; i < WS_CLIENTS + TCP_CLIENTS; i++) {
+        const r =
+          i < WS_CLIENTS
+            ? new Resumer(`ws-${i}`, () => new WebSocket(p.wsUrl, ['v12.stomp']))
+            : new Resumer(`tcp-${i}`, () => new TCPWrapper('127.0.0.1', p.ports.tcp));
+        resumers.push(r);
+        await until(`${r.name} subscribed`, () => r.ready, 10_000);
+      }
+      publisher = new Publisher(p.wsUrl);
+      const pub = publisher;
+      // The first number every subscriber got: from there on nothing may be missing.
+      await until(
+        'a message to reach every subscriber',
+        () => resumers.every((r) => r.numbers.length > 0),
+        10_000,
+      );
+      const from = Math.max(...resumers.map((r) => r.numbers[0] as number));
+      const counts = await Promise.all(instances.map((i) => health(i.port)));
+      console.log(
+        `haproxy.spec rolling: sessions per instance ${counts.map((c) => c?.connections).join('/')}, counting from #${from}`,
+      );
+
+      const drains = [await restart(0, 'rolling-a'), await restart(1, 'rolling-b')];
+      await sleep(500);
+      await pub.stop();
+      const last = pub.lastReceipted;
+      await until(
+        `every subscriber to reach #${last}`,
+        () => resumers.every((r) => r.numbers.includes(last)),
+        DELIVERY_TIMEOUT_MS,
+      );
+
+      for (const d of drains) {
+        const times = d.errors.map((e) => e.at);
+        const first = Math.min(...times) - d.signalled;
+        const span = Math.max(...times) - Math.min(...times);
+        console.log(
+          `haproxy.spec rolling: ${d.name}: /readyz 503 after ${d.unreadyAt - d.signalled} ms, ` +
+            `new connection served after ${d.servedAt - d.signalled} ms, ${d.errors.length} ERRORs ` +
+            `from ${first} ms over ${span} ms, exit ${d.exitCode} after ${d.exitedAt - d.signalled} ms`,
+        );
+        expect(d.exitCode, `${d.name} exit code`).toBe(0);
+        expect(d.unreadyAt - d.signalled, `${d.name}: /readyz 503 at once`).toBeLessThan(1_000);
+        expect(d.servedAt - d.signalled, `${d.name}: served during the delay`).toBeLessThan(
+          DRAIN_DELAY_MS,
+        );
+        expect(d.errors.map((e) => e.code)).toEqual(d.errors.map(() => 'STOMP_ERR_SHUTDOWN'));
+        expect(d.errors.length, `${d.name}: ERRORs`).toBeGreaterThanOrEqual(2);
+        // None before the delay was over; spread over about --drain-time, not one instant.
+        expect(first, `${d.name}: first ERROR`).toBeGreaterThanOrEqual(DRAIN_DELAY_MS - 100);
+        expect(span, `${d.name}: ERROR span`).toBeGreaterThanOrEqual(DRAIN_TIME_MS * 0.5);
+        expect(span, `${d.name}: ERROR span`).toBeLessThanOrEqual(DRAIN_TIME_MS + 1_500);
+      }
+      // The second drain moved everyone: at least two sessions each, every resume complete.
+      const receipted = [...pub.receipted].filter((n) => n >= from).sort((a, b) => a - b);
+      expect(receipted.length).toBeGreaterThan(100);
+      for (const r of resumers) {
+        const got = r.numbers.filter((n) => n >= from);
+        expect(r.connects, `${r.name} connects`).toBeGreaterThanOrEqual(2);
+        expect(r.resumes, `${r.name} resumes`).toEqual(r.resumes.map(() => 'complete'));
+        // In order, none twice ("none missing and none twice").
+        for (let i = 1; i < got.length; i++) {
+          if ((got[i] as number) <= (got[i - 1] as number)) {
+            throw new Error(`${r.name}: #${got[i]} after #${got[i - 1]}`);
+          }
+        }
+        const have = new Set(got);
+        const missing = receipted.filter((n) => !have.has(n));
+        expect(missing, `${r.name}: receipted messages missing`).toEqual([]);
+      }
+      // What was sent but not receipted reached all or none: every subscriber has the same list.
+      const lists = resumers.map((r) => r.numbers.filter((n) => n >= from && n <= last));
+      for (const list of lists) expect(list).toEqual(lists[0]);
+      console.log(
+        `haproxy.spec rolling: ${receipted.length} receipted messages from #${from} to #${last}, ` +
+          `${(lists[0]?.length ?? 0) - receipted.length} more sent but not receipted arrived; ` +
+          `connects per subscriber ${resumers.map((r) => r.connects).join('/')}`,
+      );
+    } catch (error) {
+      const logs = [proxy, ...instances]
+        .filter((c) => c !== undefined)
+        .map((c) => `--- ${c.name} (pid ${c.pid}):\n${c.output().slice(-3_000)}`)
+        .join('\n');
+      throw new Error(`${(error as Error).message}\n${logs}`, { cause: error });
+    }
+  }, 150_000);
 });

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -110,7 +110,10 @@ export interface Instance extends Child {
   readonly tcpPort: number;
 }
 
-/** Starts `node bin/stompbus.js` in cluster mode and waits until its /healthz answers 200. */
+/**
+ * Starts `node bin/stompbus.js` in cluster mode and waits until its /readyz
+ * answers 200 (listening, Kafka joined, history read back).
+ */
 export async function startInstance(
   name: string,
   options: {
@@ -143,10 +146,10 @@ export async function startInstance(
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
     if (child.exited()) throw new Error(`${name} exited while starting:\n${child.output()}`);
-    if ((await health(port)) !== undefined) break;
+    if ((await readiness(port))?.status === 200) break;
     if (Date.now() > deadline) {
       await killChild(child);
-      throw new Error(`${name} did not answer /healthz on ${port}:\n${child.output()}`);
+      throw new Error(`${name} did not answer /readyz 200 on ${port}:\n${child.output()}`);
     }
     await sleep(100);
   }
@@ -168,6 +171,24 @@ export async function health(
   }
 }
 
+/** What an instance's /readyz answered. */
+export interface Readiness {
+  status: number;
+  body: { ready: boolean; status: string; reason?: string; connections: number };
+}
+
+/** An instance's /readyz answer (200 or 503), or undefined when it does not answer. */
+export async function readiness(port: number): Promise<Readiness | undefined> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`, {
+      signal: AbortSignal.timeout(1_000),
+    });
+    return { status: res.status, body: (await res.json()) as Readiness['body'] };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Ports of an HAProxy in front of stompbus instances. */
 export interface HaproxyPorts {
   /** HTTP-mode frontend: STOMP over WebSocket (`ws://127.0.0.1:<ws>/stomp`). */
@@ -176,51 +197,58 @@ export interface HaproxyPorts {
   tcp: number;
 }
 
+/** The HAProxy configuration the specs run: the example's, addresses put in. */
+export const HAPROXY_EXAMPLE = join(ROOT, 'examples', 'haproxy.cfg');
+
 /**
- * The settings of examples/haproxy.cfg, on 127.0.0.1 and the given ports:
- * least connections, sticky by cookie, health checks on /healthz every 500 ms
- * (down after one failure, its sessions shut), long-lived tunnels.
+ * examples/haproxy.cfg as it is (least connections, sticky by cookie, health
+ * checks on /readyz every 500 ms, long-lived tunnels), with its frontends
+ * bound to 127.0.0.1 on the given ports, its servers replaced by `instances`
+ * and `maxconn` at a test's scale. Throws when the file no longer has the shape this expects.
  */
 export function haproxyConfig(ports: HaproxyPorts, instances: Instance[]): string {
-  const servers = (check: (i: Instance) => string) =>
-    instances.map((i, n) => `  server s${n + 1} ${check(i)}`).join('\n');
-  return `global
-  maxconn 2000
-
-defaults
-  mode http
-  timeout connect 2s
-  timeout client 1m
-  timeout server 1m
-  timeout tunnel 1h
-  retries 2
-  option redispatch
-
-frontend stomp_ws
-  bind 127.0.0.1:${ports.ws}
-  default_backend stompbus_ws
-
-backend stompbus_ws
-  balance leastconn
-  cookie SERVERID insert indirect nocache
-  option httpchk GET /healthz
-  http-check expect status 200
-  default-server inter 500ms rise 1 fall 1 on-marked-down shutdown-sessions
-${servers((i) => `127.0.0.1:${i.port} check cookie s${instances.indexOf(i) + 1}`)}
-
-frontend stomp_tcp
-  mode tcp
-  bind 127.0.0.1:${ports.tcp}
-  default_backend stompbus_tcp
-
-backend stompbus_tcp
-  mode tcp
-  balance leastconn
-  option httpchk GET /healthz
-  http-check expect status 200
-  default-server inter 500ms rise 1 fall 1 on-marked-down shutdown-sessions
-${servers((i) => `127.0.0.1:${i.tcpPort} check port ${i.port}`)}
-`;
+  const servers = {
+    stompbus_ws: instances.map(
+      (i, n) => `    server s${n + 1} 127.0.0.1:${i.port} check cookie s${n + 1}`,
+    ),
+    stompbus_tcp: instances.map(
+      (i, n) => `    server s${n + 1} 127.0.0.1:${i.tcpPort} check port ${i.port}`,
+    ),
+  };
+  const binds: Record<string, string> = {
+    'bind *:8080': `    bind 127.0.0.1:${ports.ws}`,
+    'bind *:61613': `    bind 127.0.0.1:${ports.tcp}`,
+  };
+  const out: string[] = [];
+  const replaced = new Set<string>();
+  let backend: keyof typeof servers | undefined;
+  let global = false;
+  for (const line of readFileSync(HAPROXY_EXAMPLE, 'utf8').split('\n')) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const section = /^(frontend|backend|global|defaults)\b\s*(\S*)/.exec(t);
+    if (section) backend = section[2] as keyof typeof servers | undefined;
+    if (section?.[1] === 'global') global = true;
+    else if (section) global = false;
+    if (global && t.startsWith('maxconn ')) {
+      // The example's 20,000 needs twice as many file descriptors as a test may raise.
+      out.push('    maxconn 2000');
+    } else if (t in binds) {
+      out.push(binds[t] as string);
+      replaced.add(t);
+    } else if (t.startsWith('server ') && backend && backend in servers) {
+      if (!replaced.has(backend)) out.push(...servers[backend]);
+      replaced.add(backend);
+    } else {
+      out.push(line);
+    }
+  }
+  const expected = [...Object.keys(binds), ...Object.keys(servers)];
+  const missing = expected.filter((x) => !replaced.has(x));
+  if (missing.length > 0) {
+    throw new Error(`${HAPROXY_EXAMPLE}: found no ${missing.join(', ')} to put addresses in`);
+  }
+  return `${out.join('\n')}\n`;
 }
 
 /** A running `haproxy -f <cfg> -db`. */

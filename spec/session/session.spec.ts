@@ -131,6 +131,48 @@ describe('CONNECT negotiation (STOMP 1.2 "Connecting")', () => {
     },
   );
 
+  it.each([
+    ['1000,1000', '1000,1000'],
+    ['10000,500', '500,10000'],
+    ['10,10', '100,100'],
+    ['1,60000', '60000,100'],
+    ['0,0', '0,0'],
+    ['0,250', '250,0'],
+  ])(
+    'honours the client down to the 100 ms floor at the defaults: client %s gives %s',
+    async (offered, agreed) => {
+      const broker = testBroker();
+      expect(broker.options.heartbeat).toEqual([100, 100]);
+      expect(broker.options.heartbeatMin).toBe(100);
+      const frame = await memoryClient(broker).connect({ 'heart-beat': offered });
+      expect(getHeader(frame, 'heart-beat')).toBe(agreed);
+    },
+  );
+
+  it('raises the server offer and the client wish alike to heartbeatMin', async () => {
+    const broker = testBroker({ heartbeat: [20, 30], heartbeatMin: 250 });
+    const frame = await memoryClient(broker).connect({ 'heart-beat': '40,50' });
+    expect(getHeader(frame, 'heart-beat')).toBe('250,250');
+  });
+
+  it('lets a larger server offer override the client, as the STOMP formula says', async () => {
+    const broker = testBroker({ heartbeat: [10_000, 10_000] });
+    const frame = await memoryClient(broker).connect({ 'heart-beat': '1000,1000' });
+    expect(getHeader(frame, 'heart-beat')).toBe('10000,10000');
+  });
+
+  it('sends heart-beats no faster than the floor when a client asks for 1 ms', async () => {
+    const broker = testBroker({ heartbeatMin: 200 });
+    const client = memoryClient(broker);
+    expect(getHeader(await client.connect({ 'heart-beat': '0,1' }), 'heart-beat')).toBe('200,0');
+    await client.waitFor(() => client.heartbeats >= 2, 5000, 'two heart-beats');
+    const from = client.heartbeats;
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    // The session beats at half the interval so that no gap exceeds it: at
+    // most about 10 in a second at a 200 ms floor, never one per millisecond.
+    expect(client.heartbeats - from).toBeLessThanOrEqual(12);
+  });
+
   it('offers no heart-beats one way when the server says 0 for it', async () => {
     const broker = testBroker({ heartbeat: [0, 2000] });
     const frame = await memoryClient(broker).connect({ 'heart-beat': '500,500' });
@@ -145,7 +187,7 @@ describe('CONNECT negotiation (STOMP 1.2 "Connecting")', () => {
   });
 
   it('sends heart-beats at the negotiated interval while the connection is idle', async () => {
-    const broker = testBroker({ heartbeat: [20, 0] });
+    const broker = testBroker({ heartbeat: [20, 0], heartbeatMin: 20 });
     const client = memoryClient(broker);
     await client.connect({ 'heart-beat': '0,20' });
     await client.waitFor(() => client.heartbeats >= 3, 5000, 'three heart-beats');
@@ -153,14 +195,14 @@ describe('CONNECT negotiation (STOMP 1.2 "Connecting")', () => {
   });
 
   it('disconnects a client silent beyond the negotiated heart-beat with STOMP_ERR_HEARTBEAT_TIMEOUT', async () => {
-    const broker = testBroker({ heartbeat: [0, 20] });
+    const broker = testBroker({ heartbeat: [0, 20], heartbeatMin: 20 });
     const client = memoryClient(broker);
     await client.connect({ 'heart-beat': '20,0' });
     expect(code(await client.expectErrorAndClose())).toBe('STOMP_ERR_HEARTBEAT_TIMEOUT');
   });
 
   it('keeps a client that sends heart-beats connected', async () => {
-    const broker = testBroker({ heartbeat: [0, 50] });
+    const broker = testBroker({ heartbeat: [0, 50], heartbeatMin: 50 });
     const client = memoryClient(broker);
     await client.connect({ 'heart-beat': '50,0' });
     // Well past the 100 ms of silence allowed, each interval proven alive by an EOL.

@@ -65,6 +65,13 @@ export interface RegistrySink {
 /** Everything a {@link Fanout} reports to the broker of this instance. */
 export type FanoutSink = BusSink & LogSink & RegistrySink;
 
+/** Whether a backend can serve now and, when not, why (the command's `/readyz`). */
+export interface FanoutReadiness {
+  readonly ready: boolean;
+  /** Why not, in a few words (e.g. `connecting to Kafka`); undefined when ready. */
+  readonly reason?: string | undefined;
+}
+
 /**
  * One cluster backend: the three seams, started and stopped together (a
  * Kafka backend feeds all three from one consumer). `createBroker({ fanout })`
@@ -76,8 +83,14 @@ export interface Fanout {
   readonly registry: Registry;
   /** Starts; what it reads goes to `sink`. Embedded: synchronous in effect. */
   start(sink: FanoutSink): Promise<void>;
-  /** Whether the backend can take messages now (Kafka connected, history read back). */
+  /** Whether the backend can take messages now (Kafka: the producer is connected). */
   readonly ready: boolean;
+  /**
+   * Whether this instance should be given clients now: the backend connected,
+   * consuming, and what resumes need read back. Optional: without it
+   * {@link ready} decides.
+   */
+  readiness?(): FanoutReadiness;
   /** Stops; queued work is flushed where possible. */
   stop(): Promise<void>;
 }

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Outgoing } from '../broker/message.js';
-import type { DurableLog, Fanout, FanoutSink, MessageBus, Registry } from '../broker/seams.js';
+import type {
+  DurableLog,
+  Fanout,
+  FanoutReadiness,
+  FanoutSink,
+  MessageBus,
+  Registry,
+} from '../broker/seams.js';
 import { StompError } from '../errors.js';
 import type { ConsumedRecord } from './kafka-client.js';
 import { KafkaLink, parseBrokers } from './kafka-link.js';
@@ -97,6 +104,15 @@ export class KafkaFanout implements Fanout {
   /** True once the producer is connected: SENDs are accepted. */
   get ready(): boolean {
     return this.link.ready;
+  }
+
+  /**
+   * Ready for clients: the producer connected, the consumer running and the
+   * history read back at start-up (or given up waiting for after `startTimeoutMs`).
+   */
+  readiness(): FanoutReadiness {
+    const reason = this.link.notReady;
+    return reason === undefined ? { ready: true } : { ready: false, reason };
   }
 
   /** The same as {@link ready}. */

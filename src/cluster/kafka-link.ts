@@ -58,6 +58,8 @@ export class KafkaLink {
   /** Counts consumer starts: a crash report of an older consumer is ignored. */
   private generation = 0;
   private producerReady = false;
+  /** The first connect got through: consuming, history read back (or given up waiting). */
+  private joined = false;
   private stopping = false;
   private readonly waits = new Waits();
 
@@ -66,6 +68,15 @@ export class KafkaLink {
   /** True once the producer is connected: records can be produced. */
   get ready(): boolean {
     return this.producerReady;
+  }
+
+  /** Why this link cannot serve yet (or any more), or undefined when it can. */
+  get notReady(): string | undefined {
+    if (this.stopping) return 'stopping';
+    if (!this.producerReady) return 'connecting to Kafka';
+    if (!this.joined) return 'reading the history back from Kafka';
+    if (!this.consumer) return 'Kafka consumer restarting';
+    return undefined;
   }
 
   /** True once {@link halt} was called. */
@@ -172,6 +183,7 @@ export class KafkaLink {
     this.producerReady = true;
     await this.startConsumer();
     await this.untilCaughtUp(started + this.options.startTimeoutMs);
+    this.joined = true;
     this.options.onConnected();
     const durationMs = Date.now() - started;
     const consuming = topics.map((t) => t.topic);

@@ -2,8 +2,19 @@ import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '../frame/limits.js';
 
 /** Per-connection protocol settings and limits. */
 export interface SessionOptions extends FrameLimits {
-  /** Heart-beat the server offers, `[can send, wants to receive]` in ms. Default `[10000, 10000]`. */
+  /**
+   * The server's side of the heart-beat negotiation, `[can send, wants to
+   * receive]` in ms; 0 turns a direction off. Each direction comes out as the
+   * larger of this, the client's value and {@link heartbeatMin} (STOMP 1.2
+   * "Heart-beating"), so the default, `[100, 100]`, gives clients what they ask for.
+   */
   heartbeat: [number, number];
+  /**
+   * The shortest heart-beat interval negotiated in either direction, in ms,
+   * whatever the client or `heartbeat` says: a guard against clients that ask
+   * for a heart-beat every millisecond. Default 100.
+   */
+  heartbeatMin: number;
   /** A client silent for this many times the negotiated interval is disconnected. Default 2. */
   heartbeatTolerance: number;
   /** Time a new connection has to send CONNECT, in ms. Default 10,000. */
@@ -34,7 +45,8 @@ export interface SessionOptions extends FrameLimits {
 /** The defaults of {@link SessionOptions} (docs/configuration.md "Defaults for limits"). */
 export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   ...DEFAULT_FRAME_LIMITS,
-  heartbeat: [10_000, 10_000] as [number, number],
+  heartbeat: [100, 100] as [number, number],
+  heartbeatMin: 100,
   heartbeatTolerance: 2,
   connectTimeoutMs: 10_000,
   maxSubscriptions: 1024,

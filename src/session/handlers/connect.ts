@@ -24,11 +24,8 @@ export function connect(session: SessionApi, frame: Frame): void {
     return;
   }
   const [cx, cy] = parseHeartbeat(getHeader(frame, 'heart-beat'));
-  const [sx, sy] = session.options.heartbeat;
-  // STOMP 1.2 "Heart-beating": no heart-beats one way if either side says 0,
-  // otherwise the larger of what one side can do and the other wants.
-  const sendEvery = sx === 0 || cy === 0 ? 0 : Math.max(sx, cy);
-  const expectEvery = cx === 0 || sy === 0 ? 0 : Math.max(cx, sy);
+  const { heartbeat: offer, heartbeatMin } = session.options;
+  const [sendEvery, expectEvery] = negotiateHeartbeat([cx, cy], offer, heartbeatMin);
   const heartbeat: [string, string] = ['heart-beat', `${sendEvery},${expectEvery}`];
   const identity = session.authenticate(
     getHeader(frame, 'login'),
@@ -40,6 +37,25 @@ export function connect(session: SessionApi, frame: Frame): void {
   } else {
     session.connectedAs(version, identity, heartbeat);
   }
+}
+
+/**
+ * STOMP 1.2 "Heart-beating", each direction: none if either side says 0 for
+ * it, else the larger of what one side can do and the other wants. The
+ * server's side is its offer raised to the floor `min`, so that with the
+ * default offer (the floor itself) a client gets the intervals it asks for,
+ * down to the floor: RabbitMQ, which has no preference of its own, likewise
+ * answers with the client's values raised to a floor (1 s there). Returns
+ * `[server sends every, server expects every]` in ms.
+ */
+export function negotiateHeartbeat(
+  [cx, cy]: readonly [number, number],
+  [sx, sy]: readonly [number, number],
+  min: number,
+): [number, number] {
+  const side = (server: number, client: number) =>
+    server === 0 || client === 0 ? 0 : Math.max(server, client, min);
+  return [side(sx, cy), side(sy, cx)];
 }
 
 function parseHeartbeat(value: string | undefined): [number, number] {
