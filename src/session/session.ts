@@ -2,6 +2,7 @@ import type { Replay } from '../broker/history.js';
 import type { Position } from '../broker/message.js';
 import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
 import type { Router } from '../broker/router.js';
+import type { BrokerStats } from '../broker/stats.js';
 import { type Consumer, Subscription, type SubscriptionSpec } from '../broker/subscription.js';
 import { StompError } from '../errors.js';
 import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
@@ -117,6 +118,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
   private closeError: StompError | undefined;
+  /** The broker's counters (frames, bytes, errors). */
+  private readonly stats: BrokerStats;
 
   constructor(
     private readonly host: SessionHost,
@@ -124,6 +127,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   ) {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
     const { options } = host;
+    const stats = host.router.stats;
+    this.stats = stats;
     const throttle = this.throttleFor(options.maxFramesPerSecond);
     this.throttle = throttle;
     this.parser = new FrameParser({
@@ -132,9 +137,13 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       onFrame: throttle
         ? (frame) => {
             throttle.spend();
+            stats.frameIn(frame.command);
             this.handle(frame);
           }
-        : (frame) => this.handle(frame),
+        : (frame) => {
+            stats.frameIn(frame.command);
+            this.handle(frame);
+          },
       onError: (error) => this.fail(error),
     });
     connection.attach(this);
@@ -310,6 +319,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   onData(chunk: Buffer): void {
     // STOMP 1.2 "Heart-beating": any bytes from the client prove it alive.
     this.lastReadAt = Date.now();
+    this.stats.bytesIn += chunk.length;
     if (this.state >= CLOSING) return;
     if (this.throttle) this.throttle.push(chunk);
     else this.parser.push(chunk);
@@ -441,6 +451,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /** Encodes and queues a frame; a client far behind on reading is dropped. */
   sendFrame(frame: Frame): void {
+    this.stats.frameOut(frame.command);
     this.connection.write(encodeFrame(frame, this.escapes));
     this.checkBacklog();
   }
@@ -460,6 +471,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   ): void {
     const mode = this.escapes;
     const connection = this.connection;
+    this.stats.sent.MESSAGE++;
     connection.write(sub.head);
     if (ackId !== undefined || redelivered || resume !== undefined) {
       connection.write(deliveryHeaders(ackId, redelivered, resume, mode));
@@ -509,6 +521,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       error instanceof StompError ? error : new StompError('STOMP_ERR_INTERNAL', { cause: error });
     if (err.code === 'STOMP_ERR_INTERNAL') console.error('stompbus: internal error', error);
     this.closeError = err;
+    this.stats.error(err.code);
     const headers: Header[] = [['message', err.code]];
     if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
     headers.push(...extra, ['content-type', 'text/plain']);
