@@ -62,6 +62,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
       `  ${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${server.tcpPort}   STOMP over TCP`,
     );
   }
+  if (server.admin?.url) console.log(`  ${server.admin.url}/metrics   admin: metrics, /console`);
 }
 
 /**

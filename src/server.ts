@@ -14,6 +14,7 @@ import {
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
+import { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
 import { securityHooks } from './security/hooks.js';
 import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';
 import type { Session } from './session/session.js';
@@ -61,6 +62,7 @@ export interface ClusterOptions {
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
 export interface ServerOptions
   extends ListenerOptions,
+    AdminOptions,
     ClusterOptions,
     SecurityOptions,
     StompBrokerOptions {}
@@ -90,6 +92,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
 export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   ...DEFAULT_STOMP_BROKER_OPTIONS,
   ...DEFAULT_LISTENER_OPTIONS,
+  ...DEFAULT_ADMIN_OPTIONS,
   ...DEFAULT_CLUSTER_OPTIONS,
   ...DEFAULT_SECURITY_OPTIONS,
 });
@@ -97,7 +100,8 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
 /**
  * The `stompbus` command's server: a broker ({@link createBroker}) with a
  * WebSocket endpoint and a TCP listener (TLS for both when configured), and
- * the health and registry endpoints on the same HTTP port.
+ * the health endpoint on the same HTTP port; metrics, the connection registry
+ * and the console on the admin port ({@link AdminServer}).
  */
 export class StompServer {
   readonly options: ServerOptions;
@@ -106,6 +110,7 @@ export class StompServer {
   private endpoint: WebSocketEndpoint | undefined;
   private tcp: NetServer | undefined;
   private stopping: Promise<void> | undefined;
+  private adminServer: AdminServer | undefined;
   private readonly tls: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(options: Partial<ServerOptions> = {}) {
@@ -147,6 +152,13 @@ export class StompServer {
         : createNetServer(broker.handle);
       await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
     }
+    this.adminServer = new AdminServer(broker, this.options, this.tls);
+    await this.adminServer.start();
+  }
+
+  /** The admin endpoints (metrics, registry, console); made by {@link start}. */
+  get admin(): AdminServer | undefined {
+    return this.adminServer;
   }
 
   /** The WebSocket port actually bound. */
@@ -176,6 +188,7 @@ export class StompServer {
   }
 
   private async doStop(): Promise<void> {
+    await this.adminServer?.stop();
     const closed = Promise.all([
       this.http.listening
         ? new Promise<void>((resolve) => this.http.close(() => resolve()))
@@ -215,22 +228,6 @@ export class StompServer {
           connections: this.sessions.size,
         }),
       );
-      return;
-    }
-    // The connection registry: where a user has a session now (cluster-wide in cluster mode).
-    const user = /^\/users\/([^/?]+)$/.exec(req.url ?? '')?.[1];
-    if (user !== undefined && req.method === 'GET' && this.current) {
-      let name: string;
-      try {
-        name = decodeURIComponent(user);
-      } catch {
-        res.writeHead(400).end();
-        return;
-      }
-      const instances = this.current.whereIs(name);
-      const waiting = this.current.waitingFor(name);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ user: name, online: instances.length > 0, instances, waiting }));
       return;
     }
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });
