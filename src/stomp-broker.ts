@@ -218,7 +218,9 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   /**
    * This broker's Prometheus metrics (a prom-client `Registry` of its own,
    * made on first use): `await broker.metrics.metrics()` is the text of a
-   * scrape, `broker.metrics.contentType` its content type.
+   * scrape, `broker.metrics.contentType` its content type. Counters count
+   * from the broker's start; the Kafka produce-latency histogram observes
+   * from the first use of this property on.
    */
   get metrics(): MetricsRegistry {
     this.registry ??= createMetrics(this);

@@ -51,6 +51,7 @@ function makeChart() {
         { label: 'in /s', stroke: '#2f6fde', width: 2, fill: 'rgba(47,111,222,0.08)' },
         { label: 'out /s', stroke: '#16a34a', width: 2, fill: 'rgba(22,163,74,0.08)' },
       ],
+      legend: { live: false },
       axes: [{}, { size: 60 }],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(10, max * 1.1)] } },
     },
@@ -85,7 +86,8 @@ function show(s) {
   set('rate-out', s.rates.messagesOut);
   set('total-in', s.totals.messagesIn);
   set('total-out', s.totals.messagesOut);
-  set('rate-bytes', `${bytes(s.rates.bytesIn)} · ${bytes(s.rates.bytesOut)}`);
+  set('rate-bytes-out', bytes(s.rates.bytesOut));
+  set('rate-bytes-in', bytes(s.rates.bytesIn));
   set('slow-total', `(${number.format(s.totals.slowConsumers)} in all)`);
   set('dead-total', `(${number.format(s.totals.deadLetters)} in all)`);
 

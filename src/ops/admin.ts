@@ -86,6 +86,8 @@ export class AdminServer {
       ? createHmac('sha256', adminToken).update('stompbus console').digest('base64url')
       : undefined;
     this.feed = new ConsoleFeed(broker, VERSION);
+    // Made now: the produce-latency histogram observes from its creation on.
+    void broker.metrics;
     broker.on('error', ({ error, user, remoteAddress, transport }) => {
       if (error.code === 'STOMP_ERR_SLOW_CONSUMER') {
         this.feed.slowConsumer({ at: Date.now(), user, remoteAddress, transport });
