@@ -10,12 +10,17 @@ ENV NODE_ENV=production
 COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY bin ./bin
+# The console's page and script (the admin port serves them).
+COPY assets ./assets
 # Dev dependencies (TypeScript) are needed to build; dropped afterwards.
 RUN npm install --include=dev --no-audit --no-fund \
     && npm run build \
     && npm prune --omit=dev
 
-# WebSocket (/stomp, /healthz) and STOMP over TCP.
-EXPOSE 61614 61613
+# WebSocket (/stomp, /healthz), STOMP over TCP and the admin port (/metrics, /console).
+# In a container the admin port listens on every interface, so that Prometheus can
+# scrape it; set STOMPBUS_ADMIN_TOKEN where that network is shared.
+ENV STOMPBUS_ADMIN_HOST=0.0.0.0
+EXPOSE 61614 61613 61615
 USER node
 CMD ["node", "bin/stompbus.js"]

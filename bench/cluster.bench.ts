@@ -140,7 +140,11 @@ async function startInstance(
     '0',
     ...extra,
   ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
+  });
   children.add(child);
   let out = '';
   let err = '';

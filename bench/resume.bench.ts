@@ -93,6 +93,7 @@ async function startInstance(port: number, extra: string[]): Promise<Instance> {
   const child = spawn(process.execPath, [...args, ...extra], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
   });
   children.add(child);
   let output = '';

@@ -88,6 +88,7 @@ export async function main(argv = process.argv.slice(2)): Promise<void> {
         tcpPort === undefined
           ? undefined
           : `${tlsCert ? 'stomp+ssl' : 'stomp'}://${host}:${tcpPort}`,
+      admin: server.admin?.url ? `${server.admin.url}/console` : undefined,
     },
     `stompbus ${VERSION} ready (${mode})`,
   );

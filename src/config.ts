@@ -350,6 +350,30 @@ export const FLAGS: Flag[] = [
     'shutdownTimeoutMs',
     `grace after the last ERROR before connections are cut, on SIGTERM and SIGINT (${d.shutdownTimeoutMs})`,
   ),
+  // The admin port: metrics, the connection registry, the console (docs/operations.md).
+  {
+    flag: '--admin-port',
+    env: 'STOMPBUS_ADMIN_PORT',
+    arg: 'n|off',
+    help: `admin port (/metrics, /users/<name>, /console); 0 picks a free one, off turns it off (${d.adminPort})`,
+    apply: (o, v) => {
+      o.adminPort = v === 'off' ? null : int('--admin-port', v);
+    },
+  },
+  text(
+    '--admin-host',
+    'STOMPBUS_ADMIN_HOST',
+    'addr',
+    'adminHost',
+    `interface of the admin port (${d.adminHost})`,
+  ),
+  text(
+    '--admin-token',
+    'STOMPBUS_ADMIN_TOKEN',
+    'token',
+    'adminToken',
+    'admin requests need Authorization: Bearer <token> (off)',
+  ),
   {
     flag: '--kafka-brokers',
     env: 'KAFKA_BROKERS',

@@ -10,15 +10,19 @@ export type { BrokerOptions } from './broker/options.js';
 export { DEFAULT_BROKER_OPTIONS } from './broker/options.js';
 export type {
   BusSink,
+  ClusterStats,
   DurableLog,
   Fanout,
   FanoutReadiness,
   FanoutSink,
+  InstanceSeen,
   LogSink,
   MessageBus,
+  PartitionLag,
   Registry,
   RegistrySink,
 } from './broker/seams.js';
+export { BrokerStats } from './broker/stats.js';
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
 export {

@@ -14,6 +14,7 @@ import {
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
+import { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
 import { securityHooks } from './security/hooks.js';
 import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';
 import type { Session } from './session/session.js';
@@ -76,6 +77,7 @@ export interface ClusterOptions {
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
 export interface ServerOptions
   extends ListenerOptions,
+    AdminOptions,
     ClusterOptions,
     SecurityOptions,
     StompBrokerOptions {}
@@ -124,6 +126,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
 export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
   ...DEFAULT_STOMP_BROKER_OPTIONS,
   ...DEFAULT_LISTENER_OPTIONS,
+  ...DEFAULT_ADMIN_OPTIONS,
   ...DEFAULT_CLUSTER_OPTIONS,
   ...DEFAULT_SECURITY_OPTIONS,
 });
@@ -131,7 +134,8 @@ export const DEFAULT_SERVER_OPTIONS: Readonly<ServerOptions> = Object.freeze({
 /**
  * The `stompbus` command's server: a broker ({@link createBroker}) with a
  * WebSocket endpoint and a TCP listener (TLS for both when configured), and
- * the health and registry endpoints on the same HTTP port.
+ * the health endpoint on the same HTTP port; metrics, the connection registry
+ * and the console on the admin port ({@link AdminServer}).
  */
 export class StompServer {
   readonly options: ServerOptions;
@@ -147,6 +151,7 @@ export class StompServer {
   private endDelay: (() => void) | undefined;
   /** The ports bound, kept for after the listeners closed. */
   private readonly bound: { http?: number; tcp?: number } = {};
+  private adminServer: AdminServer | undefined;
   private readonly tls: { cert: Buffer; key: Buffer } | undefined;
 
   constructor(options: Partial<ServerOptions> = {}) {
@@ -190,6 +195,13 @@ export class StompServer {
       await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
       this.bound.tcp = this.tcpPort;
     }
+    this.adminServer = new AdminServer(broker, this.options, this.tls);
+    await this.adminServer.start();
+  }
+
+  /** The admin endpoints (metrics, registry, console); made by {@link start}. */
+  get admin(): AdminServer | undefined {
+    return this.adminServer;
   }
 
   /** The WebSocket port actually bound (still known once stopped). */
@@ -305,6 +317,8 @@ export class StompServer {
     this.http.closeAllConnections?.();
     this.endpoint?.close();
     await Promise.all([tcpClosed, httpClosed]);
+    // The admin endpoints last: metrics and the console show the drain to its end.
+    await this.adminServer?.stop();
   }
 
   /** The fan-out the options ask for: given, Kafka (loaded only then), or none (embedded). */
@@ -340,22 +354,6 @@ export class StompServer {
       const readiness = this.readiness();
       res.writeHead(readiness.ready ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ ...readiness, connections: this.sessions.size }));
-      return;
-    }
-    // The connection registry: where a user has a session now (cluster-wide in cluster mode).
-    const user = /^\/users\/([^/?]+)$/.exec(req.url ?? '')?.[1];
-    if (user !== undefined && req.method === 'GET' && this.current) {
-      let name: string;
-      try {
-        name = decodeURIComponent(user);
-      } catch {
-        res.writeHead(400).end();
-        return;
-      }
-      const instances = this.current.whereIs(name);
-      const waiting = this.current.waitingFor(name);
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ user: name, online: instances.length > 0, instances, waiting }));
       return;
     }
     res.writeHead(426, { 'content-type': 'text/plain', upgrade: 'websocket' });

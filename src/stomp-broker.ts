@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
+import type { Registry as MetricsRegistry } from 'prom-client';
 import { destinationKind, destinationUser } from './broker/destination.js';
 import { LocalFanout } from './broker/local-fanout.js';
 import { messageHeaders } from './broker/message.js';
@@ -11,6 +12,7 @@ import type { Subscription } from './broker/subscription.js';
 import { StompError } from './errors.js';
 import type { Header } from './frame/frame.js';
 import { type CloseReason, connectionLog, type Logger } from './ops/log.js';
+import { createMetrics } from './ops/metrics.js';
 import { addressOf, ConnectionLimits, clientIp } from './security/connection-limits.js';
 import type { Access, Identity } from './session/api.js';
 import { DEFAULT_SESSION_OPTIONS, type SessionOptions } from './session/options.js';
@@ -195,6 +197,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
   private readonly limits: ConnectionLimits;
   /** The address each counted session was counted under. */
   private readonly counted = new Map<Session, string>();
+  private registry: MetricsRegistry | undefined;
 
   constructor(options: Partial<StompBrokerOptions> = {}) {
     super();
@@ -210,6 +213,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       deliver: (message) => this.router.deliver(message),
       consumed: (destination, id) => this.router.consumed(destination, id),
       localUsers: () => this.users.keys(),
+      connections: () => this.sessions.size,
     });
     this.started.then(
       () => {
@@ -240,6 +244,10 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       connection.destroy();
       return;
     }
+    const stats = this.router.stats;
+    connection.meter = stats;
+    if (connection.kind === 'ws' || connection.kind === 'wss') stats.accepted.websocket++;
+    else stats.accepted.tcp++;
     const session = new Session(this, connection);
     this.sessions.add(session);
     this.open.add(session);
@@ -258,6 +266,18 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
    */
   admits(remoteAddress: string): boolean {
     return !this.closing && this.limits.admits(clientIp(remoteAddress));
+  }
+
+  /**
+   * This broker's Prometheus metrics (a prom-client `Registry` of its own,
+   * made on first use): `await broker.metrics.metrics()` is the text of a
+   * scrape, `broker.metrics.contentType` its content type. Counters count
+   * from the broker's start; the Kafka produce-latency histogram observes
+   * from the first use of this property on.
+   */
+  get metrics(): MetricsRegistry {
+    this.registry ??= createMetrics(this);
+    return this.registry;
   }
 
   /** Resolves once the fan-out has started (cluster mode: Kafka joined, history read back). */

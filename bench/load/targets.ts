@@ -61,6 +61,8 @@ export function spawnWithFds(argv: string[], ipc: boolean): ChildProcess {
     cwd: REPO,
     stdio: ipc ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'],
     serialization: 'advanced',
+    // A free admin port for each broker (builds without one ignore the variable).
+    env: { ...process.env, STOMPBUS_ADMIN_PORT: process.env.STOMPBUS_ADMIN_PORT ?? '0' },
   });
   children.add(child);
   child.once('exit', () => children.delete(child));

@@ -289,7 +289,7 @@ describe('the command with a bad --acl-file', () => {
     const bin = fileURLToPath(new URL('../../bin/stompbus.js', import.meta.url));
     const child = spawn(process.execPath, [bin, '--acl-file', file, '--port', '0'], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { PATH: process.env.PATH ?? '' },
+      env: { PATH: process.env.PATH ?? '', STOMPBUS_ADMIN_PORT: '0' },
     });
     let stdout = '';
     let stderr = '';

@@ -38,7 +38,8 @@ class Cli {
   constructor(args: string[], env: Record<string, string> = {}) {
     this.child = spawn(process.execPath, [BIN, ...args], {
       cwd: ROOT,
-      env: { ...cleanEnv(), ...env },
+      // A free admin port unless the test says otherwise: commands run side by side.
+      env: { ...cleanEnv(), STOMPBUS_ADMIN_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => this.output('stdout', d));

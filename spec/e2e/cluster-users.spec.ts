@@ -49,8 +49,9 @@ function messages(client: RawClient, n: number): Promise<Frame[]> {
   );
 }
 
-async function registry(port: number, user: string) {
-  const response = await fetch(`http://127.0.0.1:${port}/users/${user}`);
+/** The connection registry on an instance's admin port. */
+async function registry(instance: Instance, user: string) {
+  const response = await fetch(`http://127.0.0.1:${instance.adminPort}/users/${user}`);
   return (await response.json()) as { online: boolean; instances: string[]; waiting: number };
 }
 
@@ -155,8 +156,8 @@ describe.skipIf(skipKafka)(
     it('delivers 100 messages kept for an offline user after the instance that took them is killed, exactly once after acks', async () => {
       const [a, b, c] = instances as [Instance, Instance, Instance];
       const alice = await raw(wsUrl(a.port), 'alice');
-      await until(async () => (await registry(b.port, 'alice')).online, 'b sees alice online');
-      expect((await registry(c.port, 'bob')).online).toBe(false);
+      await until(async () => (await registry(b, 'alice')).online, 'b sees alice online');
+      expect((await registry(c, 'bob')).online).toBe(false);
 
       for (let i = 0; i < 100; i++) {
         alice.send(`SEND\ndestination:/user/bob/queue/inbox\nreceipt:r${i}\n\nm${i}\0`);
@@ -165,19 +166,19 @@ describe.skipIf(skipKafka)(
       expect(alice.all('RECEIPT')).toHaveLength(100);
       await killChild(a);
       // The registry forgets the dead instance within three presence intervals.
-      await until(async () => !(await registry(b.port, 'alice')).online, 'alice is offline', 5_000);
+      await until(async () => !(await registry(b, 'alice')).online, 'alice is offline', 5_000);
 
       const bob = await raw(wsUrl(b.port), 'bob');
       bob.send('SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\n\n\0');
       const got = await messages(bob, 100);
       expect(got.map(bodyText)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
-      await until(async () => (await registry(c.port, 'bob')).instances.length === 1, 'c sees bob');
+      await until(async () => (await registry(c, 'bob')).instances.length === 1, 'c sees bob');
       for (const m of got) bob.send(`ACK\nid:${getHeader(m, 'ack')}\n\n\0`);
       bob.send('DISCONNECT\nreceipt:bye\n\n\0');
       await bob.receipt('bye');
 
       // Every instance learns (through Kafka) that bob consumed them.
-      await until(async () => (await registry(c.port, 'bob')).waiting === 0, 'c forgets them');
+      await until(async () => (await registry(c, 'bob')).waiting === 0, 'c forgets them');
       const again = await raw(wsUrl(c.port), 'bob');
       again.send(
         'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\nreceipt:s\n\n\0',

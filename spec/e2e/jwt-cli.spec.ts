@@ -30,7 +30,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function environment(env: Record<string, string>): NodeJS.ProcessEnv {
   const clean = { ...process.env };
   for (const key of Object.keys(clean)) if (key.startsWith('STOMPBUS_')) delete clean[key];
-  return { ...clean, ...env };
+  // A free admin port: commands of several spec files run side by side.
+  return { ...clean, STOMPBUS_ADMIN_PORT: '0', ...env };
 }
 
 /** Runs `stompbus args` to its end, with `stdin` as its input. */

@@ -156,7 +156,7 @@ const path: string = endpoint.path;
 broker.on('connect', (info: SessionInfo) => console.log(info.sessionId, info.user, path));
 const done: Promise<void> = broker.publish('/topic/news', 'text', { 'content-type': 'text/plain' });
 const bytes: Buffer = encodeFrame(createFrame('SEND', { destination: '/queue/a' }, 'hi'));
-const server = new StompServer({ port: 0, tcpPort: 0 });
+const server = new StompServer({ port: 0, tcpPort: 0, adminPort: 0 });
 const fanout = new KafkaFanout({ brokers: '127.0.0.1:9092' });
 void [done, bytes, server, fanout];
 

@@ -25,8 +25,9 @@ function messages(client: RawClient, n: number, timeoutMs = 5000): Promise<Frame
   );
 }
 
+/** The connection registry, on the admin port. */
 async function registry(server: StompServer, user: string) {
-  const response = await fetch(`http://127.0.0.1:${server.port}/users/${user}`);
+  const response = await fetch(`${server.admin?.url}/users/${user}`);
   return (await response.json()) as { online: boolean; instances: string[] };
 }
 

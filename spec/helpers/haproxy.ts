@@ -108,6 +108,8 @@ export async function killAllChildren(): Promise<void> {
 export interface Instance extends Child {
   readonly port: number;
   readonly tcpPort: number;
+  /** The admin port (metrics, /users/<name>, the console). */
+  readonly adminPort: number;
 }
 
 /**
@@ -123,12 +125,14 @@ export async function startInstance(
     /** Fixed ports, e.g. to restart an instance where it was. */
     port?: number;
     tcpPort?: number;
+    adminPort?: number;
     /** More command-line flags. */
     args?: string[];
   },
 ): Promise<Instance> {
   const port = options.port ?? (await freePort());
   const tcpPort = options.tcpPort ?? (await freePort());
+  const adminPort = options.adminPort ?? (await freePort());
   const child = spawnChild(name, process.execPath, [
     'bin/stompbus.js',
     '--host',
@@ -137,6 +141,8 @@ export async function startInstance(
     String(port),
     '--tcp-port',
     String(tcpPort),
+    '--admin-port',
+    String(adminPort),
     '--kafka-brokers',
     options.kafkaBrokers,
     '--kafka-topic',
@@ -153,7 +159,7 @@ export async function startInstance(
     }
     await sleep(100);
   }
-  return Object.assign(child, { port, tcpPort });
+  return Object.assign(child, { port, tcpPort, adminPort });
 }
 
 /** An instance's /healthz answer, or undefined when it does not answer 200. */

@@ -3,11 +3,12 @@ import { type ServerOptions, StompServer } from '../../src/server.js';
 
 const running = new Set<StompServer>();
 
-/** What every test server gets: loopback, free ports, short close timeouts. */
+/** What every test server gets: loopback, free ports (the admin port too), short close timeouts. */
 export const TEST_SERVER_OPTIONS: Partial<ServerOptions> = {
   host: '127.0.0.1',
   port: 0,
   tcpPort: 0,
+  adminPort: 0,
   shutdownTimeoutMs: 500,
   closeTimeoutMs: 500,
 };

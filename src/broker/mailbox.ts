@@ -82,6 +82,13 @@ export class Mailboxes {
     for (const [user, letters] of this.byUser) this.expire(user, letters, now);
   }
 
+  /** Messages kept, all users together (for metrics and the console). */
+  get size(): number {
+    let n = 0;
+    for (const letters of this.byUser.values()) n += letters.size;
+    return n;
+  }
+
   /** Messages kept for `user` (for tests and metrics). */
   count(user: string): number {
     return this.byUser.get(user)?.size ?? 0;

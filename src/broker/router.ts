@@ -15,6 +15,7 @@ import { Mailboxes } from './mailbox.js';
 import type { Message, Position } from './message.js';
 import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './options.js';
 import type { DurableLog, MessageBus } from './seams.js';
+import { BrokerStats } from './stats.js';
 import type { Pending, Subscription } from './subscription.js';
 
 /** How often expired history and offline messages are swept, ms. */
@@ -48,6 +49,8 @@ export class Router implements DestinationContext {
     options: Partial<BrokerOptions>,
     readonly bus: MessageBus,
     readonly log: DurableLog,
+    /** What the broker counts; sessions add to it too. */
+    readonly stats = new BrokerStats(),
   ) {
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...options };
     this.history = new History({
@@ -150,6 +153,7 @@ export class Router implements DestinationContext {
       ['delivery-count', String(pending.deliveries)],
     ];
     const dlq = this.resolve(target);
+    this.stats.deadLetters++;
     dlq.deadLetter({ id: message.id, destination: target, headers, body: message.body });
     this.forgetIfIdle(dlq);
   }
@@ -157,6 +161,16 @@ export class Router implements DestinationContext {
   /** Messages waiting at a destination (for tests and metrics). */
   depth(destination: string): number {
     return this.destinations.get(destination)?.depth ?? 0;
+  }
+
+  /** The destinations in use now (for metrics and the console). */
+  get active(): IterableIterator<Destination> {
+    return this.destinations.values();
+  }
+
+  /** How many destinations are in use now. */
+  get activeCount(): number {
+    return this.destinations.size;
   }
 
   /** The destination of a routing name, made on first use. */

@@ -60,6 +60,8 @@ export interface LogSink {
 export interface RegistrySink {
   /** Users with a session on this instance now. */
   localUsers(): Iterable<string>;
+  /** Connections open on this instance now (the registry may announce it). */
+  connections?(): number;
 }
 
 /** Everything a {@link Fanout} reports to the broker of this instance. */
@@ -93,4 +95,41 @@ export interface Fanout {
   readiness?(): FanoutReadiness;
   /** Stops; queued work is flushed where possible. */
   stop(): Promise<void>;
+  /** What a cluster backend reports to the metrics and the console; none when embedded. */
+  readonly stats?: ClusterStats;
+}
+
+/** Another instance as this one last heard of it in the registry. */
+export interface InstanceSeen {
+  readonly id: string;
+  /** Users with a session there. */
+  readonly users: number;
+  /** Connections open there; undefined when it did not say. */
+  readonly connections: number | undefined;
+  /** Its consumer lag, records in total; undefined when it did not say. */
+  readonly lag: number | undefined;
+  /** When its last announcement was read, ms since 1970. */
+  readonly seenAt: number;
+}
+
+/** One partition's consumer lag. */
+export interface PartitionLag {
+  readonly topic: string;
+  readonly partition: number;
+  /** Records between this instance's position and the partition's end, as of the last fetch. */
+  readonly lag: number;
+}
+
+/** The counters of a cluster backend, read when the metrics are scraped. */
+export interface ClusterStats {
+  /** This instance's name in the registry. */
+  readonly instanceId: string;
+  /** Records consumed, by Kafka topic, since start. */
+  readonly recordsConsumed: ReadonlyMap<string, number>;
+  /** Consumer lag per topic and partition. */
+  lag(): PartitionLag[];
+  /** The other instances alive in the registry now. */
+  instances(): InstanceSeen[];
+  /** Adds a listener of each produce request's latency, in seconds (from send to Kafka's ack). */
+  onProduced(listener: (seconds: number) => void): void;
 }

@@ -46,6 +46,8 @@ export interface ConsumeOptions {
   readonly positions: () => ReadonlyMap<string, Positions>;
   /** Called with each fetched batch, in partition order. Must not throw. */
   readonly onRecords: (records: ConsumedRecord[]) => void;
+  /** Called before each batch's records with its partition's end (the high watermark). */
+  readonly onPartitionEnd?: (topic: string, partition: number, end: bigint) => void;
   /** The consumer stopped by itself; it will not restart on its own. */
   readonly onCrash: (error: Error) => void;
   /** Longest wait for the first group join. */
@@ -318,6 +320,7 @@ class KafkajsClient implements KafkaClient {
         .run({
           autoCommit: false,
           eachBatch: async ({ batch, heartbeat }) => {
+            options.onPartitionEnd?.(batch.topic, batch.partition, BigInt(batch.highWatermark));
             options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
             await heartbeat();
           },

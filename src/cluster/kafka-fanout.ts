@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Outgoing } from '../broker/message.js';
 import type {
+  ClusterStats,
   DurableLog,
   Fanout,
   FanoutReadiness,
@@ -52,6 +53,10 @@ export class KafkaFanout implements Fanout {
   };
   /** The connection registry on the presence topic. */
   readonly registry: Registry;
+  /** Records consumed, lag, produce latency and the instances seen (for the metrics). */
+  readonly stats: ClusterStats;
+  private readonly recordsConsumed = new Map<string, number>();
+  private readonly produceListeners: Array<(seconds: number) => void> = [];
   private readonly topics: ClusterTopics;
   private readonly records: RecordMapper;
   private readonly offsets = new Offsets();
@@ -81,6 +86,7 @@ export class KafkaFanout implements Fanout {
       caughtUp: () => this.offsets.caughtUp(),
       positions: () => this.offsets.next,
       onRecords: (records) => this.onRecords(records),
+      onPartitionEnd: (topic, partition, end) => this.offsets.partitionEnd(topic, partition, end),
       onConnected: () => this.presence.start(),
     });
     this.queue = new ProduceQueue({
@@ -88,17 +94,37 @@ export class KafkaFanout implements Fanout {
       log: this.lines,
       send: (records) => this.link.requireClient().produce(records),
       onRecovered: () => this.link.kafkaBack(),
+      onProduced: (seconds) => {
+        for (const listener of this.produceListeners) listener(seconds);
+      },
     });
     this.presence = new Presence({
       instanceId: this.instanceId,
       topic: this.topics.presenceTopic,
       intervalMs: this.options.presenceIntervalMs,
       localUsers: () => this.sink.localUsers(),
+      status: () => ({ connections: this.sink.connections?.(), lag: this.totalLag() }),
       produce: (record) =>
         this.link.ready ? this.queue.push(record) : Promise.reject(unavailable('not connected')),
       warnOnce: (key, message) => this.notices.warnOnce(key, message),
     });
     this.registry = this.presence;
+    this.stats = {
+      instanceId: this.instanceId,
+      recordsConsumed: this.recordsConsumed,
+      lag: () => this.offsets.lag(),
+      instances: () => this.presence.instances(),
+      onProduced: (listener) => {
+        this.produceListeners.push(listener);
+      },
+    };
+  }
+
+  /** This instance's consumer lag, all partitions together. */
+  private totalLag(): number {
+    let lag = 0;
+    for (const p of this.offsets.lag()) lag += p.lag;
+    return lag;
   }
 
   /** True once the producer is connected: SENDs are accepted. */
@@ -180,6 +206,11 @@ export class KafkaFanout implements Fanout {
 
   /** Every fetched record, once: registry announcements, consumption records and messages. */
   private onRecords(records: ConsumedRecord[]): void {
+    // One batch is one partition of one topic.
+    const topic = records[0]?.topic;
+    if (topic !== undefined) {
+      this.recordsConsumed.set(topic, (this.recordsConsumed.get(topic) ?? 0) + records.length);
+    }
     for (const record of records) {
       const fetched = this.offsets.advance(record);
       if (fetched === 'seen') continue;

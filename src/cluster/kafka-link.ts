@@ -38,6 +38,8 @@ export interface KafkaLinkOptions
   readonly positions: () => ReadonlyMap<string, Positions>;
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
   readonly onRecords: (records: ConsumedRecord[]) => void;
+  /** Each fetched batch's partition end (`ConsumeOptions.onPartitionEnd`). */
+  readonly onPartitionEnd?: (topic: string, partition: number, end: bigint) => void;
   /** Connected and (or given up waiting for) the history read back. */
   readonly onConnected: () => void;
 }
@@ -215,6 +217,7 @@ export class KafkaLink {
       topics: topics.map((t) => t.topic),
       positions: this.options.positions,
       onRecords: this.options.onRecords,
+      onPartitionEnd: this.options.onPartitionEnd,
       onCrash: (error) => this.onCrash(generation, error),
       joinTimeoutMs: Math.max(10_000, 2 * sessionTimeoutMs),
     });

@@ -9,6 +9,7 @@
  * history, read back at start-up) on, once it has read up to where live
  * traffic began.
  */
+import type { PartitionLag } from '../broker/seams.js';
 import type { ConsumedRecord, KafkaClient, Positions } from './kafka-client.js';
 
 /** How a topic is read at the first connect. */
@@ -29,6 +30,8 @@ export class Offsets {
   private readonly startedFrom = new Map<string, Positions>();
   /** The end of each partition at the first connect: records before it are history. */
   private readonly liveFrom = new Map<string, Positions>();
+  /** The end of each partition as of its last fetch (the consumer lag's other side). */
+  private readonly ends = new Map<string, Positions>();
 
   /** The next offset to read per topic and partition: where every group join seeks. */
   get next(): ReadonlyMap<string, Positions> {
@@ -69,6 +72,29 @@ export class Offsets {
     positions.set(record.partition, offset + 1n);
     const live = this.liveFrom.get(record.topic)?.get(record.partition);
     return live !== undefined && offset < live ? 'history' : 'live';
+  }
+
+  /** A fetch told the end of a partition (its high watermark). */
+  partitionEnd(topic: string, partition: number, end: bigint): void {
+    let ends = this.ends.get(topic);
+    if (!ends) {
+      ends = new Map();
+      this.ends.set(topic, ends);
+    }
+    ends.set(partition, end);
+  }
+
+  /** Records between the next offset to read and the end, per partition, as of the last fetch. */
+  lag(): PartitionLag[] {
+    const out: PartitionLag[] = [];
+    for (const [topic, ends] of this.ends) {
+      const at = this.positions.get(topic);
+      for (const [partition, end] of ends) {
+        const next = at?.get(partition) ?? end;
+        out.push({ topic, partition, lag: end > next ? Number(end - next) : 0 });
+      }
+    }
+    return out;
   }
 
   /** Whether every partition has been read up to where live traffic began. */

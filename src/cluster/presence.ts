@@ -1,4 +1,4 @@
-import type { Registry } from '../broker/seams.js';
+import type { InstanceSeen, Registry } from '../broker/seams.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
 
 /** What a {@link Presence} needs from the fan-out it serves. */
@@ -11,6 +11,8 @@ export interface PresenceOptions {
   readonly intervalMs: number;
   /** Users with a session on this instance now. */
   readonly localUsers: () => Iterable<string>;
+  /** What else this instance announces: its connections and consumer lag now. */
+  readonly status?: () => { connections: number | undefined; lag: number };
   /** Produces one announcement (failures are for the caller to ignore). */
   readonly produce: (record: ProducedRecord) => Promise<void>;
   /** Logs a warning once per kind. */
@@ -25,7 +27,10 @@ export interface PresenceOptions {
  * cleanly says so at once. It is the {@link Registry} of `KafkaFanout`.
  */
 export class Presence implements Registry {
-  private readonly others = new Map<string, { users: Set<string>; seenAt: number }>();
+  private readonly others = new Map<
+    string,
+    { users: Set<string>; seenAt: number; connections: number | undefined; lag: number | undefined }
+  >();
   private timer: NodeJS.Timeout | undefined;
   private soon: NodeJS.Timeout | undefined;
 
@@ -80,6 +85,18 @@ export class Presence implements Registry {
     return out;
   }
 
+  /** The other instances alive now, with what they last announced. */
+  instances(): InstanceSeen[] {
+    const oldest = Date.now() - 3 * this.options.intervalMs;
+    const out: InstanceSeen[] = [];
+    for (const [id, entry] of this.others) {
+      if (entry.seenAt < oldest) continue;
+      const { connections, lag, seenAt } = entry;
+      out.push({ id, users: entry.users.size, connections, lag, seenAt });
+    }
+    return out;
+  }
+
   /** One announcement read from the topic. */
   onRecord(record: ConsumedRecord): void {
     const instance = record.key?.toString();
@@ -87,13 +104,20 @@ export class Presence implements Registry {
     // An old announcement read again (a consumer restart) must not revive a dead instance.
     if (record.timestamp < Date.now() - 3 * this.options.intervalMs) return;
     try {
-      const { users, leaving } = JSON.parse(record.value?.toString() ?? '{}') as {
+      const { users, leaving, connections, lag } = JSON.parse(record.value?.toString() ?? '{}') as {
         users?: unknown;
         leaving?: unknown;
+        connections?: unknown;
+        lag?: unknown;
       };
       if (leaving === true) this.others.delete(instance);
       else if (Array.isArray(users)) {
-        this.others.set(instance, { users: new Set(users.map(String)), seenAt: Date.now() });
+        this.others.set(instance, {
+          users: new Set(users.map(String)),
+          seenAt: Date.now(),
+          connections: typeof connections === 'number' ? connections : undefined,
+          lag: typeof lag === 'number' ? lag : undefined,
+        });
       }
     } catch {
       this.options.warnOnce(
@@ -105,11 +129,13 @@ export class Presence implements Registry {
 
   private announce(leaving = false): void {
     const users = leaving ? [] : [...this.options.localUsers()];
+    // Older instances read `users` and `leaving` only; the rest is for the console.
+    const status = leaving ? undefined : this.options.status?.();
     this.options
       .produce({
         topic: this.options.topic,
         key: this.options.instanceId,
-        value: Buffer.from(JSON.stringify({ users, leaving })),
+        value: Buffer.from(JSON.stringify({ users, leaving, ...status })),
         headers: [],
       })
       .catch(() => {});

@@ -21,6 +21,8 @@ export interface ProduceQueueOptions
   readonly log: Log;
   /** A request succeeded after failures: Kafka is back (waits for it may end early). */
   readonly onRecovered: () => void;
+  /** A request was acknowledged, `seconds` after it was sent. */
+  readonly onProduced?: (seconds: number) => void;
 }
 
 interface Pending {
@@ -113,9 +115,11 @@ export class ProduceQueue {
       }
       if (batch.length === 0) continue;
       this.inFlight = batch.length;
+      const started = performance.now();
       const sent = this.send(batch.map((p) => p.record));
       try {
         await withTimeout(sent, publishTimeoutMs, 'the Kafka produce request');
+        this.options.onProduced?.((performance.now() - started) / 1000);
         this.produced();
         for (const pending of batch) pending.resolve();
       } catch (error) {

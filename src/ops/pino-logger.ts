@@ -57,6 +57,7 @@ const OWN = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'err', 'event'])
 const READY_URLS = new Map([
   ['ws', 'STOMP over WebSocket'],
   ['tcp', 'STOMP over TCP'],
+  ['admin', 'admin: the console, /metrics'],
 ]);
 
 /** ANSI colours of each level's name (only on a terminal, never with NO_COLOR). */

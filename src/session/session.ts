@@ -2,6 +2,7 @@ import type { Replay } from '../broker/history.js';
 import type { Position } from '../broker/message.js';
 import { deliveryHeaders, type EncodedMessage, subscriptionHead } from '../broker/message-frame.js';
 import type { Router } from '../broker/router.js';
+import type { BrokerStats } from '../broker/stats.js';
 import { type Consumer, Subscription, type SubscriptionSpec } from '../broker/subscription.js';
 import { StompError } from '../errors.js';
 import { encodeFrame, HEARTBEAT } from '../frame/encoder.js';
@@ -136,6 +137,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** The frame being handled: a refusal names its command and destination. */
   private handling: Frame | undefined;
   private refused: Frame | undefined;
+  /** The broker's counters (frames, bytes, errors). */
+  private readonly stats: BrokerStats;
 
   constructor(
     private readonly host: SessionHost,
@@ -143,6 +146,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   ) {
     this.id = `${process.pid.toString(36)}-${(++sessionSeq).toString(36)}`;
     const { options } = host;
+    const stats = host.router.stats;
+    this.stats = stats;
     const throttle = this.throttleFor(options.maxFramesPerSecond);
     this.throttle = throttle;
     this.parser = new FrameParser({
@@ -151,9 +156,13 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       onFrame: throttle
         ? (frame) => {
             throttle.spend();
+            stats.frameIn(frame.command);
             this.handle(frame);
           }
-        : (frame) => this.handle(frame),
+        : (frame) => {
+            stats.frameIn(frame.command);
+            this.handle(frame);
+          },
       onError: (error) => this.fail(error),
     });
     connection.attach(this);
@@ -341,6 +350,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   onData(chunk: Buffer): void {
     // STOMP 1.2 "Heart-beating": any bytes from the client prove it alive.
     this.lastReadAt = Date.now();
+    this.stats.bytesIn += chunk.length;
     if (this.state >= CLOSING) return;
     if (this.throttle) this.throttle.push(chunk);
     else this.parser.push(chunk);
@@ -486,6 +496,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /** Encodes and queues a frame; a client far behind on reading is dropped. */
   sendFrame(frame: Frame): void {
+    this.stats.frameOut(frame.command);
     this.connection.write(encodeFrame(frame, this.escapes));
     this.checkBacklog();
   }
@@ -505,6 +516,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   ): void {
     const mode = this.escapes;
     const connection = this.connection;
+    this.stats.sent.MESSAGE++;
     connection.write(sub.head);
     if (ackId !== undefined || redelivered || resume !== undefined) {
       connection.write(deliveryHeaders(ackId, redelivered, resume, mode));
@@ -562,6 +574,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         : err.code === 'STOMP_ERR_HEARTBEAT_TIMEOUT'
           ? 'heartbeat-timeout'
           : 'error';
+    this.stats.error(err.code);
     const headers: Header[] = [['message', err.code]];
     if (receiptId !== undefined) headers.push(['receipt-id', receiptId]);
     headers.push(...extra, ['content-type', 'text/plain']);

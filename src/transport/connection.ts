@@ -1,6 +1,11 @@
 /** How a client reached the server. */
 export type TransportKind = 'ws' | 'wss' | 'tcp' | 'tls';
 
+/** Where a connection adds the bytes it hands to its transport (the broker's stats). */
+export interface ByteMeter {
+  bytesOut: number;
+}
+
 /** What a transport reports to the session that owns a connection. */
 export interface ConnectionEvents {
   /** Bytes from the client, in order. */
@@ -25,6 +30,8 @@ export abstract class Connection {
   protocol = '';
   /** When the last bytes were queued for the client (ms since epoch). */
   lastWriteAt = Date.now();
+  /** Counts the bytes sent (the broker sets its stats here on accept). */
+  meter: ByteMeter = { bytesOut: 0 };
 
   // Output of this event-loop turn: strings (MESSAGE heads) and buffers,
   // joined into one buffer at flush time.
@@ -94,6 +101,7 @@ export abstract class Connection {
       }
     }
     this.lastWriteAt = Date.now();
+    this.meter.bytesOut += size;
     this.send(out);
     this.transportBytes = this.transportBuffered();
     // The kernel took everything: a consumer that waited for room may go on.

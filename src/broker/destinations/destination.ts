@@ -4,6 +4,7 @@ import type { Message, Outgoing, Position } from '../message.js';
 import { EncodedMessage } from '../message-frame.js';
 import type { BrokerOptions } from '../options.js';
 import type { DurableLog, MessageBus } from '../seams.js';
+import type { DestinationCounters } from '../stats.js';
 import type { Pending, Subscription } from '../subscription.js';
 
 /**
@@ -12,9 +13,11 @@ import type { Pending, Subscription } from '../subscription.js';
  * NACK mean there. The router dispatches to this interface and never asks
  * what kind a destination is.
  */
-export interface Destination {
+export interface Destination extends DestinationCounters {
   /** The routing name. */
   readonly name: string;
+  /** Local subscriptions (for metrics and the console). */
+  readonly subscribers: number;
   /** Nothing is held here any more (no subscriber, nothing waiting): the router forgets it. */
   readonly idle: boolean;
   /** Messages waiting here for a consumer (for tests and metrics). */

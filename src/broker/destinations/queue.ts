@@ -11,6 +11,8 @@ import { handOut } from './destination.js';
  * or when its consumer goes (docs/protocol.md, "destinations").
  */
 export class Queue implements Destination {
+  messagesIn = 0;
+  messagesOut = 0;
   private readonly consumers: Subscription[] = [];
   private items: Pending[] = [];
   private head = 0;
@@ -30,11 +32,16 @@ export class Queue implements Destination {
     return this.items.length - this.head;
   }
 
+  get subscribers(): number {
+    return this.consumers.length;
+  }
+
   send(message: Outgoing): void {
     if (this.depth >= this.context.options.maxQueueMessages) {
       throw new StompError('STOMP_ERR_QUEUE_FULL', { detail: this.name });
     }
     this.items.push({ message: createMessage(message), deliveries: 0 });
+    this.messagesIn++;
     this.dispatch();
   }
 
@@ -46,6 +53,7 @@ export class Queue implements Destination {
   deadLetter(message: Outgoing): void {
     if (this.depth >= this.context.options.maxQueueMessages) this.shift();
     this.items.push({ message: createMessage(message), deliveries: 0 });
+    this.messagesIn++;
     this.dispatch();
   }
 
@@ -79,6 +87,7 @@ export class Queue implements Destination {
       if (!sub) return;
       const pending = this.shift() as Pending;
       pending.deliveries++;
+      this.messagesOut++;
       handOut(this.context, sub, pending, pending.deliveries > 1);
     }
   }

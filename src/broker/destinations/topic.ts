@@ -21,6 +21,8 @@ const REPLAY_CACHE_MS = 10_000;
  * topics: docs/configuration.md, "Memory stays bounded").
  */
 export class Topic implements Destination {
+  messagesIn = 0;
+  messagesOut = 0;
   private readonly subs = new Set<Subscription>();
   /**
    * Encodings of replayed messages, shared by the replays of a reconnect
@@ -45,6 +47,10 @@ export class Topic implements Destination {
     return 0;
   }
 
+  get subscribers(): number {
+    return this.subs.size;
+  }
+
   send(message: Outgoing): void | Promise<void> {
     return this.context.bus.publish(message);
   }
@@ -52,9 +58,11 @@ export class Topic implements Destination {
   deliver(message: Message): void {
     TOPIC.keep(message, this.context);
     if (message.replayed) return;
+    this.messagesIn++;
     // One encoding per fan-out, shared by every subscriber, gone after it:
     // the history keeps the message, not its bytes.
     let encoded: EncodedMessage | undefined;
+    let delivered = 0;
     for (const sub of this.subs) {
       if (sub.seen && !sub.after(message)) continue;
       if (sub.replaying) {
@@ -62,8 +70,9 @@ export class Topic implements Destination {
         continue;
       }
       encoded ??= new EncodedMessage(message);
-      this.deliverLive(sub, encoded, undefined);
+      if (this.deliverLive(sub, encoded, undefined)) delivered++;
     }
+    this.messagesOut += delivered;
   }
 
   deadLetter(message: Outgoing): void {

@@ -20,6 +20,8 @@ import {
  * and `prefetch-count` instead of being disconnected.
  */
 export class UserQueue implements Destination {
+  messagesIn = 0;
+  messagesOut = 0;
   private readonly subs = new Set<Subscription>();
 
   constructor(
@@ -35,6 +37,10 @@ export class UserQueue implements Destination {
     return this.context.mailboxes.waiting(this.name, Date.now()).length;
   }
 
+  get subscribers(): number {
+    return this.subs.size;
+  }
+
   send(message: Outgoing): void | Promise<void> {
     return this.context.bus.publish(message);
   }
@@ -42,6 +48,7 @@ export class UserQueue implements Destination {
   deliver(message: Message): void {
     // Also when read back at start-up: a letter not consumed yet is due.
     const letter = this.context.mailboxes.add(message, Date.now());
+    this.messagesIn++;
     const ready: Subscription[] = [];
     for (const sub of this.subs) {
       // One with older letters still to take gets this one after them.
@@ -143,6 +150,7 @@ export class UserQueue implements Destination {
     const encoded = new EncodedMessage(message);
     for (const sub of subs) {
       if (!belowPendingLimit(this.context, sub)) continue;
+      this.messagesOut++;
       if (sub.ackMode === 'auto') {
         sub.consumer.deliver(sub, encoded, undefined, redelivered, undefined);
         consumed = true;
