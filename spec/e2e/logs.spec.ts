@@ -37,7 +37,8 @@ class Broker {
     );
     this.child = spawn(process.execPath, [BIN, '--host', '127.0.0.1', ...args], {
       cwd: ROOT,
-      env: { ...clean, ...env },
+      // A free admin port: its default (61615) may be another spec's broker's.
+      env: { ...clean, STOMPBUS_ADMIN_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.setEncoding('utf8').on('data', (d: string) => {
@@ -276,7 +277,7 @@ describe('stompbus --log-format pretty', () => {
     expect(await broker.stop()).toBe(0);
     const time = '\\d{2}:\\d{2}:\\d{2}\\.\\d{3}';
     // The ready line, with the URLs below it as the command always printed them.
-    expect(broker.rawLines.slice(0, 3)).toEqual([
+    expect(broker.rawLines.slice(0, 4)).toEqual([
       expect.stringMatching(
         new RegExp(
           `^${time} INFO {2}stompbus \\S+ ready \\(embedded broker\\) version=\\S+ mode=embedded$`,
@@ -284,6 +285,9 @@ describe('stompbus --log-format pretty', () => {
       ),
       `  ws://127.0.0.1:${wsPort}/stomp   STOMP over WebSocket`,
       `  stomp://127.0.0.1:${tcpPort}   STOMP over TCP`,
+      expect.stringMatching(
+        /^ {2}http:\/\/127\.0\.0\.1:\d+\/console {3}admin: the console, \/metrics$/,
+      ),
     ]);
     expect(broker.stdout).toMatch(
       new RegExp(
@@ -298,7 +302,7 @@ describe('stompbus --log-format pretty', () => {
       ),
     );
     expect(broker.stdout).toMatch(/ reason=disconnect$/m);
-    for (const line of broker.rawLines.slice(3)) {
+    for (const line of broker.rawLines.slice(4)) {
       expect(line).toMatch(new RegExp(`^${time} (INFO|WARN) `));
     }
     expect(broker.stdout).not.toContain('\u001b[');

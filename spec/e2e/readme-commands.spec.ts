@@ -242,6 +242,10 @@ describe("the README's quick start", () => {
         STOMPBUS_HOST: '127.0.0.1',
         STOMPBUS_PORT: String(port),
         STOMPBUS_TCP_PORT: String(tcpPort),
+        // The admin port's default (61615) may be another spec's broker's.
+        STOMPBUS_ADMIN_PORT: '0',
+        // The readable log a terminal shows (on a pipe the command writes JSON lines).
+        STOMPBUS_LOG_FORMAT: 'pretty',
         npm_config_prefer_offline: 'true',
         npm_config_audit: 'false',
         npm_config_fund: 'false',
@@ -301,6 +305,8 @@ describe("the README's cluster", () => {
         STOMPBUS_HOST: '127.0.0.1',
         STOMPBUS_PORT: String(port),
         STOMPBUS_TCP_PORT: String(tcpPort),
+        STOMPBUS_ADMIN_PORT: '0',
+        STOMPBUS_LOG_FORMAT: 'pretty',
         STOMPBUS_KAFKA_TOPIC: topic,
       });
       const ready = await shell.waitFor(
