@@ -10,6 +10,7 @@ import {
   startCluster,
   uniqueName,
 } from '../helpers/cluster.js';
+import { LogCapture } from '../helpers/log.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startServer } from '../helpers/server.js';
 import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
@@ -170,9 +171,11 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
   it('starts without Kafka, serves local queues, and answers topic SENDs with an ERROR carrying the receipt-id', async () => {
     const deadPort = await closedPort();
     const started = Date.now();
+    const log = new LogCapture();
     const server = await startServer({
       kafkaBrokers: `127.0.0.1:${deadPort}`,
       kafkaTopic: uniqueName('stompbus-spec-unreachable'),
+      logger: log,
     });
     expect(Date.now() - started).toBeLessThan(10_000);
     const client = await RawClient.ws(server.url);
@@ -187,6 +190,17 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
     expect(getHeader(error, 'receipt-id')).toBe('t1');
     expect(getHeader(error, 'message')).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
     expect(client.all('RECEIPT').map((f) => getHeader(f, 'receipt-id'))).toEqual(['q1']);
+    // The operator is told, once per attempt rather than per SEND, and the SEND's refusal is a warning.
+    expect(log.lines.find((l) => l.kafka === 'unreachable')).toMatchObject({
+      level: 'warn',
+      component: 'kafka',
+      error: expect.stringContaining('ECONNREFUSED'),
+    });
+    expect(await log.waitFor((l) => l.event === 'frame.refused')).toMatchObject({
+      code: 'STOMP_ERR_CLUSTER_UNAVAILABLE',
+      command: 'SEND',
+      destination: '/topic/anything',
+    });
   });
 });
 
