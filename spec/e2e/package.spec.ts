@@ -67,6 +67,20 @@ async function run(
 
 /** The consumer project's files, written next to its package.json. */
 const FILES: Record<string, string> = {
+  // The admin port of the installed command's server: the console's files come
+  // from the installed package (the page) and the installed uplot (the chart).
+  'admin.mjs': `
+import { StompServer } from 'stompbus';
+const server = new StompServer({ host: '127.0.0.1', port: 0, tcpPort: 0, adminPort: 0 });
+await server.start();
+const got = {};
+for (const path of ['/console', '/console/app.js', '/console/uplot.js', '/console/uplot.css', '/metrics']) {
+  const response = await fetch(server.admin.url + path);
+  got[path] = { status: response.status, type: response.headers.get('content-type'), body: await response.text() };
+}
+await server.stop();
+console.log(JSON.stringify(got));
+`,
   // Every public name, from both entries; an embedded broker serves one CONNECT over TCP.
   'embed.mjs': `
 import { connect, createServer } from 'node:net';
@@ -215,16 +229,36 @@ describe('the package as npm pack makes it, installed in an empty project', () =
   it('holds bin/, dist/ and package.json, with every target of "exports" and "bin"', () => {
     const paths = packed.files.map((f) => f.path);
     for (const path of paths)
-      expect(path).toMatch(/^(bin\/|dist\/|package\.json$|README\.md$|LICENSE)/);
+      expect(path).toMatch(/^(assets\/|bin\/|dist\/|package\.json$|README\.md$|LICENSE)/);
     for (const target of [
       'dist/index.js',
       'dist/index.d.ts',
       'dist/kafka.js',
       'dist/kafka.d.ts',
       'bin/stompbus.js',
+      'assets/console/index.html',
+      'assets/console/app.js',
     ]) {
       expect(paths, target).toContain(target);
     }
+  });
+
+  it("serves the console from the installed copy: its page and script, and the installed uplot's chart", async () => {
+    const { code, stdout, stderr } = await run(process.execPath, ['admin.mjs']);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const got = JSON.parse(stdout) as Record<
+      string,
+      { status: number; type: string; body: string }
+    >;
+    const installed = (path: string) => readFileSync(join(app, 'node_modules', path), 'utf8');
+    expect(got['/console']?.status).toBe(200);
+    expect(got['/console']?.body).toBe(installed('stompbus/assets/console/index.html'));
+    expect(got['/console/app.js']?.body).toBe(installed('stompbus/assets/console/app.js'));
+    expect(got['/console/app.js']?.type).toMatch(/^text\/javascript/);
+    expect(got['/console/uplot.js']?.status).toBe(200);
+    expect(got['/console/uplot.js']?.body).toBe(installed('uplot/dist/uPlot.esm.js'));
+    expect(got['/console/uplot.css']?.body).toBe(installed('uplot/dist/uPlot.min.css'));
+    expect(got['/metrics']?.body).toMatch(/^stompbus_sessions 0$/m);
   });
 
   it('runs as ESM: both entries import, and an embedded broker answers a CONNECT over TCP', async () => {
