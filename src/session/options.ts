@@ -29,6 +29,14 @@ export interface SessionOptions extends FrameLimits {
    * backpressure (its socket is not read for a while), never dropped. 0 (default): no limit.
    */
   maxFramesPerSecond: number;
+  /**
+   * SENDs (and COMMITs) of one connection waiting for the bus (cluster mode:
+   * for Kafka's acknowledgement) before the connection stops being read; it is
+   * read again once half of them are answered. A publisher far ahead of Kafka
+   * (Kafka restarting, say) is slowed by backpressure this way rather than
+   * buffered without bound. Default 256.
+   */
+  maxPendingSends: number;
 }
 
 /** The defaults of {@link SessionOptions} (DESIGN.md "Defaults for limits"). */
@@ -44,4 +52,5 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   closeTimeoutMs: 5000,
   serverName: 'stompbus',
   maxFramesPerSecond: 0,
+  maxPendingSends: 256,
 });

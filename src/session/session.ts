@@ -32,6 +32,10 @@ const CONNECTED = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/** Why the connection is not read now (bits of `Session.pausedBy`). */
+const THROTTLED = 1;
+const WAITING = 2;
+
 /** WebSocket close codes used when the server ends a connection. */
 const WS_NORMAL = 1000;
 const WS_GOING_AWAY = 1001;
@@ -116,6 +120,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   private held: Frame[] | undefined;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
+  /** Frames on the receipt chain whose work is asynchronous and not answered yet. */
+  private waiting = 0;
+  /** Why reading is paused ({@link THROTTLED}, {@link WAITING}); 0: reading. */
+  private pausedBy = 0;
   private closeError: StompError | undefined;
 
   constructor(
@@ -151,13 +159,25 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       feed: (chunk) => {
         if (this.state < CLOSING) this.parser.push(chunk);
       },
-      pause: () => this.connection.pause(),
-      resume: () => {
-        // Held back, not silent: heart-beat time counts from now.
-        this.lastReadAt = Date.now();
-        this.connection.resume();
-      },
+      pause: () => this.pauseReading(THROTTLED),
+      resume: () => this.resumeReading(THROTTLED),
     });
+  }
+
+  /** Stops reading from the client for `reason` (backpressure: its frames wait in its socket). */
+  private pauseReading(reason: number): void {
+    if (this.pausedBy === 0) this.connection.pause();
+    this.pausedBy |= reason;
+  }
+
+  /** `reason` no longer holds reading back; reads again when nothing else does. */
+  private resumeReading(reason: number): void {
+    if ((this.pausedBy & reason) === 0) return;
+    this.pausedBy &= ~reason;
+    if (this.pausedBy !== 0) return;
+    // Held back, not silent: heart-beat time counts from now.
+    this.lastReadAt = Date.now();
+    this.connection.resume();
   }
 
   /** Negotiated protocol version (until CONNECT: 1.2). */
@@ -362,9 +382,14 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     finish: (extra: ReceiptExtra) => void,
     receipt: string | undefined,
   ) {
-    // The chain handles a rejection later; mark it handled now so that an
-    // early failure is not an unhandled rejection meanwhile.
-    if (work instanceof Promise) work.catch(() => {});
+    const waits = work instanceof Promise;
+    if (waits) {
+      // The chain handles a rejection later; mark it handled now so that an
+      // early failure is not an unhandled rejection meanwhile.
+      work.catch(() => {});
+      // Too many unanswered: stop reading this client until half are answered.
+      if (++this.waiting >= this.options.maxPendingSends) this.pauseReading(WAITING);
+    }
     const next = (this.receiptChain ?? Promise.resolve())
       .then(() => work)
       .then(
@@ -374,6 +399,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         (error: unknown) => this.fail(error, receipt),
       )
       .finally(() => {
+        if (waits && --this.waiting <= this.options.maxPendingSends / 2) {
+          this.resumeReading(WAITING);
+        }
         if (this.receiptChain === next) this.receiptChain = undefined;
       });
     this.receiptChain = next;
@@ -415,8 +443,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (expectEvery > 0) {
       const limit = expectEvery * this.options.heartbeatTolerance;
       this.every(Math.max(1, Math.floor(expectEvery / 2)), () => {
-        // A throttled client is not read, so it cannot look alive: it is.
-        if (Date.now() - this.lastReadAt > limit && !this.throttle?.holding) {
+        // A client held back (throttled, or waiting for its SENDs to be
+        // answered) is not read, so it cannot look alive: it is.
+        if (Date.now() - this.lastReadAt > limit && this.pausedBy === 0) {
           this.fail(new StompError('STOMP_ERR_HEARTBEAT_TIMEOUT', { detail: `${limit} ms` }));
         }
       });
@@ -538,6 +567,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     this.state = CLOSING;
     this.held = undefined;
     this.throttle?.stop();
+    // Read again so that the close can complete.
+    this.resumeReading(WAITING);
     this.clearTimers();
     for (const sub of this.subs.values()) this.router.unsubscribe(sub);
     this.subs.clear();
