@@ -123,23 +123,35 @@ describe('ProduceQueue', () => {
     expect(kafka.requests.map(keys)).toEqual([['a', 'b'], ['c'], ['big'], ['d']]);
   });
 
-  it('fails a record Kafka does not take within sendTimeoutMs, and waits for the request before the next', async () => {
+  it('fails a queued record Kafka does not take within sendTimeoutMs; one in flight gets what Kafka answers', async () => {
     const kafka = new FakeKafka();
     const { queue } = queueOn(kafka, { sendTimeoutMs: 50 });
-    const started = Date.now();
-    const late = queue.push(record('a'));
+    const inFlight = outcome(queue.push(record('a')));
     await kafka.requested(1);
-    await expect(late).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
-    await expect(late).rejects.toThrow(/Kafka did not take the message within 50 ms/);
+    const started = Date.now();
+    const queued = queue.push(record('b'));
+    await expect(queued).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
+    await expect(queued).rejects.toThrow(/Kafka did not take the message within 50 ms/);
     expect(Date.now() - started).toBeLessThan(1_000);
-    expect(queue.pending).toBe(0);
-    // Still unanswered: the next record waits for it (and by then has waited too long itself).
-    const next = outcome(queue.push(record('b')));
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(queue.pending).toBe(1);
+    // Never two requests at once, and the late answer still counts.
     expect(kafka.requests).toHaveLength(1);
-    expect(await next).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
     kafka.answer();
+    expect(await inFlight).toBe('ok');
     await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(kafka.requests).toHaveLength(1);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('fails a record whose request fails after its deadline, without trying it again', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { sendTimeoutMs: 50 });
+    const late = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    kafka.answer(new Error('request timed out'));
+    expect(await late).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    await new Promise((resolve) => setTimeout(resolve, 30));
     expect(kafka.requests).toHaveLength(1);
   });
 
@@ -195,11 +207,11 @@ describe('ProduceQueue', () => {
     expect(kafka.maxInFlight).toBe(1);
     // Logged once while failing, once on recovery.
     expect(lines.filter((l) => l.startsWith('error: produce failed'))).toEqual([
-      'error: produce failed (broker down); 3 message(s) wait, retrying for up to 5000 ms each',
+      'error: produce failed (broker down); 3 record(s) wait, retried for up to 5000 ms each',
     ]);
     expect(
       lines.some((l) =>
-        /^info: producing again after \d+ ms \(0 messages failed meanwhile\)$/.test(l),
+        /^info: producing again after \d+ ms \(0 records given up meanwhile\)$/.test(l),
       ),
     ).toBe(true);
     expect(recoveries()).toBe(1);

@@ -88,7 +88,7 @@ export class KafkaFanout implements Fanout {
       send: (records) =>
         this.link.ready
           ? this.link.requireClient().produce(records)
-          : Promise.reject(unavailable('not connected to Kafka')),
+          : Promise.reject(new Error('not connected to Kafka')),
       onRecovered: () => this.link.kafkaBack(),
     });
     this.presence = new Presence({

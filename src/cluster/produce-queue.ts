@@ -61,7 +61,6 @@ interface Pending {
 /** Batches records into produce requests, one request at a time, retried until their deadline. */
 export class ProduceQueue {
   private queue: Pending[] = [];
-  private inFlight: Pending[] = [];
   /** Records (and their bytes) not answered yet: queued or in the request in flight. */
   private count = 0;
   private bytes = 0;
@@ -175,14 +174,11 @@ export class ProduceQueue {
     while (this.queue.length > 0) {
       const batch = this.takeBatch();
       if (batch.length === 0) continue;
-      this.inFlight = batch;
       let error: unknown;
       try {
         await this.send(batch.map((p) => p.record));
       } catch (caught) {
         error = caught ?? new Error('produce failed');
-      } finally {
-        this.inFlight = [];
       }
       if (error === undefined) {
         this.produced();
@@ -201,6 +197,7 @@ export class ProduceQueue {
       }
       // Still first in line: nothing queued behind them may overtake them.
       this.queue.unshift(...open);
+      this.sweep();
       await this.retryWait(delay);
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
@@ -262,25 +259,22 @@ export class ProduceQueue {
   }
 
   /**
-   * Fails the records whose deadline passed, queued or in the request in
-   * flight (which may still succeed: Kafka's own delivery timeout has the
-   * same doubt), so that no client waits much past `sendTimeoutMs`.
+   * Fails the queued records whose deadline passed, so that no client waits
+   * much past `sendTimeoutMs`. Records in the request in flight are answered
+   * when Kafka (or kafkajs's request timeout) answers it: it may still
+   * succeed, and a failed SEND must be one Kafka did not take.
    */
   private sweep(): void {
     const now = Date.now();
-    let given = 0;
-    const expire = (pending: Pending) => {
-      if (pending.settled || pending.deadline > now) return false;
-      given++;
+    if (!this.queue.some((p) => p.deadline <= now)) return;
+    this.queue = this.queue.filter((pending) => {
+      if (pending.settled) return false;
+      if (pending.deadline > now) return true;
+      this.expired++;
       const detail = `Kafka did not take the message within ${pending.timeoutMs} ms`;
       this.settle(pending, unavailable(detail));
-      return true;
-    };
-    for (const pending of this.inFlight) expire(pending);
-    if (this.queue.some((p) => p.deadline <= now)) {
-      this.queue = this.queue.filter((pending) => !expire(pending));
-    }
-    this.expired += given;
+      return false;
+    });
   }
 
   private startSweeping(): void {
@@ -301,7 +295,7 @@ export class ProduceQueue {
     const outage = Date.now() - this.failingSince;
     this.options.log(
       'info',
-      `producing again after ${outage} ms (${this.expired} messages failed meanwhile)`,
+      `producing again after ${outage} ms (${this.expired} records given up meanwhile)`,
     );
     this.failingSince = undefined;
     this.expired = 0;
@@ -317,8 +311,8 @@ export class ProduceQueue {
     this.lastFailureLog = now;
     const what = isPermanent(error)
       ? `${count} message(s) refused`
-      : `${this.count} message(s) wait, retrying for up to ${this.options.sendTimeoutMs} ms each` +
-        (this.expired > 0 ? `; ${this.expired} failed so far` : '');
+      : `${this.count} record(s) wait, retried for up to ${this.options.sendTimeoutMs} ms each` +
+        (this.expired > 0 ? `; ${this.expired} given up so far` : '');
     this.options.log('error', `produce failed (${describe(error)}); ${what}`);
   }
 }
