@@ -12,7 +12,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { missingKafkaTools, type RunningKafka, startKafka } from '../../scripts/kafka.js';
-import { getHeader } from '../../src/frame/index.js';
+import { bodyText, getHeader } from '../../src/frame/index.js';
 import { startCluster, uniqueName } from '../helpers/cluster.js';
 import {
   publisherOutcome,
@@ -130,7 +130,7 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka restarted under t
     subscriber.client.destroy();
   }, 240_000);
 
-  it('answers a SEND that waited past --kafka-send-timeout with ERROR STOMP_ERR_CLUSTER_UNAVAILABLE and its receipt-id, loses nothing receipted, and an instance started while Kafka is down waits for it', async () => {
+  it('answers a SEND that waited past --kafka-send-timeout with ERROR STOMP_ERR_CLUSTER_UNAVAILABLE and its receipt-id, loses nothing receipted, and an instance started while Kafka is down waits for it (SENDs, user destinations, COMMIT)', async () => {
     const destination = '/topic/bound';
     const topic = uniqueName('stompbus-spec-bound');
     const sendTimeoutMs = 1_500;
@@ -143,6 +143,11 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka restarted under t
     });
     const [a, b] = instances as [(typeof instances)[0], (typeof instances)[0]];
     const subscriber = await startSubscriber(b.url, destination);
+    // Anonymous access: the login names the user.
+    const bob = await RawClient.ws(b.url);
+    await bob.connect({ login: 'bob' });
+    bob.send('SUBSCRIBE\nid:u\ndestination:/user/queue/inbox\nreceipt:su\n\n\0');
+    await bob.receipt('su');
     const publisher = await RawClient.ws(a.url);
     await publisher.connect();
     const before = Array.from({ length: 20 }, (_, i) => `before-${i}`);
@@ -169,6 +174,12 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka restarted under t
       waiting = await RawClient.ws((late[0] as (typeof late)[0]).url);
       await waiting.connect();
       waiting.send(`SEND\ndestination:${destination}\nreceipt:waited\n\nwaited\0`);
+      waiting.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:waited-user\n\nfor bob\0');
+      waiting.send(
+        'BEGIN\ntransaction:t1\n\n\0' +
+          `SEND\ndestination:${destination}\ntransaction:t1\n\nin a transaction\0` +
+          'COMMIT\ntransaction:t1\nreceipt:committed\n\n\0',
+      );
       await sleep(500);
       expect(waiting.all('RECEIPT')).toEqual([]);
       expect(waiting.all('ERROR')).toEqual([]);
@@ -184,7 +195,11 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka restarted under t
     // Kafka back: the SEND that waited on the late instance is receipted, not refused.
     const client = waiting as RawClient;
     await client.receipt('waited', 60_000);
+    await client.receipt('waited-user', 30_000);
+    await client.receipt('committed', 30_000);
     expect(client.all('ERROR')).toEqual([]);
+    const forBob = await bob.next('MESSAGE', 30_000);
+    expect(bodyText(forBob)).toBe('for bob');
     // A fresh publisher on A is served again.
     const again = await RawClient.ws(a.url);
     await again.connect();
@@ -199,8 +214,9 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka restarted under t
     );
     await sleep(500);
     const got = subscriber.bodies().filter((body) => body !== 'lost');
-    expect(got).toEqual([...before, 'waited', 'after']);
+    expect(got).toEqual([...before, 'waited', 'in a transaction', 'after']);
     expect(subscriber.client.all('ERROR')).toEqual([]);
-    for (const c of [client, again, subscriber.client]) c.destroy();
+    expect(bob.all('MESSAGE')).toHaveLength(1);
+    for (const c of [client, again, bob, subscriber.client]) c.destroy();
   }, 240_000);
 });
