@@ -34,7 +34,7 @@ export interface SessionOptions extends FrameLimits {
    * for Kafka's acknowledgement) before the connection stops being read; it is
    * read again once half of them are answered. A publisher far ahead of Kafka
    * (Kafka restarting, say) is slowed by backpressure this way rather than
-   * buffered without bound. Default 256.
+   * buffered without bound. Default 512.
    */
   maxPendingSends: number;
 }
@@ -52,5 +52,5 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   closeTimeoutMs: 5000,
   serverName: 'stompbus',
   maxFramesPerSecond: 0,
-  maxPendingSends: 256,
+  maxPendingSends: 512,
 });
