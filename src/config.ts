@@ -88,6 +88,21 @@ function numeric(flag: string, env: string, arg: string, key: NumericOption, hel
   };
 }
 
+/** A flag that sets one whole-number option that must be at least 1. */
+function positive(flag: string, env: string, arg: string, key: NumericOption, help: string): Flag {
+  return {
+    flag,
+    env,
+    arg,
+    help,
+    apply: (o, v) => {
+      const n = int(flag, v);
+      if (n < 1) throw new Error(`stompbus: ${flag} needs at least 1`);
+      o[key] = n;
+    },
+  };
+}
+
 /** Options that take text. */
 type TextOption = {
   [K in keyof ServerOptions]: string extends ServerOptions[K] ? K : never;
@@ -403,6 +418,27 @@ export const FLAGS: Flag[] = [
       o.kafkaPartitions = n;
     },
   },
+  positive(
+    '--kafka-send-timeout',
+    'STOMPBUS_KAFKA_SEND_TIMEOUT',
+    'ms',
+    'kafkaSendTimeoutMs',
+    `longest wait of a SEND for Kafka (an outage only delays its RECEIPT), then ERROR (${d.kafkaSendTimeoutMs})`,
+  ),
+  positive(
+    '--kafka-max-pending',
+    'STOMPBUS_KAFKA_MAX_PENDING',
+    'n',
+    'kafkaMaxPending',
+    `messages waiting for Kafka on this instance; more get ERROR (${d.kafkaMaxPending})`,
+  ),
+  positive(
+    '--kafka-max-pending-bytes',
+    'STOMPBUS_KAFKA_MAX_PENDING_BYTES',
+    'bytes',
+    'kafkaMaxPendingBytes',
+    `bytes of messages waiting for Kafka on this instance; more get ERROR (${d.kafkaMaxPendingBytes})`,
+  ),
   {
     flag: '--bridge',
     env: 'STOMPBUS_BRIDGES',
@@ -503,6 +539,13 @@ export const FLAGS: Flag[] = [
     'n',
     'maxConnectionsPerIp',
     'connections per client address, 0 for no limit (0)',
+  ),
+  positive(
+    '--max-pending-sends',
+    'STOMPBUS_MAX_PENDING_SENDS',
+    'n',
+    'maxPendingSends',
+    `SENDs of one connection waiting for Kafka before it is no longer read (${d.maxPendingSends})`,
   ),
   numeric(
     '--max-frames-per-second',

@@ -72,6 +72,12 @@ export interface ClusterOptions {
   kafkaBridges: Record<string, string>;
   /** How often the connection registry hears from this instance, ms. Default 2,000. */
   presenceIntervalMs: number;
+  /** Longest wait of a SEND for Kafka (an outage only delays its RECEIPT), ms. Default 30,000. */
+  kafkaSendTimeoutMs: number;
+  /** Messages waiting for Kafka on this instance; beyond it SENDs get ERROR. Default 10,000. */
+  kafkaMaxPending: number;
+  /** Bytes of messages waiting for Kafka on this instance; beyond it SENDs get ERROR. Default 64 MiB. */
+  kafkaMaxPendingBytes: number;
 }
 
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
@@ -120,6 +126,9 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   kafkaPartitions: DEFAULT_KAFKA_FANOUT_OPTIONS.partitions,
   kafkaBridges: DEFAULT_KAFKA_FANOUT_OPTIONS.bridges,
   presenceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.presenceIntervalMs,
+  kafkaSendTimeoutMs: DEFAULT_KAFKA_FANOUT_OPTIONS.sendTimeoutMs,
+  kafkaMaxPending: DEFAULT_KAFKA_FANOUT_OPTIONS.maxPendingRecords,
+  kafkaMaxPendingBytes: DEFAULT_KAFKA_FANOUT_OPTIONS.maxPendingBytes,
 });
 
 /** Every default, one place each (docs/configuration.md lists them with their flags). */
@@ -335,6 +344,9 @@ export class StompServer {
       offlineMaxAgeMs: o.offlineMaxAgeMs,
       presenceIntervalMs: o.presenceIntervalMs,
       logger: o.logger,
+      sendTimeoutMs: o.kafkaSendTimeoutMs,
+      maxPendingRecords: o.kafkaMaxPending,
+      maxPendingBytes: o.kafkaMaxPendingBytes,
     });
   }
 

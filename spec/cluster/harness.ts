@@ -67,7 +67,7 @@ export class Harness {
       retryMaxMs: 50,
       startTimeoutMs: 2_000,
       stopTimeoutMs: 500,
-      publishTimeoutMs: 2_000,
+      sendTimeoutMs: 2_000,
       // Long: a spec sees one announcement per instance unless it asks for more.
       presenceIntervalMs: 60_000,
       logger: this.log,

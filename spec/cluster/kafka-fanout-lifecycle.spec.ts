@@ -12,20 +12,21 @@ afterEach(async () => {
 });
 
 describe('KafkaFanout: connecting', () => {
-  it('rejects publishes with STOMP_ERR_CLUSTER_UNAVAILABLE while Kafka is unreachable, and connects in the background once it is back', async () => {
+  it('keeps publishes waiting while Kafka is unreachable at start-up, and sends them once it connects in the background', async () => {
     h.kafka.fail();
     const a = await h.start();
     expect(a.fanout.ready).toBe(false);
     expect(a.fanout.connected).toBe(false);
     expect(h.lines.some((l) => l.includes('not connected yet (Kafka unreachable)'))).toBe(true);
-    const refused = a.fanout.bus.publish(outgoing('/topic/x'));
-    await expect(refused).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
-    await expect(refused).rejects.toThrow(/not connected to Kafka/);
+    const waiting = outcome(a.fanout.bus.publish(outgoing('/topic/x', 'early')));
+    await sleep(100);
     h.kafka.recover();
     await until(() => a.fanout.ready);
     expect(a.fanout.connected).toBe(true);
+    expect(await waiting).toBe('ok');
     await a.fanout.bus.publish(outgoing('/topic/x', 'after'));
-    await until(() => a.sink.delivered.length === 1);
+    await until(() => a.sink.delivered.length === 2);
+    expect(a.sink.delivered.map(text)).toEqual(['early', 'after']);
     expect(h.lines.some((l) => l.startsWith('info: connected to memory:9092'))).toBe(true);
     // Each line names the state it reports, for a log shipper to count.
     const states = h.log.lines.filter((l) => l.component === 'kafka').map((l) => l.kafka);
@@ -36,6 +37,14 @@ describe('KafkaFanout: connecting', () => {
       brokers: 'memory:9092',
       durationMs: expect.any(Number),
     });
+  });
+
+  it('fails a publish with STOMP_ERR_CLUSTER_UNAVAILABLE when Kafka stays unreachable past sendTimeoutMs', async () => {
+    h.kafka.fail();
+    const a = await h.start({ sendTimeoutMs: 200 });
+    const refused = a.fanout.bus.publish(outgoing('/topic/x'));
+    await expect(refused).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
+    await expect(refused).rejects.toThrow(/Kafka did not take the message within 200 ms/);
   });
 
   it('restarts a crashed consumer in a fresh group, neither skipping nor repeating records', async () => {
@@ -63,12 +72,11 @@ describe('KafkaFanout: connecting', () => {
     const a = await h.start({ retryInitialMs: 10_000, retryMaxMs: 10_000 });
     h.kafka.fail();
     h.kafka.crashConsumers(a.fanout.instanceId);
-    expect(await outcome(a.fanout.bus.publish(outgoing('/topic/x')))).toBe(
-      'STOMP_ERR_CLUSTER_UNAVAILABLE',
-    );
+    const waiting = outcome(a.fanout.bus.publish(outgoing('/topic/x')));
+    await until(() => h.lines.some((l) => l.startsWith('error: produce failed')));
     h.kafka.recover();
     const recovered = Date.now();
-    await a.fanout.bus.publish(outgoing('/topic/x'));
+    expect(await waiting).toBe('ok');
     await until(() => h.lines.includes('info: consumer restarted'), 2_000);
     expect(Date.now() - recovered).toBeLessThan(2_000);
   });

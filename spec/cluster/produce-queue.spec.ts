@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ProducedRecord } from '../../src/cluster/kafka-client.js';
+import { PermanentProduceError, type ProducedRecord } from '../../src/cluster/kafka-client.js';
 import { ProduceQueue, type ProduceQueueOptions } from '../../src/cluster/produce-queue.js';
 import { recordSize } from '../../src/cluster/records.js';
 import { outcome, until } from './harness.js';
@@ -49,9 +49,11 @@ function queueOn(kafka: FakeKafka, options: Partial<ProduceQueueOptions> = {}) {
   let recovered = 0;
   const queue = new ProduceQueue({
     maxPendingRecords: 1_000,
+    maxPendingBytes: 1_000_000_000,
     maxBatchRecords: 100,
     maxBatchBytes: 1_000_000,
-    publishTimeoutMs: 5_000,
+    sendTimeoutMs: 5_000,
+    retryInitialMs: 5,
     send: kafka.send,
     log: (level, message) => lines.push(`${level}: ${message}`),
     onRecovered: () => recovered++,
@@ -121,19 +123,35 @@ describe('ProduceQueue', () => {
     expect(kafka.requests.map(keys)).toEqual([['a', 'b'], ['c'], ['big'], ['d']]);
   });
 
-  it('fails a request Kafka does not answer within publishTimeoutMs, and waits for it before the next', async () => {
+  it('fails a queued record Kafka does not take within sendTimeoutMs; one in flight gets what Kafka answers', async () => {
     const kafka = new FakeKafka();
-    const { queue, lines } = queueOn(kafka, { publishTimeoutMs: 50 });
-    const late = outcome(queue.push(record('a')));
+    const { queue } = queueOn(kafka, { sendTimeoutMs: 50 });
+    const inFlight = outcome(queue.push(record('a')));
     await kafka.requested(1);
-    expect(await late).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
-    expect(lines.join('\n')).toMatch(/produce failed \(the Kafka produce request took longer/);
-    // Still unanswered: the next record waits for it (and by then has waited too long itself).
-    const next = outcome(queue.push(record('b')));
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    const started = Date.now();
+    const queued = queue.push(record('b'));
+    await expect(queued).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
+    await expect(queued).rejects.toThrow(/Kafka did not take the message within 50 ms/);
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(queue.pending).toBe(1);
+    // Never two requests at once, and the late answer still counts.
     expect(kafka.requests).toHaveLength(1);
     kafka.answer();
-    expect(await next).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    expect(await inFlight).toBe('ok');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(kafka.requests).toHaveLength(1);
+    expect(queue.pending).toBe(0);
+  });
+
+  it('fails a record whose request fails after its deadline, without trying it again', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { sendTimeoutMs: 50 });
+    const late = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    kafka.answer(new Error('request timed out'));
+    expect(await late).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    await new Promise((resolve) => setTimeout(resolve, 30));
     expect(kafka.requests).toHaveLength(1);
   });
 
@@ -151,36 +169,108 @@ describe('ProduceQueue', () => {
     expect(kafka.requests.map(keys)).toEqual([['a', 'b', 'd']]);
   });
 
-  it('answers every record of a request whose send throws (no client yet)', async () => {
-    const { queue } = queueOn(new FakeKafka(), {
-      send: () => {
-        throw new Error('not connected to Kafka');
-      },
-    });
-    const answers = await Promise.all([
-      outcome(queue.push(record('a'))),
-      outcome(queue.push(record('b'))),
-    ]);
-    expect(answers).toEqual(['STOMP_ERR_CLUSTER_UNAVAILABLE', 'STOMP_ERR_CLUSTER_UNAVAILABLE']);
+  it('refuses an offer at once when maxPendingBytes bytes wait, though one record alone always goes', async () => {
+    const kafka = new FakeKafka();
+    const size = recordSize(record('a', 100));
+    const { queue } = queueOn(kafka, { maxPendingBytes: 2 * size });
+    const huge = queue.offer(record('huge', 10 * size));
+    await kafka.requested(1);
+    expect(queue.pendingBytes).toBeGreaterThan(2 * size);
+    await expect(queue.offer(record('a', 100))).rejects.toThrow(/bytes already wait for Kafka/);
+    kafka.answer();
+    await huge;
+    const taken = [queue.offer(record('a', 100)), queue.offer(record('b', 100))];
+    expect(await outcome(queue.offer(record('c', 100)))).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    await kafka.requested(2);
+    kafka.answer();
+    await Promise.all(taken);
+    expect(queue.pendingBytes).toBe(0);
   });
 
-  it('logs an outage once, and reports recovery when a request succeeds again', async () => {
+  it('tries a failed request again with its records first in line, so a short outage only delays them', async () => {
     const kafka = new FakeKafka();
     const { queue, lines, recoveries } = queueOn(kafka);
-    for (const key of ['a', 'b']) {
-      const failed = outcome(queue.push(record(key)));
-      await kafka.requested(key === 'a' ? 1 : 2);
-      kafka.answer(new Error('broker down'));
-      expect(await failed).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
-    }
-    expect(lines.filter((l) => l.startsWith('error: produce failed'))).toHaveLength(1);
-    expect(recoveries()).toBe(0);
-    const ok = queue.push(record('c'));
+    const first = ['a', 'b'].map((k) => outcome(queue.push(record(k))));
+    await kafka.requested(1);
+    const later = outcome(queue.push(record('c')));
+    kafka.answer(new Error('broker down'));
+    await kafka.requested(2);
+    kafka.answer(new Error('broker down'));
     await kafka.requested(3);
+    expect(kafka.requests.map(keys)).toEqual([
+      ['a', 'b'],
+      ['a', 'b', 'c'],
+      ['a', 'b', 'c'],
+    ]);
     kafka.answer();
-    await ok;
+    expect(await Promise.all([...first, later])).toEqual(['ok', 'ok', 'ok']);
+    expect(kafka.maxInFlight).toBe(1);
+    // Logged once while failing, once on recovery.
+    expect(lines.filter((l) => l.startsWith('error: produce failed'))).toEqual([
+      'error: produce failed (broker down); 3 record(s) wait, retried for up to 5000 ms each',
+    ]);
+    expect(
+      lines.some((l) =>
+        /^info: producing again after \d+ ms \(0 records given up meanwhile\)$/.test(l),
+      ),
+    ).toBe(true);
     expect(recoveries()).toBe(1);
-    expect(lines).toContain('info: producing again (2 messages failed meanwhile)');
+  });
+
+  it('keeps trying a request whose send throws (not connected yet) until the records time out', async () => {
+    let connected = false;
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, {
+      sendTimeoutMs: 200,
+      send: (records) => {
+        if (!connected) throw new Error('not connected to Kafka');
+        return kafka.send(records);
+      },
+    });
+    const lost = outcome(queue.push(record('a')));
+    expect(await lost).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    const waited = outcome(queue.push(record('b')));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    connected = true;
+    queue.wake();
+    await kafka.requested(1);
+    kafka.answer();
+    expect(await waited).toBe('ok');
+    expect(kafka.requests.map(keys)).toEqual([['b']]);
+  });
+
+  it('ends the wait before the next try on wake()', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { retryInitialMs: 60_000 });
+    const sent = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    kafka.answer(new Error('broker down'));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(kafka.requests).toHaveLength(1);
+    // Without wake() the next try would come after a second (the longest wait).
+    const woken = Date.now();
+    queue.wake();
+    await kafka.requested(2);
+    expect(Date.now() - woken).toBeLessThan(500);
+    kafka.answer();
+    expect(await sent).toBe('ok');
+  });
+
+  it('fails the records of a request Kafka refuses for good at once, and goes on with the next', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { maxBatchRecords: 1 });
+    const refused = queue.push(record('big'));
+    const next = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    kafka.answer(
+      new PermanentProduceError('The request included a message larger than the max message size'),
+    );
+    await expect(refused).rejects.toMatchObject({ code: 'STOMP_ERR_CLUSTER_UNAVAILABLE' });
+    await expect(refused).rejects.toThrow(/larger than the max message size/);
+    await kafka.requested(2);
+    kafka.answer();
+    expect(await next).toBe('ok');
+    expect(kafka.requests.map(keys)).toEqual([['big'], ['a']]);
   });
 
   it('stops by waiting for the request in flight, then fails what is still queued with STOMP_ERR_SHUTDOWN', async () => {

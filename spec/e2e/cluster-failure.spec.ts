@@ -1,8 +1,9 @@
 /**
- * Kafka stopped in the middle of traffic and started again (issue 4, "Tests"): instances
- * stay up, local clients stay connected, every receipted SEND is delivered after recovery
- * (exactly once), every other SEND got an ERROR carrying its receipt-id, and no instance
- * needs a restart.
+ * Kafka stopped cleanly in the middle of traffic and started again (issue 4, "Tests"):
+ * instances stay up, and since SENDs wait for Kafka (docs/operations.md "Kafka outages")
+ * local clients see no ERROR and stay connected, every SEND is receipted late and
+ * delivered after recovery (exactly once), and no instance needs a restart. The SIGKILL
+ * variant, and what passes `--kafka-send-timeout`, is spec/e2e/kafka-restart.spec.ts.
  *
  * This spec runs a Kafka of its own (scripts/kafka.ts), not the run's shared one from
  * spec/kafka-global-setup.ts, because it stops it.
@@ -36,8 +37,13 @@ const DESTINATION = '/topic/failover';
 const PACE_MS = 20;
 /** How long Kafka stays down once stopped, while the publishers keep sending. */
 const OUTAGE_MS = 2_000;
-/** A SEND fails within about 1.5 s (kafkajs retries) with Kafka gone; generous. */
-const SEND_OUTCOME_TIMEOUT_MS = 15_000;
+/**
+ * The instances' `--kafka-send-timeout`: a SEND waits for Kafka this long, far more than
+ * the outage (a clean stop, OUTAGE_MS, a start of 5-20 s on a busy machine).
+ */
+const SEND_TIMEOUT_MS = 90_000;
+/** Longest wait of a lane for the answer to one SEND: past the send timeout. */
+const SEND_OUTCOME_TIMEOUT_MS = SEND_TIMEOUT_MS + 15_000;
 
 let kafka: RunningKafka | undefined;
 
@@ -55,6 +61,8 @@ interface Outcomes {
   /** SENDs whose connection closed with neither RECEIPT nor ERROR. */
   lost: string[];
   reconnects: number;
+  /** The longest wait for one SEND's answer, ms. */
+  longestWaitMs: number;
 }
 
 /**
@@ -69,6 +77,7 @@ function publisherLane(server: StompServer, lane: string, shouldRun: () => boole
     wrongErrors: [],
     lost: [],
     reconnects: 0,
+    longestWaitMs: 0,
   };
   const done = (async () => {
     let client: RawClient | undefined;
@@ -82,6 +91,7 @@ function publisherLane(server: StompServer, lane: string, shouldRun: () => boole
           await client.connect();
         }
         const id = `${lane}-${seq++}`;
+        const sentAt = Date.now();
         client.send(`SEND\ndestination:${DESTINATION}\nreceipt:${id}\n\n${id}\0`);
         const c = client;
         const answer = await c
@@ -96,6 +106,7 @@ function publisherLane(server: StompServer, lane: string, shouldRun: () => boole
             `RECEIPT or ERROR for ${id}`,
           )
           .catch(() => undefined);
+        outcomes.longestWaitMs = Math.max(outcomes.longestWaitMs, Date.now() - sentAt);
         if (answer?.command === 'RECEIPT') {
           outcomes.receipted.push(id);
         } else if (answer?.command === 'ERROR') {
@@ -131,7 +142,7 @@ async function subscriber(server: StompServer) {
 }
 
 describe.skipIf(skipReason !== undefined)('cluster mode: Kafka stopped mid-traffic', () => {
-  it('keeps instances and connections up, delivers every receipted SEND exactly once, ERRORs the rest, and recovers by itself', async () => {
+  it('keeps instances and connections up, delays RECEIPTs instead of ERRORs, delivers every SEND exactly once, and recovers by itself', async () => {
     const testStarted = Date.now();
     kafka = await startKafka();
     const { port, controllerPort, dataDir } = kafka;
@@ -141,6 +152,7 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka stopped mid-traff
       kafkaBrokers: kafka.brokers,
       kafkaTopic: uniqueName('stompbus-spec-failover'),
       logger: log,
+      kafkaSendTimeoutMs: SEND_TIMEOUT_MS,
     });
     const subscribers = await Promise.all(instances.map((s) => subscriber(s)));
 
@@ -202,18 +214,21 @@ describe.skipIf(skipReason !== undefined)('cluster mode: Kafka stopped mid-traff
         `recovery ${recoveredAt - restartedAt} ms; receipted ${receipted.length} ` +
         `(${receiptedAtStop} before the stop), ERROR ${errored.length} ` +
         `(${erroredDuringOutage} within the first ${OUTAGE_MS} ms), reconnects ` +
-        `${lanes.map((l) => l.outcomes.reconnects).join('/')}; test ${Date.now() - testStarted} ms`,
+        `${lanes.map((l) => l.outcomes.reconnects).join('/')}, longest wait for a RECEIPT ` +
+        `${lanes.map((l) => l.outcomes.longestWaitMs).join('/')} ms; test ${Date.now() - testStarted} ms`,
     );
 
-    // The outage was seen, and traffic flowed on both sides of it.
-    expect(erroredDuringOutage).toBeGreaterThan(0);
+    // Traffic flowed on both sides of the outage, and the outage only delayed RECEIPTs.
     expect(receiptedAtStop).toBeGreaterThanOrEqual(20);
+    expect(erroredDuringOutage).toBe(0);
     for (const lane of lanes) {
-      // Every SEND got a RECEIPT or an ERROR with its receipt-id and the cluster code.
+      // Every SEND got its RECEIPT, on the connection it was sent on.
       expect(lane.outcomes.lost).toEqual([]);
+      expect(lane.outcomes.errored).toEqual([]);
       expect(lane.outcomes.wrongErrors).toEqual([]);
-      // Each ERROR closed the connection; the lane connected again after each one.
-      expect(lane.outcomes.reconnects).toBe(lane.outcomes.errored.length);
+      expect(lane.outcomes.reconnects).toBe(0);
+      // The SEND in flight when Kafka stopped waited for it to come back.
+      expect(lane.outcomes.longestWaitMs).toBeGreaterThan(OUTAGE_MS);
     }
 
     // The log told the story by state changes: both connected, then lost Kafka (produce

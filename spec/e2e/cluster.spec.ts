@@ -168,7 +168,7 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
     }
   });
 
-  it('starts without Kafka, serves local queues, and answers topic SENDs with an ERROR carrying the receipt-id', async () => {
+  it('starts without Kafka, serves local queues, and answers a topic SEND that waited past --kafka-send-timeout with an ERROR carrying the receipt-id', async () => {
     const deadPort = await closedPort();
     const started = Date.now();
     const log = new LogCapture();
@@ -176,6 +176,7 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
       kafkaBrokers: `127.0.0.1:${deadPort}`,
       kafkaTopic: uniqueName('stompbus-spec-unreachable'),
       logger: log,
+      kafkaSendTimeoutMs: 1_000,
     });
     expect(Date.now() - started).toBeLessThan(10_000);
     const client = await RawClient.ws(server.url);
@@ -185,10 +186,14 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
     await client.receipt('q1');
     const message = await client.next('MESSAGE');
     expect(bodyText(message)).toBe('local work');
+    const sentAt = Date.now();
     client.send('SEND\ndestination:/topic/anything\nreceipt:t1\n\nnowhere\0');
-    const error = await client.expectErrorAndClose();
+    const error = await client.expectErrorAndClose(10_000);
+    // It waited for Kafka first (an outage shorter than the timeout only delays the RECEIPT).
+    expect(Date.now() - sentAt).toBeGreaterThanOrEqual(900);
     expect(getHeader(error, 'receipt-id')).toBe('t1');
     expect(getHeader(error, 'message')).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    expect(bodyText(error)).toMatch(/Kafka did not take the message within 1000 ms/);
     expect(client.all('RECEIPT').map((f) => getHeader(f, 'receipt-id'))).toEqual(['q1']);
     // The operator is told, once per attempt rather than per SEND, and the SEND's refusal is a warning.
     expect(log.lines.find((l) => l.kafka === 'unreachable')).toMatchObject({

@@ -2,7 +2,8 @@
  * An in-memory {@link KafkaClient} for unit specs of cluster mode: topics of
  * partitions of records with offsets and timestamps, consumers that seek to
  * `positions()` on joining and get batches asynchronously, in order per
- * partition, and switches to make Kafka unreachable, slow or crash a consumer.
+ * partition, and switches to make Kafka unreachable, slow, lose the answer to
+ * a produce request or crash a consumer.
  *
  * A double beside the e2e specs on a real Kafka (spec/e2e/cluster*.spec.ts),
  * never instead of them: it knows nothing of rebalances, acks, leaders or
@@ -47,6 +48,7 @@ export class MemoryKafka implements KafkaClient {
   private held: Promise<void> | undefined;
   private release: (() => void) | undefined;
   private paused = false;
+  private answersToLose = 0;
 
   // ---- switches for specs ----
 
@@ -71,6 +73,14 @@ export class MemoryKafka implements KafkaClient {
       });
     }
     return () => this.release?.();
+  }
+
+  /**
+   * The next `count` produce requests are written, then fail as if their
+   * answer was lost (Kafka stopped right after writing, the connection broke).
+   */
+  loseAnswers(count: number): void {
+    this.answersToLose = count;
   }
 
   /** Stops (or resumes) handing records to consumers, as a Kafka too slow to fetch from would. */
@@ -173,6 +183,10 @@ export class MemoryKafka implements KafkaClient {
         });
       }
       this.wakeConsumers();
+      if (this.answersToLose > 0) {
+        this.answersToLose--;
+        throw new Error('memory Kafka: the answer to a produce request was lost');
+      }
     } finally {
       this.inFlight--;
     }

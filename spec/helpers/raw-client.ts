@@ -27,6 +27,8 @@ export interface Closed {
  */
 export class RawClient {
   readonly frames: Frame[] = [];
+  /** When each of {@link frames} arrived (`Date.now()`), same index. */
+  readonly frameTimes: number[] = [];
   heartbeats = 0;
   parseError: StompError | undefined;
   readonly closed: Promise<Closed>;
@@ -46,6 +48,7 @@ export class RawClient {
       commands: SERVER_COMMANDS,
       onFrame: (f) => {
         this.frames.push(f);
+        this.frameTimes.push(Date.now());
         this.wake();
       },
       onHeartbeat: () => {

@@ -340,6 +340,51 @@ describe('frames in order', () => {
     expect(getHeader(error, 'receipt-id')).toBe('r1');
     expect(client.all('RECEIPT')).toHaveLength(0);
   });
+
+  it('stops reading a client whose SENDs wait for the bus past maxPendingSends, and reads it again as they are answered', async () => {
+    const answers: Array<() => void> = [];
+    const published: Outgoing[] = [];
+    const local = new LocalFanout();
+    const fanout: Fanout = {
+      bus: {
+        publish(message: Outgoing) {
+          published.push(message);
+          local.publish(message);
+          return new Promise<void>((resolve) => answers.push(resolve));
+        },
+      },
+      log: local.log,
+      registry: local.registry,
+      ready: true,
+      start: (sink) => local.start(sink),
+      stop: () => local.stop(),
+    };
+    const broker = testBroker({ fanout, maxPendingSends: 4 });
+    const client = memoryClient(broker, { highWaterMark: 1024 });
+    await client.connect();
+    const body = 'x'.repeat(200);
+    for (let i = 0; i < 40; i++) {
+      client.send(`SEND\ndestination:/topic/bp\nreceipt:r${i}\n\n${body}\0`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitUntil(() => published.length >= 4, 5000, 'four publishes');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // Not read past the limit (a chunk read already is still handled): the rest waits in the socket.
+    expect(published.length).toBeLessThan(8);
+    expect(client.all('RECEIPT')).toHaveLength(0);
+    // Answered, the publisher is read again, and every SEND gets its RECEIPT in order.
+    await waitUntil(
+      () => {
+        for (const answer of answers.splice(0)) answer();
+        return client.all('RECEIPT').length === 40;
+      },
+      5000,
+      'every RECEIPT',
+    );
+    expect(receiptIds(client)).toEqual(Array.from({ length: 40 }, (_, i) => `r${i}`));
+    expect(client.all('ERROR')).toEqual([]);
+    expect(client.isClosed).toBe(false);
+  });
 });
 
 describe('errors (STOMP 1.2 "ERROR")', () => {

@@ -1,8 +1,8 @@
 /**
  * Our own small interface over a Kafka client, so that {@link KafkaFanout}
- * never touches kafkajs directly: kafkajs is unmaintained since 2023
- * (docs/kafka.md lists what the code works around); another client can replace {@link createKafkajsClient} by
- * implementing {@link KafkaClient}.
+ * never touches kafkajs directly. kafkajs has had no release since 2023
+ * (docs/kafka.md lists what the code works around); another client can
+ * replace {@link createKafkajsClient} by implementing {@link KafkaClient}.
  */
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
@@ -78,12 +78,32 @@ export interface KafkaClient {
   offsetsAt(topic: string, timestamp: number): Promise<Positions>;
   /** Connects the producer (idempotent). */
   connectProducer(): Promise<void>;
-  /** Produces with acks from all in-sync replicas; resolves when acknowledged. */
+  /**
+   * Produces with acks from all in-sync replicas; resolves when acknowledged.
+   * Rejects with an error that {@link isPermanent} tells apart when trying
+   * again cannot help (a record too large, say); any other failure may be
+   * Kafka away for a while, and the caller tries again.
+   */
   produce(records: readonly ProducedRecord[]): Promise<void>;
   /** Starts a consumer; resolves once it has joined its group and has its partitions. */
   consume(options: ConsumeOptions): Promise<KafkaConsumer>;
   /** Disconnects the producer and the admin client. */
   close(): Promise<void>;
+}
+
+/** A produce that Kafka refused for good: trying the same records again cannot help. */
+export class PermanentProduceError extends Error {
+  readonly permanent = true;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'PermanentProduceError';
+  }
+}
+
+/** Whether `error` says that trying the same produce again cannot help. */
+export function isPermanent(error: unknown): boolean {
+  return (error as { permanent?: unknown } | undefined)?.permanent === true;
 }
 
 /** Connection settings of {@link createKafkajsClient}. */
@@ -196,7 +216,7 @@ class KafkajsClient implements KafkaClient {
           numPartitions: t.partitions,
           configEntries: Object.entries(t.config ?? {}).map(([name, value]) => ({ name, value })),
         })),
-        // The first send to a topic without a leader can fail (docs/kafka.md).
+        // The first send to a topic without a leader yet can fail: wait for them (docs/kafka.md).
         waitForLeaders: true,
         timeout: 10_000,
       });
@@ -266,10 +286,16 @@ class KafkajsClient implements KafkaClient {
       }
       messages.push({ key: record.key, value: record.value, headers: toKafkaHeaders(record) });
     }
-    await this.producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
+    try {
+      await this.producer.sendBatch({
+        acks: -1,
+        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+      });
+    } catch (error) {
+      const refusal = kafkaRefusal(error);
+      if (refusal) throw new PermanentProduceError(refusal.message, { cause: error });
+      throw error;
+    }
   }
 
   async consume(options: ConsumeOptions): Promise<KafkaConsumer> {
@@ -337,6 +363,21 @@ class KafkajsClient implements KafkaClient {
   async close(): Promise<void> {
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
+}
+
+/**
+ * The error Kafka answered that no retry can change (kafkajs marks each
+ * protocol error retriable or not; `MESSAGE_TOO_LARGE` is not), looked for
+ * through the causes kafkajs wraps it in after its own retries. Connection
+ * errors and retriable protocol errors (no leader, not the leader) are not one.
+ */
+function kafkaRefusal(error: unknown): Error | undefined {
+  let e = error as { name?: string; retriable?: boolean; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 5; depth++) {
+    if (e.name === 'KafkaJSProtocolError' && e.retriable === false) return e as Error;
+    e = e.cause as typeof e;
+  }
+  return undefined;
 }
 
 function toKafkaHeaders(record: ProducedRecord): Kafkajs.IHeaders {

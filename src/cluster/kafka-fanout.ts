@@ -11,6 +11,7 @@ import type {
   Registry,
 } from '../broker/seams.js';
 import { StompError } from '../errors.js';
+import { Duplicates } from './duplicates.js';
 import type { ConsumedRecord } from './kafka-client.js';
 import { KafkaLink, parseBrokers } from './kafka-link.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS, type KafkaFanoutOptions } from './kafka-options.js';
@@ -18,7 +19,7 @@ import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js
 import { Offsets } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
-import { consumedId, RecordMapper } from './records.js';
+import { consumedId, messageIdOf, RecordMapper } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
 /**
@@ -35,9 +36,14 @@ import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
  * client resumes on any instance. A third topic (`<topic>.presence`) carries
  * each instance's connected users: the connection registry.
  *
+ * Kafka away for a while (restarting, not reachable yet at start-up) only
+ * delays the RECEIPTs: SENDs wait for it in the produce queue, bounded in
+ * count, bytes and time (docs/operations.md "Kafka outages").
+ *
  * This class only puts the pieces together: {@link KafkaLink} (connecting and
- * retrying), {@link ProduceQueue} (batched produce requests), {@link Offsets}
- * (positions, never committed), {@link RecordMapper} (messages ↔ records) and
+ * retrying), {@link ProduceQueue} (batched produce requests, retried),
+ * {@link Offsets} (positions, never committed), {@link Duplicates} (records a
+ * retry wrote twice), {@link RecordMapper} (messages ↔ records) and
  * {@link Presence} (the registry).
  */
 export class KafkaFanout implements Fanout {
@@ -60,6 +66,7 @@ export class KafkaFanout implements Fanout {
   private readonly topics: ClusterTopics;
   private readonly records: RecordMapper;
   private readonly offsets = new Offsets();
+  private readonly duplicates = new Duplicates();
   private readonly notices: Notices;
   /** Log lines, to `options.logger`. */
   private readonly lines: Log;
@@ -87,12 +94,19 @@ export class KafkaFanout implements Fanout {
       positions: () => this.offsets.next,
       onRecords: (records) => this.onRecords(records),
       onPartitionEnd: (topic, partition, end) => this.offsets.partitionEnd(topic, partition, end),
-      onConnected: () => this.presence.start(),
+      onConnected: () => {
+        this.queue.wake();
+        this.presence.start();
+      },
     });
     this.queue = new ProduceQueue({
       ...this.options,
       log: this.lines,
-      send: (records) => this.link.requireClient().produce(records),
+      // Before the first connect the records wait (and are tried again) like in an outage.
+      send: (records) =>
+        this.link.ready
+          ? this.link.requireClient().produce(records)
+          : Promise.reject(new Error('not connected to Kafka')),
       onRecovered: () => this.link.kafkaBack(),
       onProduced: (seconds) => {
         for (const listener of this.produceListeners) listener(seconds);
@@ -104,8 +118,11 @@ export class KafkaFanout implements Fanout {
       intervalMs: this.options.presenceIntervalMs,
       localUsers: () => this.sink.localUsers(),
       status: () => ({ connections: this.sink.connections?.(), lag: this.totalLag() }),
+      // An announcement is worth nothing once the next one is due.
       produce: (record) =>
-        this.link.ready ? this.queue.push(record) : Promise.reject(unavailable('not connected')),
+        this.link.ready
+          ? this.queue.push(record, this.options.presenceIntervalMs)
+          : Promise.reject(unavailable('not connected')),
       warnOnce: (key, message) => this.notices.warnOnce(key, message),
     });
     this.registry = this.presence;
@@ -127,7 +144,7 @@ export class KafkaFanout implements Fanout {
     return lag;
   }
 
-  /** True once the producer is connected: SENDs are accepted. */
+  /** True once the producer is connected (SENDs wait for Kafka until then). */
   get ready(): boolean {
     return this.link.ready;
   }
@@ -150,7 +167,7 @@ export class KafkaFanout implements Fanout {
    * Connects, creates the topics, reads their recent history back and joins a
    * fresh consumer group; when Kafka is unreachable or slow, resolves after
    * the first failed attempt or `startTimeoutMs` and goes on retrying in the
-   * background (SENDs fail meanwhile).
+   * background (SENDs wait meanwhile, each for `sendTimeoutMs` at most).
    */
   async start(sink: FanoutSink): Promise<void> {
     this.sink = sink;
@@ -169,16 +186,15 @@ export class KafkaFanout implements Fanout {
   }
 
   /**
-   * Queues the message for Kafka; resolves when Kafka acknowledged it (acks
-   * from all in-sync replicas), rejects when Kafka is unavailable, too far
-   * behind, or does not answer within `publishTimeoutMs`.
+   * Queues the message for Kafka, connected or not; resolves when Kafka
+   * acknowledged it (acks from all in-sync replicas), rejects when too much
+   * already waits (`maxPendingRecords`, `maxPendingBytes`), when Kafka
+   * refuses it, or when Kafka did not take it within `sendTimeoutMs`.
    */
   private publish(message: Outgoing): Promise<void> {
     let result: Promise<void>;
     if (this.link.stopped) {
       result = Promise.reject(new StompError('STOMP_ERR_SHUTDOWN'));
-    } else if (!this.link.ready) {
-      result = Promise.reject(unavailable('not connected to Kafka'));
     } else {
       result = this.queue.offer(this.records.toRecord(message));
     }
@@ -204,7 +220,10 @@ export class KafkaFanout implements Fanout {
     return this.offsets.coveredFrom(topic, epoch, this.records.isBridged(destination));
   }
 
-  /** Every fetched record, once: registry announcements, consumption records and messages. */
+  /**
+   * Every fetched record, once: registry announcements, consumption records
+   * and messages; a message written twice (a retried produce) only the first time.
+   */
   private onRecords(records: ConsumedRecord[]): void {
     // One batch is one partition of one topic.
     const topic = records[0]?.topic;
@@ -214,6 +233,10 @@ export class KafkaFanout implements Fanout {
     for (const record of records) {
       const fetched = this.offsets.advance(record);
       if (fetched === 'seen') continue;
+      const id = messageIdOf(record);
+      if (id !== undefined && this.duplicates.repeated(record.topic, record.partition, id)) {
+        continue;
+      }
       if (record.topic === this.topics.presenceTopic) {
         this.presence.onRecord(record);
         continue;

@@ -104,7 +104,7 @@ export class KafkaLink {
       this.options.log(
         'warn',
         `not connected yet (${outcome === 'failed' ? 'Kafka unreachable' : 'still joining'}); ` +
-          'serving local connections, retrying in the background; SENDs to /topic/ get ERROR meanwhile',
+          'serving local connections, retrying in the background; SENDs wait for Kafka meanwhile',
         { kafka: outcome === 'failed' ? 'unreachable' : 'connecting' },
       );
     }

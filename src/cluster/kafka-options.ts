@@ -19,8 +19,16 @@ export interface KafkaFanoutOptions {
    * Created (with one partition) when missing. Default none.
    */
   bridges: Record<string, string>;
-  /** Messages waiting for Kafka (queued or in flight); beyond it SENDs fail at once. Default 10,000. */
+  /**
+   * Messages waiting for Kafka (queued, in flight or waiting for Kafka to come back);
+   * beyond it a SEND fails at once. Default 10,000 (see docs/operations.md "Kafka outages").
+   */
   maxPendingRecords: number;
+  /**
+   * Bytes of those messages (bodies, keys and headers); beyond it a SEND fails at once,
+   * though one message alone is always taken. Default 64 MiB.
+   */
+  maxPendingBytes: number;
   /** Most records in one produce request. Default 1,000. */
   maxBatchRecords: number;
   /**
@@ -29,8 +37,15 @@ export interface KafkaFanoutOptions {
    * (1 MiB by default) as a whole, failing every SEND in it. Default 512 KiB.
    */
   maxBatchBytes: number;
-  /** A SEND not acknowledged by Kafka within this time fails, ms. Default 10,000. */
-  publishTimeoutMs: number;
+  /**
+   * How long a SEND may wait for Kafka, ms: produce requests that fail (Kafka restarting,
+   * a leader moving, not connected yet) are retried until then, so that a short outage
+   * only delays RECEIPTs; a message still not acknowledged then fails with
+   * STOMP_ERR_CLUSTER_UNAVAILABLE. Kafka's own `delivery.timeout.ms` bounds the same
+   * wait for a producer (120 s); a STOMP client waiting for a RECEIPT is better served by
+   * a shorter one. Default 30,000.
+   */
+  sendTimeoutMs: number;
   /** Longest wait in start() for the first group join; then Kafka is retried in the background, ms. Default 15,000. */
   startTimeoutMs: number;
   /** Longest stop(), ms. Default 5,000. */
@@ -65,9 +80,10 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     partitions: 6,
     bridges: {},
     maxPendingRecords: 10_000,
+    maxPendingBytes: 64 * 1024 * 1024,
     maxBatchRecords: 1_000,
     maxBatchBytes: 512 * 1024,
-    publishTimeoutMs: 10_000,
+    sendTimeoutMs: 30_000,
     startTimeoutMs: 15_000,
     stopTimeoutMs: 5_000,
     retryInitialMs: 250,

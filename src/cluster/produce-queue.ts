@@ -3,9 +3,19 @@
  * out as one produce request, and only one request is in flight at a time:
  * what arrives meanwhile forms the next batch, and a retried request can
  * never overtake a later one, so one destination keeps one order.
+ *
+ * A request that fails because Kafka is away (restarting, a leader moving,
+ * not connected yet) is tried again, with its records still first in line,
+ * until each record's deadline (`sendTimeoutMs` after it was queued): a short
+ * outage only delays the RECEIPTs. What waits is bounded in records and bytes
+ * ({@link ProduceQueue.offer}) and in time; only what passes a bound fails
+ * with STOMP_ERR_CLUSTER_UNAVAILABLE. A request Kafka refuses for good (a
+ * record too large, say) fails at once. A retried request that Kafka had in
+ * fact written before its answer was lost writes its records twice: the
+ * consumer drops the second copy (see `duplicates.ts`).
  */
 import { StompError } from '../errors.js';
-import { type ProducedRecord, withTimeout } from './kafka-client.js';
+import { isPermanent, type ProducedRecord } from './kafka-client.js';
 import type { KafkaFanoutOptions } from './kafka-options.js';
 import { describe, type Log, unavailable } from './notices.js';
 import { recordSize } from './records.js';
@@ -14,7 +24,12 @@ import { recordSize } from './records.js';
 export interface ProduceQueueOptions
   extends Pick<
     KafkaFanoutOptions,
-    'maxPendingRecords' | 'maxBatchRecords' | 'maxBatchBytes' | 'publishTimeoutMs'
+    | 'maxPendingRecords'
+    | 'maxPendingBytes'
+    | 'maxBatchRecords'
+    | 'maxBatchBytes'
+    | 'sendTimeoutMs'
+    | 'retryInitialMs'
   > {
   /** Sends one produce request; resolves when Kafka acknowledged every record of it. */
   readonly send: (records: readonly ProducedRecord[]) => Promise<void>;
@@ -25,115 +40,193 @@ export interface ProduceQueueOptions
   readonly onProduced?: (seconds: number) => void;
 }
 
+/**
+ * Longest wait between two tries of a failed request, ms (the first waits
+ * `retryInitialMs`, at most this; kafkajs also waits within each try): Kafka
+ * back is noticed within about a second.
+ */
+const RETRY_MAX_MS = 1_000;
+/** At most one log line per this many ms while requests keep failing. */
+const LOG_EVERY_MS = 5_000;
+
 interface Pending {
   readonly record: ProducedRecord;
-  readonly at: number;
+  readonly size: number;
+  readonly timeoutMs: number;
+  /** When this record is given up on, ms since 1970. */
+  readonly deadline: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
+  settled: boolean;
 }
 
-/** Batches records into produce requests, one request at a time. */
+/** Batches records into produce requests, one request at a time, retried until their deadline. */
 export class ProduceQueue {
   private queue: Pending[] = [];
-  private inFlight = 0;
+  /** Records (and their bytes) not answered yet: queued or in the request in flight. */
+  private count = 0;
+  private bytes = 0;
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
-  /** Records failed since the last success, for the log. */
-  private failures = 0;
+  private sweeper: NodeJS.Timeout | undefined;
+  /** Ends the wait before the next try now. */
+  private wakeRetry: (() => void) | undefined;
+  private stopping = false;
+  /** When requests started failing (undefined: the last one succeeded). */
+  private failingSince: number | undefined;
+  /** Records given up on since the last success, for the log. */
+  private expired = 0;
   private lastFailureLog = 0;
 
   constructor(private readonly options: ProduceQueueOptions) {}
 
   /** Records waiting for Kafka: queued or in the request in flight. */
   get pending(): number {
-    return this.queue.length + this.inFlight;
+    return this.count;
   }
 
-  /** Queues a record for the next produce request; resolves once Kafka acknowledged it. */
-  push(record: ProducedRecord): Promise<void> {
+  /** Bytes (as {@link recordSize} counts them) of the records waiting for Kafka. */
+  get pendingBytes(): number {
+    return this.bytes;
+  }
+
+  /**
+   * Queues a record for the next produce request; resolves once Kafka
+   * acknowledged it, rejects once `timeoutMs` (default `sendTimeoutMs`) passed
+   * without that.
+   */
+  push(record: ProducedRecord, timeoutMs = this.options.sendTimeoutMs): Promise<void> {
+    const size = recordSize(record);
     const result = new Promise<void>((resolve, reject) => {
-      this.queue.push({ record, at: Date.now(), resolve, reject });
+      const deadline = Date.now() + timeoutMs;
+      this.queue.push({ record, size, timeoutMs, deadline, resolve, reject, settled: false });
     });
+    this.count++;
+    this.bytes += size;
+    this.startSweeping();
     this.scheduleFlush();
     return result;
   }
 
   /**
-   * {@link push} for a SEND: refused at once when `maxPendingRecords` already
-   * wait, so that a Kafka that is down or slow costs bounded memory and the
-   * client hears about it now rather than after the publish timeout.
+   * {@link push} for a SEND: refused at once when `maxPendingRecords` records
+   * or `maxPendingBytes` bytes already wait (one record alone is always
+   * taken), so that a Kafka that is down or slow costs bounded memory.
    */
   offer(record: ProducedRecord): Promise<void> {
-    const { maxPendingRecords } = this.options;
-    if (this.pending >= maxPendingRecords) {
+    const { maxPendingRecords, maxPendingBytes } = this.options;
+    if (this.count >= maxPendingRecords) {
       return Promise.reject(unavailable(`${maxPendingRecords} messages already wait for Kafka`));
+    }
+    if (this.count > 0 && this.bytes + recordSize(record) > maxPendingBytes) {
+      return Promise.reject(unavailable(`${maxPendingBytes} bytes already wait for Kafka`));
     }
     return this.push(record);
   }
 
+  /** Kafka is reachable again (connected): the next try goes now rather than after its wait. */
+  wake(): void {
+    this.wakeRetry?.();
+  }
+
   /**
    * Waits (at most `flushMs`) for the request in flight and what queued up
-   * behind it, then fails what is still queued with STOMP_ERR_SHUTDOWN.
+   * behind it, then fails what is still queued with STOMP_ERR_SHUTDOWN; the
+   * request in flight is answered when Kafka answers it, and not tried again.
    */
   async stop(flushMs: number): Promise<void> {
     // What was queued in this very turn (the registry's leave announcement,
     // last SENDs) goes out now instead of failing for want of a flush.
-    if (!this.flushing && this.queue.length > 0) {
-      this.flushing = this.flush().finally(() => {
-        this.flushing = undefined;
-      });
-    }
+    if (!this.flushing && this.queue.length > 0) this.startFlush();
     const flushed = this.flushing ?? Promise.resolve();
-    await withTimeout(flushed, flushMs, 'flush').catch(() => {});
-    for (const pending of this.queue.splice(0)) {
-      pending.reject(new StompError('STOMP_ERR_SHUTDOWN'));
-    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, flushMs);
+    });
+    await Promise.race([flushed, timeout]);
+    clearTimeout(timer);
+    this.stopping = true;
+    this.wake();
+    const shutdown = new StompError('STOMP_ERR_SHUTDOWN');
+    for (const pending of this.queue.splice(0)) this.settle(pending, shutdown);
+    if (this.count === 0) this.stopSweeping();
   }
 
   private scheduleFlush(): void {
-    if (this.flushing || this.flushScheduled) return;
+    if (this.flushing || this.flushScheduled || this.stopping) return;
     this.flushScheduled = true;
     // One event-loop turn of SENDs goes out as one request.
     setImmediate(() => {
       this.flushScheduled = false;
-      this.flushing ??= this.flush().finally(() => {
-        this.flushing = undefined;
-        if (this.queue.length > 0) this.scheduleFlush();
-      });
+      this.flushing ?? this.startFlush();
+    });
+  }
+
+  private startFlush(): void {
+    this.flushing = this.flush().finally(() => {
+      this.flushing = undefined;
+      if (this.queue.length > 0) this.scheduleFlush();
     });
   }
 
   /** Sends the queue, batch after batch, each once the one before it is answered. */
   private async flush(): Promise<void> {
-    const { publishTimeoutMs } = this.options;
+    const first = Math.min(this.options.retryInitialMs, RETRY_MAX_MS);
+    let delay = first;
     while (this.queue.length > 0) {
-      const now = Date.now();
-      const batch: Pending[] = [];
-      for (const pending of this.queue.splice(0, this.batchLength())) {
-        if (now - pending.at < publishTimeoutMs) batch.push(pending);
-        else pending.reject(unavailable('Kafka did not take the message in time'));
-      }
+      const batch = this.takeBatch();
       if (batch.length === 0) continue;
-      this.inFlight = batch.length;
+      let error: unknown;
       const started = performance.now();
-      const sent = this.send(batch.map((p) => p.record));
       try {
-        await withTimeout(sent, publishTimeoutMs, 'the Kafka produce request');
+        await this.send(batch.map((p) => p.record));
+      } catch (caught) {
+        error = caught ?? new Error('produce failed');
+      }
+      if (error === undefined) {
         this.options.onProduced?.((performance.now() - started) / 1000);
         this.produced();
-        for (const pending of batch) pending.resolve();
-      } catch (error) {
-        this.produceFailed(error, batch.length);
-        for (const pending of batch) pending.reject(unavailable(describe(error), error));
-        // The request may still be pending: never two at once.
-        await sent.catch(() => {});
-      } finally {
-        this.inFlight = 0;
+        for (const pending of batch) this.settle(pending);
+        delay = first;
+        continue;
       }
+      const open = batch.filter((p) => !p.settled);
+      this.produceFailed(error, open.length);
+      if (isPermanent(error) || this.stopping) {
+        const failure = this.stopping
+          ? new StompError('STOMP_ERR_SHUTDOWN')
+          : unavailable(describe(error), error);
+        for (const pending of open) this.settle(pending, failure);
+        continue;
+      }
+      // Still first in line: nothing queued behind them may overtake them.
+      this.queue.unshift(...open);
+      this.sweep();
+      await this.retryWait(delay);
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
   }
 
-  /** The request, a rejection even when `send` throws (no client yet), so its records get an answer. */
+  /** The next request's records, oldest first (at least one), bounded by records and bytes. */
+  private takeBatch(): Pending[] {
+    const { maxBatchRecords, maxBatchBytes } = this.options;
+    const batch: Pending[] = [];
+    let bytes = 0;
+    while (this.queue.length > 0 && batch.length < maxBatchRecords) {
+      const next = this.queue[0] as Pending;
+      if (next.settled) {
+        this.queue.shift();
+        continue;
+      }
+      if (batch.length > 0 && bytes + next.size > maxBatchBytes) break;
+      this.queue.shift();
+      batch.push(next);
+      bytes += next.size;
+    }
+    return batch;
+  }
+
+  /** The request, a rejection even when `send` throws (not connected), so its records get an answer. */
   private send(records: readonly ProducedRecord[]): Promise<void> {
     try {
       return this.options.send(records);
@@ -142,39 +235,94 @@ export class ProduceQueue {
     }
   }
 
-  /** How many queued records the next request takes: at least one. */
-  private batchLength(): number {
-    const { maxBatchRecords, maxBatchBytes } = this.options;
-    const end = Math.min(this.queue.length, maxBatchRecords);
-    let bytes = 0;
-    for (let i = 0; i < end; i++) {
-      bytes += recordSize((this.queue[i] as Pending).record);
-      if (bytes > maxBatchBytes) return Math.max(1, i);
-    }
-    return end;
+  /** Waits `ms` before the next try, or less when {@link wake} or stop() is called. */
+  private retryWait(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeRetry = () => {
+        this.wakeRetry = undefined;
+        done();
+      };
+    });
+  }
+
+  /** Answers a record once: resolved, or rejected with `error`. */
+  private settle(pending: Pending, error?: unknown): void {
+    if (pending.settled) return;
+    pending.settled = true;
+    this.count--;
+    this.bytes -= pending.size;
+    if (error === undefined) pending.resolve();
+    else pending.reject(error);
+    if (this.count === 0) this.stopSweeping();
+  }
+
+  /**
+   * Fails the queued records whose deadline passed, so that no client waits
+   * much past `sendTimeoutMs`. Records in the request in flight are answered
+   * when Kafka (or kafkajs's request timeout) answers it: it may still
+   * succeed, and a failed SEND must be one Kafka did not take.
+   */
+  private sweep(): void {
+    const now = Date.now();
+    if (!this.queue.some((p) => p.deadline <= now)) return;
+    this.queue = this.queue.filter((pending) => {
+      if (pending.settled) return false;
+      if (pending.deadline > now) return true;
+      this.expired++;
+      const detail = `Kafka did not take the message within ${pending.timeoutMs} ms`;
+      this.settle(pending, unavailable(detail));
+      return false;
+    });
+  }
+
+  private startSweeping(): void {
+    if (this.sweeper) return;
+    // Deadlines are kept to within a twentieth of the timeout (10 to 250 ms).
+    const every = Math.min(250, Math.max(10, Math.floor(this.options.sendTimeoutMs / 20)));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  private stopSweeping(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   private produced(): void {
-    if (this.failures === 0) return;
-    this.options.log('info', `producing again (${this.failures} messages failed meanwhile)`, {
-      kafka: 'back',
-      failed: this.failures,
-    });
-    this.failures = 0;
+    if (this.failingSince === undefined) return;
+    const outage = Date.now() - this.failingSince;
+    this.options.log(
+      'info',
+      `producing again after ${outage} ms (${this.expired} records given up meanwhile)`,
+      { kafka: 'back', outageMs: outage, expired: this.expired },
+    );
+    this.failingSince = undefined;
+    this.expired = 0;
     this.options.onRecovered();
   }
 
-  /** Logs the first failure after a success, then at most one line per 5 s. */
+  /** Logs the first failure after a success, then at most one line per {@link LOG_EVERY_MS}. */
   private produceFailed(error: unknown, count: number): void {
-    this.failures += count;
     const now = Date.now();
-    if (this.failures === count || now - this.lastFailureLog > 5_000) {
-      this.lastFailureLog = now;
-      this.options.log(
-        'error',
-        `produce failed (${describe(error)}); ${this.failures} message(s) answered with ERROR so far`,
-        { kafka: 'lost', error: describe(error), failed: this.failures },
-      );
-    }
+    const first = this.failingSince === undefined;
+    this.failingSince ??= now;
+    if (!first && now - this.lastFailureLog < LOG_EVERY_MS) return;
+    this.lastFailureLog = now;
+    const what = isPermanent(error)
+      ? `${count} message(s) refused`
+      : `${this.count} record(s) wait, retried for up to ${this.options.sendTimeoutMs} ms each` +
+        (this.expired > 0 ? `; ${this.expired} given up so far` : '');
+    this.options.log('error', `produce failed (${describe(error)}); ${what}`, {
+      kafka: 'lost',
+      error: describe(error),
+      waiting: this.count,
+      expired: this.expired,
+    });
   }
 }

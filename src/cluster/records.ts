@@ -144,6 +144,14 @@ export function consumedId(record: ConsumedRecord): string | undefined {
   return undefined;
 }
 
+/** The broker's message id a record of ours carries (undefined for others' records). */
+export function messageIdOf(record: ConsumedRecord): string | undefined {
+  for (const [name, value] of record.headers) {
+    if (name === MESSAGE_ID_HEADER) return value.toString();
+  }
+  return undefined;
+}
+
 /** About the bytes of a record in a batch (string lengths stand for their UTF-8 bytes). */
 export function recordSize(record: ProducedRecord): number {
   let size = 32 + record.value.byteLength + (record.key?.length ?? 0);

@@ -40,6 +40,14 @@ export interface SessionOptions extends FrameLimits {
    * backpressure (its socket is not read for a while), never dropped. 0 (default): no limit.
    */
   maxFramesPerSecond: number;
+  /**
+   * SENDs (and COMMITs) of one connection waiting for the bus (cluster mode:
+   * for Kafka's acknowledgement) before the connection stops being read; it is
+   * read again once half of them are answered. A publisher far ahead of Kafka
+   * (Kafka restarting, say) is slowed by backpressure this way rather than
+   * buffered without bound. Default 512.
+   */
+  maxPendingSends: number;
 }
 
 /** The defaults of {@link SessionOptions} (docs/configuration.md "Defaults for limits"). */
@@ -56,4 +64,5 @@ export const DEFAULT_SESSION_OPTIONS: Readonly<SessionOptions> = Object.freeze({
   closeTimeoutMs: 5000,
   serverName: 'stompbus',
   maxFramesPerSecond: 0,
+  maxPendingSends: 512,
 });

@@ -34,6 +34,10 @@ const CONNECTED = 1;
 const CLOSING = 2;
 const CLOSED = 3;
 
+/** Why the connection is not read now (bits of `Session.pausedBy`). */
+const THROTTLED = 1;
+const WAITING = 2;
+
 /** WebSocket close codes used when the server ends a connection. */
 const WS_NORMAL = 1000;
 const WS_GOING_AWAY = 1001;
@@ -132,6 +136,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   private held: Frame[] | undefined;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
+  /** Frames on the receipt chain whose work is asynchronous and not answered yet. */
+  private waiting = 0;
+  /** Why reading is paused ({@link THROTTLED}, {@link WAITING}); 0: reading. */
+  private pausedBy = 0;
   private closeError: StompError | undefined;
   private reason: CloseReason | undefined;
   /** The frame being handled: a refusal names its command and destination. */
@@ -179,13 +187,25 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       feed: (chunk) => {
         if (this.state < CLOSING) this.parser.push(chunk);
       },
-      pause: () => this.connection.pause(),
-      resume: () => {
-        // Held back, not silent: heart-beat time counts from now.
-        this.lastReadAt = Date.now();
-        this.connection.resume();
-      },
+      pause: () => this.pauseReading(THROTTLED),
+      resume: () => this.resumeReading(THROTTLED),
     });
+  }
+
+  /** Stops reading from the client for `reason` (backpressure: its frames wait in its socket). */
+  private pauseReading(reason: number): void {
+    if (this.pausedBy === 0) this.connection.pause();
+    this.pausedBy |= reason;
+  }
+
+  /** `reason` no longer holds reading back; reads again when nothing else does. */
+  private resumeReading(reason: number): void {
+    if ((this.pausedBy & reason) === 0) return;
+    this.pausedBy &= ~reason;
+    if (this.pausedBy !== 0) return;
+    // Held back, not silent: heart-beat time counts from now.
+    this.lastReadAt = Date.now();
+    this.connection.resume();
   }
 
   /** Negotiated protocol version (until CONNECT: 1.2). */
@@ -417,9 +437,14 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /** Keeps receipts in frame order when some of them wait for asynchronous work. */
   private chain(frame: Frame, work: HandlerResult, finish: (extra: ReceiptExtra) => void) {
-    // The chain handles a rejection later; mark it handled now so that an
-    // early failure is not an unhandled rejection meanwhile.
-    if (work instanceof Promise) work.catch(() => {});
+    const waits = work instanceof Promise;
+    if (waits) {
+      // The chain handles a rejection later; mark it handled now so that an
+      // early failure is not an unhandled rejection meanwhile.
+      work.catch(() => {});
+      // Too many unanswered: stop reading this client until half are answered.
+      if (++this.waiting >= this.options.maxPendingSends) this.pauseReading(WAITING);
+    }
     const next = (this.receiptChain ?? Promise.resolve())
       .then(() => work)
       .then(
@@ -429,6 +454,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         (error: unknown) => this.failOn(frame, error),
       )
       .finally(() => {
+        if (waits && --this.waiting <= this.options.maxPendingSends / 2) {
+          this.resumeReading(WAITING);
+        }
         if (this.receiptChain === next) this.receiptChain = undefined;
       });
     this.receiptChain = next;
@@ -470,8 +498,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (expectEvery > 0) {
       const limit = expectEvery * this.options.heartbeatTolerance;
       this.every(Math.max(1, Math.floor(expectEvery / 2)), () => {
-        // A throttled client is not read, so it cannot look alive: it is.
-        if (Date.now() - this.lastReadAt > limit && !this.throttle?.holding) {
+        // A client held back (throttled, or waiting for its SENDs to be
+        // answered) is not read, so it cannot look alive: it is.
+        if (Date.now() - this.lastReadAt > limit && this.pausedBy === 0) {
           this.fail(new StompError('STOMP_ERR_HEARTBEAT_TIMEOUT', { detail: `${limit} ms` }));
         }
       });
@@ -604,6 +633,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     this.state = CLOSING;
     this.held = undefined;
     this.throttle?.stop();
+    // Read again so that the close can complete.
+    this.resumeReading(WAITING);
     this.clearTimers();
     for (const sub of this.subs.values()) this.router.unsubscribe(sub);
     this.subs.clear();
