@@ -13,6 +13,7 @@ import {
 } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
+import type { KafkaInterest } from './cluster/interest.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
 import { securityHooks } from './security/hooks.js';
 import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';
@@ -56,6 +57,13 @@ export interface ClusterOptions {
   kafkaBridges: Record<string, string>;
   /** How often the connection registry hears from this instance, ms. Default 2,000. */
   presenceIntervalMs: number;
+  /**
+   * Which partitions of `kafkaTopic` an instance fetches: `subscribed` (those holding a
+   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default `all`.
+   */
+  kafkaInterest: KafkaInterest;
+  /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
+  kafkaInterestLingerMs: number;
 }
 
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
@@ -84,6 +92,8 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   kafkaPartitions: DEFAULT_KAFKA_FANOUT_OPTIONS.partitions,
   kafkaBridges: DEFAULT_KAFKA_FANOUT_OPTIONS.bridges,
   presenceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.presenceIntervalMs,
+  kafkaInterest: DEFAULT_KAFKA_FANOUT_OPTIONS.interest,
+  kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
 });
 
 /** Every default, one place each (DESIGN.md "Interfaces users and tests rely on"). */
@@ -203,6 +213,8 @@ export class StompServer {
       historyMaxAgeMs: o.historyMaxAgeMs,
       offlineMaxAgeMs: o.offlineMaxAgeMs,
       presenceIntervalMs: o.presenceIntervalMs,
+      interest: o.kafkaInterest,
+      interestLingerMs: o.kafkaInterestLingerMs,
     });
   }
 

@@ -43,6 +43,11 @@ export interface ConsumeOptions {
    * partitions not listed start at the latest offset.
    */
   readonly positions: () => ReadonlyMap<string, Positions>;
+  /**
+   * Asked at each group join, before {@link positions}, for every assigned
+   * partition: true pauses it (cluster interest). Default: none paused.
+   */
+  readonly paused?: (topic: string, partition: number) => boolean;
   /** Called with each fetched batch, in partition order. Must not throw. */
   readonly onRecords: (records: ConsumedRecord[]) => void;
   /** The consumer stopped by itself; it will not restart on its own. */
@@ -55,6 +60,12 @@ export interface ConsumeOptions {
 export interface KafkaConsumer {
   /** Leaves the group and disconnects. */
   stop(): Promise<void>;
+  /** Stops fetching these partitions (cluster interest); optional for a client. */
+  pause?(topic: string, partitions: number[]): void;
+  /** Fetches these partitions again. */
+  resume?(topic: string, partitions: number[]): void;
+  /** The next record fetched from the partition is at `offset`. */
+  seek?(topic: string, partition: number, offset: bigint): void;
 }
 
 /** A topic cluster mode uses, with what it is created with. */
@@ -262,6 +273,13 @@ class KafkajsClient implements KafkaClient {
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       // Offsets are never committed: every (re)join starts where delivery left off.
       // The listener runs inside the join, before the first fetch resolves offsets.
+      const { paused } = options;
+      if (paused) {
+        for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+          const pause = partitions.filter((partition) => paused(topic, partition));
+          if (pause.length > 0) consumer.pause([{ topic, partitions: pause }]);
+        }
+      }
       const positions = options.positions();
       for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
         const known = positions.get(topic);
@@ -297,7 +315,13 @@ class KafkajsClient implements KafkaClient {
       await stop();
       throw error;
     }
-    return { stop };
+    return {
+      stop,
+      pause: (topic, partitions) => consumer.pause([{ topic, partitions }]),
+      resume: (topic, partitions) => consumer.resume([{ topic, partitions }]),
+      seek: (topic, partition, offset) =>
+        consumer.seek({ topic, partition, offset: String(offset) }),
+    };
   }
 
   async close(): Promise<void> {

@@ -7,6 +7,7 @@
  */
 import {
   type ConsumedRecord,
+  type ConsumeOptions,
   createKafkajsClient,
   type KafkaClient,
   type KafkaConsumer,
@@ -36,6 +37,8 @@ export interface KafkaLinkOptions
   readonly caughtUp: () => boolean;
   /** Where each group join seeks (`ConsumeOptions.positions`). */
   readonly positions: () => ReadonlyMap<string, Positions>;
+  /** Partitions paused at each group join (`ConsumeOptions.paused`). */
+  readonly paused?: ConsumeOptions['paused'];
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
   readonly onRecords: (records: ConsumedRecord[]) => void;
   /** Connected and (or given up waiting for) the history read back. */
@@ -100,6 +103,11 @@ export class KafkaLink {
   requireClient(): KafkaClient {
     if (!this.client) throw unavailable('not connected to Kafka');
     return this.client;
+  }
+
+  /** The running consumer, if any. */
+  get activeConsumer(): KafkaConsumer | undefined {
+    return this.consumer;
   }
 
   /** Kafka answered again: waits to retry end now rather than after their backoff. */
@@ -181,6 +189,7 @@ export class KafkaLink {
       groupId: generation === 1 ? groupBase : `${groupBase}-${generation}`,
       topics: topics.map((t) => t.topic),
       positions: this.options.positions,
+      paused: this.options.paused,
       onRecords: this.options.onRecords,
       onCrash: (error) => this.onCrash(generation, error),
       joinTimeoutMs: Math.max(10_000, 2 * sessionTimeoutMs),

@@ -3,6 +3,7 @@
  * that the command line (src/config.ts) takes each Kafka default from here
  * without loading the Kafka code: only types are imported below.
  */
+import type { KafkaInterest } from './interest.js';
 import type { KafkaClient } from './kafka-client.js';
 
 /** Settings of `KafkaFanout` (cluster mode). */
@@ -18,6 +19,14 @@ export interface KafkaFanoutOptions {
    * Created (with one partition) when missing. Default none.
    */
   bridges: Record<string, string>;
+  /**
+   * Which partitions of {@link topic} an instance fetches: `subscribed`, only those holding a
+   * destination one of its sessions subscribes to (docs/cluster-interest.md), or `all`.
+   * Default `all`.
+   */
+  interest: KafkaInterest;
+  /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
+  interestLingerMs: number;
   /** Messages waiting for Kafka (queued or in flight); beyond it SENDs fail at once. Default 10,000. */
   maxPendingRecords: number;
   /** Most records in one produce request. Default 1,000. */
@@ -58,6 +67,8 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     topic: 'stompbus.topics',
     partitions: 6,
     bridges: {},
+    interest: 'all',
+    interestLingerMs: 30_000,
     maxPendingRecords: 10_000,
     maxBatchRecords: 1_000,
     maxBatchBytes: 512 * 1024,
