@@ -1,12 +1,12 @@
 import { Partitioners } from 'kafkajs';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { Message } from '../../src/broker/message.js';
 import { History } from '../../src/broker/history.js';
+import type { Message } from '../../src/broker/message.js';
 import {
   FetchCounts,
   InterestCounts,
-  PartitionInterest,
   type PartitionControl,
+  PartitionInterest,
 } from '../../src/cluster/interest.js';
 import type { ConsumedRecord } from '../../src/cluster/kafka-client.js';
 import { Offsets } from '../../src/cluster/offsets.js';
@@ -23,8 +23,11 @@ describe('partitionFor', () => {
       const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
         partitionId,
         leader: 0,
+        partitionErrorCode: 0,
+        replicas: [0],
+        isr: [0],
       }));
-      const expected = kafkajs({ topic: 't', partitionMetadata, message: { key } });
+      const expected = kafkajs({ topic: 't', partitionMetadata, message: { key, value: null } });
       expect(partitionFor(key, partitions), `${key} of ${partitions}`).toBe(expected);
     }
   });
