@@ -170,6 +170,11 @@ export class PartitionInterest {
     return record.topic !== this.options.topic || this.reading.has(record.partition);
   }
 
+  /** The partitions of the topics topic fetched now, in order. */
+  readPartitions(): number[] {
+    return [...this.reading].sort((a, b) => a - b);
+  }
+
   /** Whether a partition of the topics topic is fetched now. */
   isReading(partition: number): boolean {
     return this.reading.has(partition);

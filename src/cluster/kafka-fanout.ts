@@ -113,6 +113,14 @@ export class KafkaFanout implements Fanout {
     this.registry = this.presence;
   }
 
+  /**
+   * With `--kafka-interest subscribed`: the partitions of the topics topic
+   * fetched now; undefined with `all` (every partition is).
+   */
+  interestPartitions(): number[] | undefined {
+    return this.interest?.readPartitions();
+  }
+
   /** True once the producer is connected: SENDs are accepted. */
   get ready(): boolean {
     return this.link.ready;
