@@ -59,7 +59,8 @@ export interface ClusterOptions {
   presenceIntervalMs: number;
   /**
    * Which partitions of `kafkaTopic` an instance fetches: `subscribed` (those holding a
-   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default `all`.
+   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default
+   * `subscribed` (the Kafka fan-out's own default is `all`).
    */
   kafkaInterest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
@@ -92,7 +93,9 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   kafkaPartitions: DEFAULT_KAFKA_FANOUT_OPTIONS.partitions,
   kafkaBridges: DEFAULT_KAFKA_FANOUT_OPTIONS.bridges,
   presenceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.presenceIntervalMs,
-  kafkaInterest: DEFAULT_KAFKA_FANOUT_OPTIONS.interest,
+  // The command scales by default; a KafkaFanout used on its own (an app's, the fan-out's
+  // unit specs) reads everything unless asked, as a sink without a router declares no interest.
+  kafkaInterest: 'subscribed',
   kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
 });
 
