@@ -123,6 +123,9 @@ describe.skipIf(skipKafka)(
       expect(fetchedOf(c, topic)).toBe(0);
       // The users and presence topics are read everywhere, as before.
       expect(fetchedOf(c, `${topic}.presence`)).toBeGreaterThan(0);
+      // A queue (local, never through Kafka) picks no partition up.
+      await subscribed(await stompClient(c.url), '/queue/jobs');
+      expect(fanoutOf(c).interestPartitions()).toEqual([]);
     });
 
     it('picks a partition up and lets it go as subscribers come and go, with nothing lost, old or twice', async () => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { destinationKind } from '../broker/destination.js';
 import type { Outgoing, Position } from '../broker/message.js';
 import type { DurableLog, Fanout, FanoutSink, MessageBus, Registry } from '../broker/seams.js';
 import { StompError } from '../errors.js';
@@ -209,6 +210,8 @@ export class KafkaFanout implements Fanout {
 
   /** Whether a destination travels on the topics topic, whose partitions interest governs. */
   private governed(destination: string): boolean {
+    // Queues never travel through Kafka; user destinations go on the users topic.
+    if (destinationKind(destination) !== 'topic') return false;
     return this.records.topicFor(destination) === this.topics.topic;
   }
 
