@@ -8,7 +8,7 @@ import {
   type PartitionControl,
   PartitionInterest,
 } from '../../src/cluster/interest.js';
-import type { ConsumedRecord } from '../../src/cluster/kafka-client.js';
+import type { ConsumedRecord, KafkaClient } from '../../src/cluster/kafka-client.js';
 import { Offsets } from '../../src/cluster/offsets.js';
 import { murmur2, partitionFor } from '../../src/cluster/partitioner.js';
 import { MemoryKafka } from '../helpers/memory-kafka.js';
@@ -196,6 +196,40 @@ describe('PartitionInterest', () => {
     expect(done).toBe(true);
     expect(offsets.coveredFrom('t', `p${partition}`, false)).toBe(2);
     expect(offsets.advance(record(partition, 5))).toBe('live');
+    interest.stop();
+  });
+
+  it('retries a pick-up that Kafka failed, and holds the SUBSCRIBE until it succeeded', async () => {
+    const kafka = new MemoryKafka();
+    await kafka.ensureTopics([{ topic: 't', partitions: 4 }]);
+    let failures = 2;
+    const flaky = {
+      latestOffsets: async (topic: string) => {
+        if (failures-- > 0) throw new Error('not the leader');
+        return kafka.latestOffsets(topic);
+      },
+      offsetsAt: (topic: string, at: number) => kafka.offsetsAt(topic, at),
+    } as unknown as KafkaClient;
+    const control = new Control();
+    const lines: string[] = [];
+    const interest = new PartitionInterest({
+      topic: 't',
+      lingerMs: 5_000,
+      historyMaxAgeMs: 60_000,
+      readBackTimeoutMs: 5_000,
+      client: () => flaky,
+      consumer: () => control,
+      offsets: new Offsets(),
+      log: (level, line) => lines.push(`${level}: ${line}`),
+    });
+    interest.configure(4);
+    const partition = partitionFor('/topic/x', 4);
+    await interest.reach('/topic/x', undefined);
+    expect(control.calls).toEqual([`seek t ${partition} 0`, `resume t ${partition}`]);
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(
+      /picking up partition .* failed \(not the leader\); retrying in 200 ms/,
+    );
     interest.stop();
   });
 

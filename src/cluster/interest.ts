@@ -115,8 +115,10 @@ export interface PartitionInterestOptions {
   readonly log: Log;
 }
 
-/** How often a pick-up without a consumer (Kafka away) is tried again, ms. */
+/** How soon a pick-up without a consumer (Kafka away) or that failed is tried again, ms. */
 const RETRY_MS = 200;
+/** The longest wait between pick-up attempts while Kafka fails, ms. */
+const RETRY_MAX_MS = 5_000;
 
 /**
  * Which partitions of the topics topic this instance fetches, and picking
@@ -224,7 +226,11 @@ export class PartitionInterest {
       void this.pickUp(partition, undefined);
       return undefined;
     }
-    return this.pickUp(partition, resumeAfter);
+    // Bounded: a SUBSCRIBE is not held longer than a read-back may take, Kafka failing or not.
+    return Promise.race([
+      this.pickUp(partition, resumeAfter),
+      sleep(this.options.readBackTimeoutMs),
+    ]);
   }
 
   /** Stops picking up: pending pick-ups resolve, lingers end. */
@@ -236,43 +242,56 @@ export class PartitionInterest {
   private pickUp(partition: number, resumeAfter: number | undefined): Promise<void> {
     let pending = this.pending.get(partition);
     if (!pending) {
-      pending = this.pickUpNow(partition, resumeAfter)
-        .catch((error: unknown) => {
-          this.options.log('warn', `picking up partition ${partition} failed (${describe(error)})`);
-        })
-        .finally(() => this.pending.delete(partition));
+      pending = this.pickUpNow(partition, resumeAfter).finally(() =>
+        this.pending.delete(partition),
+      );
       this.pending.set(partition, pending);
     }
     return pending;
   }
 
+  /** Picks the partition up, retrying with backoff while Kafka fails, as long as it is wanted. */
   private async pickUpNow(partition: number, resumeAfter: number | undefined): Promise<void> {
-    const { topic, offsets } = this.options;
+    let delay = RETRY_MS;
     while (!this.stopped && this.counts.wanted(partition) && !this.reading.has(partition)) {
-      const client = this.options.client();
-      if (!client || !this.options.consumer()) {
-        // Kafka away: the next group join reads it (pausedAtJoin), or a retry does.
-        await sleep(RETRY_MS);
-        continue;
+      try {
+        if (await this.tryPickUp(partition, resumeAfter)) return;
+      } catch (error) {
+        this.options.log(
+          'warn',
+          `picking up partition ${partition} failed (${describe(error)}); retrying in ${delay} ms`,
+        );
+        delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
-      const end = (await client.latestOffsets(topic)).get(partition) ?? 0n;
-      let from = end;
-      if (resumeAfter !== undefined) {
-        const oldest = Date.now() - this.options.historyMaxAgeMs;
-        const aged = (await client.offsetsAt(topic, oldest)).get(partition) ?? end;
-        const after = BigInt(resumeAfter) + 1n;
-        from = after > aged ? after : aged;
-        if (from > end) from = end;
-      }
-      const consumer = this.options.consumer();
-      if (!consumer || this.reading.has(partition)) continue;
-      offsets.readFrom(topic, partition, from, end);
-      consumer.seek(topic, partition, from);
-      consumer.resume(topic, [partition]);
-      this.reading.add(partition);
-      if (from < end) await this.readBack(partition, end);
-      return;
+      // Kafka away or failing: a retry picks it up, or the next group join (pausedAtJoin).
+      await sleep(delay);
     }
+  }
+
+  /** One pick-up attempt; false when there is no client or consumer to do it with. */
+  private async tryPickUp(partition: number, resumeAfter: number | undefined): Promise<boolean> {
+    const { topic, offsets } = this.options;
+    const client = this.options.client();
+    if (!client || !this.options.consumer()) return false;
+    const end = (await client.latestOffsets(topic)).get(partition) ?? 0n;
+    let from = end;
+    if (resumeAfter !== undefined) {
+      const oldest = Date.now() - this.options.historyMaxAgeMs;
+      const aged = (await client.offsetsAt(topic, oldest)).get(partition) ?? end;
+      const after = BigInt(resumeAfter) + 1n;
+      from = after > aged ? after : aged;
+      if (from > end) from = end;
+    }
+    const consumer = this.options.consumer();
+    if (!consumer) return false;
+    // Picked up meanwhile (a group join read it): done.
+    if (this.reading.has(partition)) return true;
+    consumer.seek(topic, partition, from);
+    consumer.resume(topic, [partition]);
+    offsets.readFrom(topic, partition, from, end);
+    this.reading.add(partition);
+    if (from < end) await this.readBack(partition, end);
+    return true;
   }
 
   /** Waits (bounded) until the partition has been read up to `end`. */
