@@ -54,6 +54,11 @@ export interface ConsumeOptions {
   readonly onCrash: (error: Error) => void;
   /** Longest wait for the first group join. */
   readonly joinTimeoutMs: number;
+  /**
+   * Longest wait of an idle fetch, ms. A partition resumed while a fetch waits is fetched
+   * only by the next one, so cluster interest wants it short. Default 250.
+   */
+  readonly fetchMaxWaitMs?: number;
 }
 
 /** A running consumer. */
@@ -257,7 +262,7 @@ class KafkajsClient implements KafkaClient {
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
       // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
       // short, so that stop() does not wait long for the fetch in flight.
-      maxWaitTimeInMs: 250,
+      maxWaitTimeInMs: options.fetchMaxWaitMs ?? 250,
       allowAutoTopicCreation: false,
       // KafkaFanout restarts a crashed consumer itself, in a fresh group (see onCrash).
       retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },

@@ -16,6 +16,12 @@ import { consumedId, RecordMapper } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
 /**
+ * Longest idle fetch with cluster interest, ms: the first live message after a pick-up
+ * waits for the fetch in flight (bench/interest-pickup.bench.ts: about this long).
+ */
+const INTEREST_FETCH_MAX_WAIT_MS = 100;
+
+/**
  * Cluster mode (DESIGN.md "Cluster mode"): every `/topic/…` SEND goes to Kafka
  * with its destination as the key, and every instance consumes all of it in a
  * consumer group of its own and delivers to its local subscribers, its own
@@ -92,6 +98,8 @@ export class KafkaFanout implements Fanout {
         interest?.configure((await client.latestOffsets(this.topics.topic)).size);
       },
       paused: interest && ((topic, partition) => interest.pausedAtJoin(topic, partition)),
+      // A picked-up partition is fetched from the next fetch on: keep idle fetches short.
+      fetchMaxWaitMs: interest ? INTEREST_FETCH_MAX_WAIT_MS : undefined,
       caughtUp: () => this.offsets.caughtUp(),
       positions: () => this.offsets.next,
       onRecords: (records) => this.onRecords(records),

@@ -37,6 +37,8 @@ export interface KafkaLinkOptions
   readonly caughtUp: () => boolean;
   /** Where each group join seeks (`ConsumeOptions.positions`). */
   readonly positions: () => ReadonlyMap<string, Positions>;
+  /** Longest wait of an idle fetch (`ConsumeOptions.fetchMaxWaitMs`). */
+  readonly fetchMaxWaitMs?: number;
   /** Partitions paused at each group join (`ConsumeOptions.paused`). */
   readonly paused?: ConsumeOptions['paused'];
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
@@ -190,6 +192,7 @@ export class KafkaLink {
       topics: topics.map((t) => t.topic),
       positions: this.options.positions,
       paused: this.options.paused,
+      fetchMaxWaitMs: this.options.fetchMaxWaitMs,
       onRecords: this.options.onRecords,
       onCrash: (error) => this.onCrash(generation, error),
       joinTimeoutMs: Math.max(10_000, 2 * sessionTimeoutMs),
