@@ -455,6 +455,25 @@ export const FLAGS: Flag[] = [
       }
     },
   },
+  {
+    flag: '--kafka-interest',
+    env: 'STOMPBUS_KAFKA_INTEREST',
+    arg: 'subscribed|all',
+    help: `which partitions of --kafka-topic an instance fetches: those its subscribers need, or all (${d.kafkaInterest})`,
+    apply: (o, v) => {
+      if (v !== 'subscribed' && v !== 'all') {
+        throw new Error(`stompbus: --kafka-interest needs subscribed or all, got "${v}"`);
+      }
+      o.kafkaInterest = v;
+    },
+  },
+  numeric(
+    '--kafka-interest-linger',
+    'STOMPBUS_KAFKA_INTEREST_LINGER',
+    'ms',
+    'kafkaInterestLingerMs',
+    `with --kafka-interest subscribed: how long a partition nobody here wants is still fetched (${d.kafkaInterestLingerMs})`,
+  ),
   // Security: token login, permissions, browsers and abuse (docs/security.md).
   text(
     '--jwt-secret',

@@ -13,6 +13,7 @@ import {
 } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
+import type { KafkaInterest } from './cluster/interest.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
 import { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
 import { securityHooks } from './security/hooks.js';
@@ -78,6 +79,14 @@ export interface ClusterOptions {
   kafkaMaxPending: number;
   /** Bytes of messages waiting for Kafka on this instance; beyond it SENDs get ERROR. Default 64 MiB. */
   kafkaMaxPendingBytes: number;
+  /**
+   * Which partitions of `kafkaTopic` an instance fetches: `subscribed` (those holding a
+   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default
+   * `subscribed` (the Kafka fan-out's own default is `all`).
+   */
+  kafkaInterest: KafkaInterest;
+  /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
+  kafkaInterestLingerMs: number;
 }
 
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
@@ -129,6 +138,10 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   kafkaSendTimeoutMs: DEFAULT_KAFKA_FANOUT_OPTIONS.sendTimeoutMs,
   kafkaMaxPending: DEFAULT_KAFKA_FANOUT_OPTIONS.maxPendingRecords,
   kafkaMaxPendingBytes: DEFAULT_KAFKA_FANOUT_OPTIONS.maxPendingBytes,
+  // The command scales by default; a KafkaFanout used on its own (an app's, the fan-out's
+  // unit specs) reads everything unless asked, as a sink without a router declares no interest.
+  kafkaInterest: 'subscribed',
+  kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
 });
 
 /** Every default, one place each (docs/configuration.md lists them with their flags). */
@@ -347,6 +360,8 @@ export class StompServer {
       sendTimeoutMs: o.kafkaSendTimeoutMs,
       maxPendingRecords: o.kafkaMaxPending,
       maxPendingBytes: o.kafkaMaxPendingBytes,
+      interest: o.kafkaInterest,
+      interestLingerMs: o.kafkaInterestLingerMs,
     });
   }
 

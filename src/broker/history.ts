@@ -37,14 +37,24 @@ export class History {
 
   constructor(readonly options: HistoryOptions) {}
 
-  /** Keeps a message that has a position; drops what falls out of the bounds. */
+  /**
+   * Keeps a message that has a position; drops what falls out of the bounds.
+   * A message at or before the last one kept of its epoch is kept already
+   * (read again by a cluster that reads a partition back): ignored.
+   */
   append(message: Message, now: number): void {
-    if (!message.position || this.options.maxMessages <= 0) return;
+    const { position } = message;
+    if (!position || this.options.maxMessages <= 0) return;
     let retained = this.byDestination.get(message.destination);
     if (!retained) {
       retained = { items: [], start: 0, dropped: new Map() };
       this.byDestination.set(message.destination, retained);
     }
+    const last = retained.items.at(-1)?.position;
+    if (retained.items.length > retained.start && last?.epoch === position.epoch) {
+      if (position.n <= last.n) return;
+    }
+    if (position.n <= (retained.dropped.get(position.epoch) ?? -1)) return;
     retained.items.push(message);
     while (retained.items.length - retained.start > this.options.maxMessages) this.drop(retained);
     this.expire(retained, now);

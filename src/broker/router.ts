@@ -102,6 +102,15 @@ export class Router implements DestinationContext {
   }
 
   /**
+   * What a subscription to `destination` (resuming after `resumeAfter`)
+   * must wait for before it is made: undefined, or a promise that never
+   * rejects (cluster interest picking up the destination's partition).
+   */
+  reach(destination: string, resumeAfter?: Position): Promise<void> | undefined {
+    return this.bus.reach?.(destination, resumeAfter);
+  }
+
+  /**
    * Registers a subscription and hands it what waits for it; with
    * `resumeAfter`, the replay's outcome. The caller keeps `sub` before
    * calling: a delivery here may already end its session.

@@ -12,7 +12,7 @@
  * process; `stompbus/kafka` implements them on Kafka. No import runs from
  * the broker to a cluster implementation.
  */
-import type { Message, Outgoing } from './message.js';
+import type { Message, Outgoing, Position } from './message.js';
 
 /** Publishes messages to every instance, this one included. */
 export interface MessageBus {
@@ -22,6 +22,18 @@ export interface MessageBus {
    * i.e. when a RECEIPT may be sent; rejects with a coded error otherwise.
    */
   publish(message: Outgoing): void | Promise<void>;
+  /**
+   * Optional (a bus that fetches by interest): `destination` got its first
+   * local subscription (`on`) or lost its last one.
+   */
+  interest?(destination: string, on: boolean): void;
+  /**
+   * Optional: makes `destination`'s messages reach this instance before a
+   * subscription to it is made, and with `resumeAfter` what a resume after
+   * it needs; undefined when they already do, else a promise that resolves
+   * when they do (the SUBSCRIBE and the frames behind it wait). Never rejects.
+   */
+  reach?(destination: string, resumeAfter?: Position): Promise<void> | undefined;
 }
 
 /** What user queues and resumes need to outlive one instance. */

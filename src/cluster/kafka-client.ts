@@ -44,6 +44,11 @@ export interface ConsumeOptions {
    * partitions not listed start at the latest offset.
    */
   readonly positions: () => ReadonlyMap<string, Positions>;
+  /**
+   * Asked at each group join, before {@link positions}, for every assigned
+   * partition: true pauses it (cluster interest). Default: none paused.
+   */
+  readonly paused?: (topic: string, partition: number) => boolean;
   /** Called with each fetched batch, in partition order. Must not throw. */
   readonly onRecords: (records: ConsumedRecord[]) => void;
   /** Called before each batch's records with its partition's end (the high watermark). */
@@ -52,12 +57,23 @@ export interface ConsumeOptions {
   readonly onCrash: (error: Error) => void;
   /** Longest wait for the first group join. */
   readonly joinTimeoutMs: number;
+  /**
+   * Longest wait of an idle fetch, ms. A partition resumed while a fetch waits is fetched
+   * only by the next one, so cluster interest wants it short. Default 250.
+   */
+  readonly fetchMaxWaitMs?: number;
 }
 
 /** A running consumer. */
 export interface KafkaConsumer {
   /** Leaves the group and disconnects. */
   stop(): Promise<void>;
+  /** Stops fetching these partitions (cluster interest); optional for a client. */
+  pause?(topic: string, partitions: number[]): void;
+  /** Fetches these partitions again. */
+  resume?(topic: string, partitions: number[]): void;
+  /** The next record fetched from the partition is at `offset`. */
+  seek?(topic: string, partition: number, offset: bigint): void;
 }
 
 /** A topic cluster mode uses, with what it is created with. */
@@ -305,7 +321,7 @@ class KafkajsClient implements KafkaClient {
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
       // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
       // short, so that stop() does not wait long for the fetch in flight.
-      maxWaitTimeInMs: 250,
+      maxWaitTimeInMs: options.fetchMaxWaitMs ?? 250,
       allowAutoTopicCreation: false,
       // KafkaFanout restarts a crashed consumer itself, in a fresh group (see onCrash).
       retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
@@ -321,6 +337,13 @@ class KafkajsClient implements KafkaClient {
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       // Offsets are never committed: every (re)join starts where delivery left off.
       // The listener runs inside the join, before the first fetch resolves offsets.
+      const { paused } = options;
+      if (paused) {
+        for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
+          const pause = partitions.filter((partition) => paused(topic, partition));
+          if (pause.length > 0) consumer.pause([{ topic, partitions: pause }]);
+        }
+      }
       const positions = options.positions();
       for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
         const known = positions.get(topic);
@@ -357,7 +380,13 @@ class KafkajsClient implements KafkaClient {
       await stop();
       throw error;
     }
-    return { stop };
+    return {
+      stop,
+      pause: (topic, partitions) => consumer.pause([{ topic, partitions }]),
+      resume: (topic, partitions) => consumer.resume([{ topic, partitions }]),
+      seek: (topic, partition, offset) =>
+        consumer.seek({ topic, partition, offset: String(offset) }),
+    };
   }
 
   async close(): Promise<void> {

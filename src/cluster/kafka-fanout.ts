@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Outgoing } from '../broker/message.js';
+import { destinationKind } from '../broker/destination.js';
+import type { Outgoing, Position } from '../broker/message.js';
 import type {
   ClusterStats,
   DurableLog,
@@ -12,15 +13,22 @@ import type {
 } from '../broker/seams.js';
 import { StompError } from '../errors.js';
 import { Duplicates } from './duplicates.js';
+import { FetchCounts, PartitionInterest } from './interest.js';
 import type { ConsumedRecord } from './kafka-client.js';
 import { KafkaLink, parseBrokers } from './kafka-link.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS, type KafkaFanoutOptions } from './kafka-options.js';
 import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js';
-import { Offsets } from './offsets.js';
+import { Offsets, partitionOf } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
 import { consumedId, messageIdOf, RecordMapper } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
+
+/**
+ * Longest idle fetch with cluster interest, ms: the first live message after a pick-up
+ * waits for the fetch in flight (bench/interest-pickup.bench.ts: about this long).
+ */
+const INTEREST_FETCH_MAX_WAIT_MS = 100;
 
 /**
  * Cluster mode (docs/clustering.md): every `/topic/…` SEND goes to Kafka
@@ -51,7 +59,9 @@ export class KafkaFanout implements Fanout {
   /** This instance in the connection registry (and its consumer group's name). */
   readonly instanceId = `stompbus-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   /** Publishes through Kafka: every instance delivers what this one produced. */
-  readonly bus: MessageBus = { publish: (message) => this.publish(message) };
+  readonly bus: MessageBus;
+  /** Records fetched from Kafka per topic and partition since start (what Kafka served this instance). */
+  readonly fetched = new FetchCounts();
   /** Consumption records on the users topic; resumes vouched for by what was read. */
   readonly log: DurableLog = {
     consumed: (message) => this.consumed(message),
@@ -73,6 +83,8 @@ export class KafkaFanout implements Fanout {
   private readonly presence: Presence;
   private readonly link: KafkaLink;
   private readonly queue: ProduceQueue;
+  /** With `--kafka-interest subscribed`: which partitions of the topics topic are fetched. */
+  private readonly interest: PartitionInterest | undefined;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
 
   constructor(options: Partial<KafkaFanoutOptions> & Pick<KafkaFanoutOptions, 'brokers'>) {
@@ -83,13 +95,34 @@ export class KafkaFanout implements Fanout {
     this.lines = kafkaLog(this.options.logger);
     this.notices = new Notices(this.lines);
     const plan = topicPlan(this.topics, this.options);
+    const interest = this.options.interest === 'subscribed' ? this.createInterest() : undefined;
+    this.interest = interest;
+    this.bus = interest
+      ? {
+          publish: (message) => this.publish(message),
+          interest: (destination, on) => {
+            if (this.governed(destination)) interest.interest(destination, on);
+          },
+          reach: (destination, resumeAfter) => this.reach(interest, destination, resumeAfter),
+        }
+      : { publish: (message) => this.publish(message) };
+    // With interest the topics topic's history is read on demand, per partition.
+    const readFrom = interest
+      ? plan.readFrom.filter((r) => r.topic !== this.topics.topic)
+      : plan.readFrom;
     this.link = new KafkaLink({
       ...this.options,
       log: this.lines,
       brokers,
       groupBase: this.instanceId,
       topics: plan.create,
-      prepare: (client) => this.offsets.readStart(client, plan.readFrom),
+      prepare: async (client) => {
+        await this.offsets.readStart(client, readFrom);
+        interest?.configure((await client.latestOffsets(this.topics.topic)).size);
+      },
+      paused: interest && ((topic, partition) => interest.pausedAtJoin(topic, partition)),
+      // A picked-up partition is fetched from the next fetch on: keep idle fetches short.
+      fetchMaxWaitMs: interest ? INTEREST_FETCH_MAX_WAIT_MS : undefined,
       caughtUp: () => this.offsets.caughtUp(),
       positions: () => this.offsets.next,
       onRecords: (records) => this.onRecords(records),
@@ -144,6 +177,14 @@ export class KafkaFanout implements Fanout {
     return lag;
   }
 
+  /**
+   * With `--kafka-interest subscribed`: the partitions of the topics topic
+   * fetched now; undefined with `all` (every partition is).
+   */
+  interestPartitions(): number[] | undefined {
+    return this.interest?.readPartitions();
+  }
+
   /** True once the producer is connected (SENDs wait for Kafka until then). */
   get ready(): boolean {
     return this.link.ready;
@@ -179,6 +220,7 @@ export class KafkaFanout implements Fanout {
     if (this.link.stopped) return;
     // Leave the registry at once rather than after the entry expires.
     this.presence.stop(this.link.ready);
+    this.interest?.stop();
     this.link.halt();
     const deadline = Date.now() + this.options.stopTimeoutMs;
     await this.queue.stop(this.options.stopTimeoutMs / 2);
@@ -215,8 +257,56 @@ export class KafkaFanout implements Fanout {
     });
   }
 
+  private createInterest(): PartitionInterest {
+    return new PartitionInterest({
+      topic: this.topics.topic,
+      lingerMs: this.options.interestLingerMs,
+      historyMaxAgeMs: this.options.historyMaxAgeMs,
+      readBackTimeoutMs: this.options.startTimeoutMs,
+      client: () => (this.link.ready ? this.link.requireClient() : undefined),
+      consumer: () => {
+        const consumer = this.link.activeConsumer;
+        const { pause, resume, seek } = consumer ?? {};
+        if (!consumer || !pause || !resume || !seek) return undefined;
+        return {
+          pause: (topic, partitions) => pause.call(consumer, topic, partitions),
+          resume: (topic, partitions) => resume.call(consumer, topic, partitions),
+          seek: (topic, partition, offset) => seek.call(consumer, topic, partition, offset),
+        };
+      },
+      offsets: this.offsets,
+      log: this.lines,
+    });
+  }
+
+  /** Whether a destination travels on the topics topic, whose partitions interest governs. */
+  private governed(destination: string): boolean {
+    // Queues never travel through Kafka; user destinations go on the users topic.
+    if (destinationKind(destination) !== 'topic') return false;
+    return this.records.topicFor(destination) === this.topics.topic;
+  }
+
+  /** Interest: picks up the destination's partition (reading back what a resume needs). */
+  private reach(
+    interest: PartitionInterest,
+    destination: string,
+    resumeAfter: Position | undefined,
+  ): Promise<void> | undefined {
+    if (!this.governed(destination)) return undefined;
+    const partition = interest.partitionOf(destination);
+    // A position of another partition (or none of ours) cannot be read back.
+    const after =
+      resumeAfter && partitionOf(resumeAfter.epoch) === partition ? resumeAfter.n : undefined;
+    return interest.reach(destination, after);
+  }
+
   private coveredFrom(destination: string, epoch: string): number | undefined {
     const topic = this.records.topicFor(destination);
+    const partition = partitionOf(epoch);
+    if (this.interest?.governs(topic) && partition !== undefined) {
+      // A partition not fetched now: nothing vouched for.
+      if (!this.interest.isReading(partition)) return undefined;
+    }
     return this.offsets.coveredFrom(topic, epoch, this.records.isBridged(destination));
   }
 
@@ -231,6 +321,8 @@ export class KafkaFanout implements Fanout {
       this.recordsConsumed.set(topic, (this.recordsConsumed.get(topic) ?? 0) + records.length);
     }
     for (const record of records) {
+      this.fetched.add(record.topic, record.partition);
+      if (this.interest && !this.interest.accepts(record)) continue;
       const fetched = this.offsets.advance(record);
       if (fetched === 'seen') continue;
       const id = messageIdOf(record);

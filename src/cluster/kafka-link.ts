@@ -7,6 +7,7 @@
  */
 import {
   type ConsumedRecord,
+  type ConsumeOptions,
   createKafkajsClient,
   type KafkaClient,
   type KafkaConsumer,
@@ -36,6 +37,10 @@ export interface KafkaLinkOptions
   readonly caughtUp: () => boolean;
   /** Where each group join seeks (`ConsumeOptions.positions`). */
   readonly positions: () => ReadonlyMap<string, Positions>;
+  /** Longest wait of an idle fetch (`ConsumeOptions.fetchMaxWaitMs`). */
+  readonly fetchMaxWaitMs?: number;
+  /** Partitions paused at each group join (`ConsumeOptions.paused`). */
+  readonly paused?: ConsumeOptions['paused'];
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
   readonly onRecords: (records: ConsumedRecord[]) => void;
   /** Each fetched batch's partition end (`ConsumeOptions.onPartitionEnd`). */
@@ -114,6 +119,11 @@ export class KafkaLink {
   requireClient(): KafkaClient {
     if (!this.client) throw unavailable('not connected to Kafka');
     return this.client;
+  }
+
+  /** The running consumer, if any. */
+  get activeConsumer(): KafkaConsumer | undefined {
+    return this.consumer;
   }
 
   /** Kafka answered again: waits to retry end now rather than after their backoff. */
@@ -216,6 +226,8 @@ export class KafkaLink {
       groupId: generation === 1 ? groupBase : `${groupBase}-${generation}`,
       topics: topics.map((t) => t.topic),
       positions: this.options.positions,
+      paused: this.options.paused,
+      fetchMaxWaitMs: this.options.fetchMaxWaitMs,
       onRecords: this.options.onRecords,
       onPartitionEnd: this.options.onPartitionEnd,
       onCrash: (error) => this.onCrash(generation, error),

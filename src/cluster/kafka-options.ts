@@ -4,6 +4,7 @@
  * without loading the Kafka code: only types are imported below.
  */
 import type { Logger } from '../ops/log.js';
+import type { KafkaInterest } from './interest.js';
 import type { KafkaClient } from './kafka-client.js';
 
 /** Settings of `KafkaFanout` (cluster mode). */
@@ -19,6 +20,14 @@ export interface KafkaFanoutOptions {
    * Created (with one partition) when missing. Default none.
    */
   bridges: Record<string, string>;
+  /**
+   * Which partitions of {@link topic} an instance fetches: `subscribed`, only those holding a
+   * destination one of its sessions subscribes to (docs/cluster-interest.md), or `all`.
+   * Default `all`.
+   */
+  interest: KafkaInterest;
+  /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
+  interestLingerMs: number;
   /**
    * Messages waiting for Kafka (queued, in flight or waiting for Kafka to come back);
    * beyond it a SEND fails at once. Default 10,000 (see docs/operations.md "Kafka outages").
@@ -79,6 +88,8 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     topic: 'stompbus.topics',
     partitions: 6,
     bridges: {},
+    interest: 'all',
+    interestLingerMs: 30_000,
     maxPendingRecords: 10_000,
     maxPendingBytes: 64 * 1024 * 1024,
     maxBatchRecords: 1_000,

@@ -55,6 +55,53 @@ export class Offsets {
     }
   }
 
+  /** The next offset to read of one partition; undefined when not known. */
+  at(topic: string, partition: number): bigint | undefined {
+    return this.positions.get(topic)?.get(partition);
+  }
+
+  /**
+   * Reads `partition` of `topic` from `from` on (a pick-up by cluster
+   * interest), with live traffic from `live` on: records before it are
+   * history. What was read before counts on only when reading goes on
+   * without a gap (`from` not after where reading stopped).
+   */
+  readFrom(topic: string, partition: number, from: bigint, live: bigint): void {
+    const positions = this.mapOf(this.positions, topic);
+    const started = this.mapOf(this.startedFrom, topic);
+    const next = positions.get(partition);
+    if (next === undefined || !started.has(partition) || from > next) started.set(partition, from);
+    positions.set(partition, from);
+    this.mapOf(this.liveFrom, topic).set(partition, live);
+  }
+
+  /** Nothing is known of `partition` any more: the next record fetched starts it. */
+  forget(topic: string, partition: number): void {
+    this.positions.get(topic)?.delete(partition);
+    this.startedFrom.get(topic)?.delete(partition);
+    this.liveFrom.get(topic)?.delete(partition);
+  }
+
+  /**
+   * `partition` is no longer fetched: a read-back it was in the middle of is
+   * abandoned (this instance cannot vouch for it), the rest is kept so that
+   * a pick-up without a gap goes on from it.
+   */
+  pausing(topic: string, partition: number): void {
+    const at = this.positions.get(topic)?.get(partition);
+    const live = this.liveFrom.get(topic)?.get(partition);
+    if (at !== undefined && live !== undefined && at < live) this.forget(topic, partition);
+  }
+
+  private mapOf(maps: Map<string, Positions>, topic: string): Positions {
+    let positions = maps.get(topic);
+    if (!positions) {
+      positions = new Map();
+      maps.set(topic, positions);
+    }
+    return positions;
+  }
+
   /**
    * Takes a fetched record: `seen` when it was delivered already (fetched
    * again after a restart or rejoin), else the position moves past it and it

@@ -62,8 +62,12 @@ export interface SessionApi {
   ): T | Promise<Awaited<T>>;
   /** Whether a user destination may name `user`. */
   knowsUser(user: string): boolean;
-  /** Handles the frames behind an asynchronous CONNECT only once `work` is done. */
-  holdUntil(work: Promise<void>): void;
+  /**
+   * Handles the frames behind an asynchronous CONNECT (or SUBSCRIBE) only
+   * once `work` is done; when it fails the session fails (`failHere`, the
+   * default) or the RECEIPT chain reports it.
+   */
+  holdUntil(work: Promise<unknown>, failHere?: boolean): void;
   /** Sends CONNECTED and starts heart-beats (and the identity's expiry). */
   connectedAs(version: StompVersion, identity: Identity, heartbeat: Header): void;
   /** Sends ERROR and closes. */

@@ -134,6 +134,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   private disconnecting = false;
   /** Frames that arrived while an asynchronous CONNECT was being checked. */
   private held: Frame[] | undefined;
+  /** Counts holds: only the latest one lets the held frames go. */
+  private holds = 0;
   /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
   private receiptChain: Promise<void> | undefined;
   /** Frames on the receipt chain whose work is asynchronous and not answered yet. */
@@ -279,12 +281,14 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    * receipt-id; the held frames are dropped with the session either way.
    */
   holdUntil(work: Promise<unknown>, failHere = true): void {
-    const held: Frame[] = [];
+    // A hold started by the work of another (an authorization's then) extends it.
+    const held: Frame[] = this.held ?? [];
     const waiting = this.handling;
     this.held = held;
+    const hold = ++this.holds;
     work.then(
       () => {
-        if (this.held !== held) return;
+        if (this.held !== held || this.holds !== hold) return;
         this.held = undefined;
         for (const frame of held) this.handle(frame);
       },

@@ -81,6 +81,7 @@ export class Topic implements Destination {
   }
 
   subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined {
+    if (this.subs.size === 0) this.context.bus.interest?.(this.name, true);
     this.subs.add(sub);
     if (!resumeAfter) return undefined;
     const covered = this.context.log.coveredFrom(this.name, resumeAfter.epoch);
@@ -100,7 +101,8 @@ export class Topic implements Destination {
   }
 
   unsubscribe(sub: Subscription): void {
-    this.subs.delete(sub);
+    if (this.subs.delete(sub) && this.subs.size === 0)
+      this.context.bus.interest?.(this.name, false);
     if (sub.replaying) this.replayDone(sub);
     sub.takeUnacked();
   }

@@ -57,13 +57,21 @@ export function subscribe(session: SessionApi, frame: Frame): HandlerResult {
       detail: `limit ${session.options.maxSubscriptions}`,
     });
   }
-  return session.authorized('read', target.destination, frame.headers, () => {
-    const replay = session.subscribe(
-      { id, destination: target.destination, ackMode: ack as AckMode, prefetch },
-      resumeAfter,
-    );
+  const spec = { id, destination: target.destination, ackMode: ack as AckMode, prefetch };
+  const subscribe = () => {
+    const replay = session.subscribe(spec, resumeAfter);
     const headers: Header[] = [[RESUME_HEADER, replay?.complete ? 'complete' : 'incomplete']];
     return replay ? headers : undefined;
+  };
+  return session.authorized('read', target.destination, frame.headers, () => {
+    // Cluster interest: the destination's messages must reach this instance
+    // (and a resume's be read back) before the subscription is made, so
+    // that a SEND after the RECEIPT reaches it; the frames behind wait too.
+    const reached = session.router.reach(target.destination, resumeAfter);
+    if (!reached) return subscribe();
+    const subscribed = reached.then(() => (session.connected ? subscribe() : undefined));
+    session.holdUntil(subscribed, false);
+    return subscribed;
   });
 }
 

@@ -1,0 +1,248 @@
+import type { Client } from '@stomp/stompjs';
+import { describe, expect, it } from 'vitest';
+import { partitionFor } from '../../src/cluster/partitioner.js';
+import { bodyText, type Frame, getHeader } from '../../src/frame/index.js';
+import type { KafkaFanout } from '../../src/kafka.js';
+import type { StompServer } from '../../src/server.js';
+import { skipKafka, startCluster, uniqueName } from '../helpers/cluster.js';
+import { RawClient } from '../helpers/raw-client.js';
+import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
+
+/**
+ * `--kafka-interest subscribed` with a real Kafka (docs/cluster-interest.md):
+ * an instance fetches only the partitions of the topics topic that hold a
+ * destination its clients subscribe to, picks a partition up from its live end
+ * when the first subscriber comes and lets it go a linger after the last one
+ * left; a resume where the partition is not read is read back from Kafka.
+ */
+
+if (skipKafka) console.warn('!!! cluster-interest.spec.ts SKIPPED: no Kafka broker');
+
+const PARTITIONS = 3;
+const LINGER_MS = 1_000;
+const TIMEOUT_MS = 15_000;
+
+/** A destination `/topic/<prefix>-<i>` that lands in `partition` (of {@link PARTITIONS}). */
+function destinationIn(partition: number, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const destination = `/topic/${prefix}-${i}`;
+    if (partitionFor(destination, PARTITIONS) === partition) return destination;
+  }
+}
+
+function fanoutOf(server: StompServer): KafkaFanout {
+  return server.broker.fanout as KafkaFanout;
+}
+
+/** Records of the cluster's topics topic this instance fetched (one partition, or all). */
+function fetchedOf(server: StompServer, topic: string, partition?: number): number {
+  return fanoutOf(server).fetched.of(topic, partition);
+}
+
+async function interestCluster(count: number) {
+  return startCluster(count, {
+    kafkaPartitions: PARTITIONS,
+    kafkaInterest: 'subscribed',
+    kafkaInterestLingerMs: LINGER_MS,
+  });
+}
+
+async function subscribed(client: Client, destination: string) {
+  const inbox = new Inbox();
+  const receipt = uniqueName('sub');
+  const done = new Promise<void>((resolve) => client.watchForReceipt(receipt, () => resolve()));
+  const subscription = client.subscribe(destination, inbox.take, { receipt });
+  await done;
+  return { inbox, subscription };
+}
+
+async function raw(url: string): Promise<RawClient> {
+  const client = await RawClient.ws(url);
+  await client.connect({});
+  return client;
+}
+
+function messages(client: RawClient, n: number): Promise<Frame[]> {
+  return client.waitFor(
+    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
+    TIMEOUT_MS,
+    `${n} messages`,
+  );
+}
+
+async function until(check: () => boolean, what: string, timeoutMs = TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await sleep(20);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+describe.skipIf(skipKafka)(
+  'cluster interest: each instance reads only what its clients want',
+  () => {
+    it('delivers across instances once and in order, and an instance fetches nothing of a partition nobody there wants', async () => {
+      const { instances, topic } = await interestCluster(3);
+      const [a, b, c] = instances as [StompServer, StompServer, StompServer];
+      const x = destinationIn(0, 'x');
+      const y = destinationIn(1, 'y');
+      // Before any subscriber, no partition of the topics topic is read anywhere.
+      for (const server of instances) expect(fanoutOf(server).interestPartitions()).toEqual([]);
+
+      const subscriber = await stompClient(b.url);
+      const { inbox } = await subscribed(subscriber, x);
+      expect(fanoutOf(b).interestPartitions()).toEqual([0]);
+
+      const publisher = await stompClient(a.url);
+      const count = 100;
+      const sends: Promise<void>[] = [];
+      for (let i = 0; i < count; i++) {
+        // Half to a destination nobody subscribes to, in another partition.
+        publisher.publish({ destination: y, body: `y${i}` });
+        if (i % 10 === 9)
+          sends.push(publishWithReceipt(publisher, { destination: x, body: `x${i}` }));
+        else publisher.publish({ destination: x, body: `x${i}` });
+      }
+      await Promise.all(sends);
+      const got = await inbox.waitFor(count, TIMEOUT_MS);
+      await sleep(300);
+      expect(inbox.messages.map((m) => m.body)).toEqual(
+        Array.from({ length: count }, (_, i) => `x${i}`),
+      );
+      expect(new Set(got.map((m) => m.headers['message-id'])).size).toBe(count);
+
+      // B fetched its partition and nothing else; A (publisher only) and C fetched nothing of it.
+      expect(fetchedOf(b, topic, 0)).toBeGreaterThanOrEqual(count);
+      expect(fetchedOf(b, topic, 1)).toBe(0);
+      expect(fetchedOf(b, topic, 2)).toBe(0);
+      expect(fetchedOf(a, topic)).toBe(0);
+      expect(fetchedOf(c, topic)).toBe(0);
+      // The users and presence topics are read everywhere, as before.
+      expect(fetchedOf(c, `${topic}.presence`)).toBeGreaterThan(0);
+      // A queue (local, never through Kafka) picks no partition up.
+      await subscribed(await stompClient(c.url), '/queue/jobs');
+      expect(fanoutOf(c).interestPartitions()).toEqual([]);
+    });
+
+    it('picks a partition up and lets it go as subscribers come and go, with nothing lost, old or twice', async () => {
+      const { instances, topic } = await interestCluster(3);
+      const [a, b, c] = instances as [StompServer, StompServer, StompServer];
+      const x = destinationIn(2, 'churn');
+      // A subscriber on C stays all along: it must see every message once, in order.
+      const steady = await subscribed(await stompClient(c.url), x);
+
+      // A publisher that keeps sending with receipts, numbering its messages.
+      const publisher = await stompClient(a.url);
+      let next = 0;
+      let acked = -1;
+      let publishing = true;
+      const publishLoop = (async () => {
+        while (publishing) {
+          const seq = next++;
+          await publishWithReceipt(publisher, { destination: x, body: String(seq) });
+          acked = seq;
+          await sleep(5);
+        }
+      })();
+
+      const client = await stompClient(b.url);
+      const checkRun = (inbox: Inbox, ackedBefore: number, sentAfter: number, last: number) => {
+        const seqs = inbox.messages.map((m) => Number(m.body));
+        // Contiguous and ascending: nothing lost, nothing twice.
+        expect(seqs).toEqual(
+          Array.from({ length: seqs.length }, (_, i) => (seqs[0] as number) + i),
+        );
+        // Nothing acknowledged before the SUBSCRIBE was sent is delivered as new,
+        // and everything sent after its RECEIPT arrives.
+        expect(seqs[0]).toBeGreaterThan(ackedBefore);
+        expect(seqs[0]).toBeLessThanOrEqual(sentAfter);
+        expect(seqs.at(-1)).toBeGreaterThanOrEqual(last);
+      };
+
+      for (let round = 0; round < 2; round++) {
+        await until(() => acked >= 20 * (round + 1), 'some traffic');
+        const ackedBefore = acked;
+        const { inbox, subscription } = await subscribed(client, x);
+        const sentAfter = next;
+        expect(fanoutOf(b).interestPartitions()).toEqual([2]);
+        await until(() => acked >= sentAfter + 20, 'traffic after the subscription');
+        const last = acked;
+        await until(
+          () => Number(inbox.messages.at(-1)?.body ?? -1) >= last,
+          'the subscriber caught up',
+        );
+        subscription.unsubscribe();
+        await sleep(100);
+        checkRun(inbox, ackedBefore, sentAfter, last);
+
+        // Let go after the linger: B fetches nothing of the partition while traffic goes on.
+        await until(
+          () => fanoutOf(b).interestPartitions()?.length === 0,
+          'the partition is let go',
+        );
+        const fetched = fetchedOf(b, topic, 2);
+        const ackedAtRelease = acked;
+        await until(() => acked >= ackedAtRelease + 20, 'traffic while let go');
+        expect(fetchedOf(b, topic, 2)).toBe(fetched);
+      }
+      publishing = false;
+      await publishLoop;
+      await until(
+        () => Number(steady.inbox.messages.at(-1)?.body ?? -1) >= acked,
+        'the steady subscriber caught up',
+      );
+      const all = steady.inbox.messages.map((m) => Number(m.body));
+      expect(all).toEqual(Array.from({ length: all.length }, (_, i) => i));
+    });
+
+    it('serves a resume where the partition is not read from Kafka: every missed message once, then live, complete', async () => {
+      const { instances, topic } = await interestCluster(3);
+      const [a, b, c] = instances as [StompServer, StompServer, StompServer];
+      const x = destinationIn(1, 'resume');
+      const other = destinationIn(1, 'other');
+      const reader = await raw(b.url);
+      reader.send(`SUBSCRIBE\nid:s\ndestination:${x}\nreceipt:s\n\n\0`);
+      await reader.receipt('s', TIMEOUT_MS);
+      const publisher = await raw(a.url);
+      for (let i = 0; i < 5; i++) publisher.send(`SEND\ndestination:${x}\n\nseen ${i}\0`);
+      publisher.send(`SEND\ndestination:${x}\nreceipt:p0\n\nseen 5\0`);
+      await publisher.receipt('p0', TIMEOUT_MS);
+      const seen = await messages(reader, 6);
+      const position = getHeader(seen[5] as Frame, 'x-position') as string;
+      reader.destroy();
+
+      // Missed, mixed with traffic to another destination of the same partition.
+      for (let i = 0; i < 300; i++) {
+        publisher.send(`SEND\ndestination:${x}\n\nmissed ${i}\0`);
+        publisher.send(`SEND\ndestination:${other}\n\nother ${i}\0`);
+      }
+      publisher.send(`SEND\ndestination:${x}\nreceipt:p1\n\nmissed 300\0`);
+      await publisher.receipt('p1', TIMEOUT_MS);
+      // C never read the partition: the resume is cold there.
+      expect(fetchedOf(c, topic)).toBe(0);
+
+      const back = await raw(c.url);
+      back.send(`SUBSCRIBE\nid:s\ndestination:${x}\nx-resume-after:${position}\nreceipt:r\n\n\0`);
+      expect(getHeader(await back.receipt('r', TIMEOUT_MS), 'x-resume')).toBe('complete');
+      publisher.send(`SEND\ndestination:${x}\nreceipt:p2\n\nlive\0`);
+      await publisher.receipt('p2', TIMEOUT_MS);
+      const expected = [...Array.from({ length: 301 }, (_, i) => `missed ${i}`), 'live'];
+      const got = await messages(back, expected.length);
+      await sleep(300);
+      expect(back.all('MESSAGE').map(bodyText)).toEqual(expected);
+      expect(getHeader(got[0] as Frame, 'x-resume')).toBe('complete');
+
+      // A resume from before what Kafka still holds within --history-max-age is not complete:
+      // an unknown position of the partition (far ahead of its start) on an instance reading it.
+      const again = await raw(c.url);
+      again.send(`SUBSCRIBE\nid:s\ndestination:${other}\nx-resume-after:p1-0\nreceipt:r\n\n\0`);
+      const receipt = await again.receipt('r', TIMEOUT_MS);
+      // C picked the partition up after offset 0: it cannot vouch for what came before.
+      expect(getHeader(receipt, 'x-resume')).toBe('incomplete');
+    });
+  },
+);
