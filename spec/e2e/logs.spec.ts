@@ -302,6 +302,7 @@ describe('stompbus --log-format pretty', () => {
       ),
     );
     expect(broker.stdout).toMatch(/ reason=disconnect$/m);
+    expect(broker.rawLines.at(-1)).toMatch(/ INFO {2}stopped durationMs=\d+$/);
     for (const line of broker.rawLines.slice(4)) {
       expect(line).toMatch(new RegExp(`^${time} (INFO|WARN) `));
     }

@@ -36,18 +36,17 @@ export function createLogger(options: LoggerOptions = {}): pino.Logger {
     formatters: { level: (label) => ({ level: label }) },
     timestamp: stdTimeFunctions.isoTime,
   };
+  // Stdout through a synchronous destination: the last lines survive process.exit().
+  const out = stream === process.stdout ? pino.destination({ fd: 1, sync: true }) : stream;
   if (format === 'pretty') {
     const colors = Boolean(stream.isTTY) && !process.env.NO_COLOR;
     return pino(settings, {
       write: (line: string) => {
-        stream.write(prettyLine(JSON.parse(line) as Record<string, unknown>, colors));
+        out.write(prettyLine(JSON.parse(line) as Record<string, unknown>, colors));
       },
     });
   }
-  return pino(
-    settings,
-    stream === process.stdout ? pino.destination({ fd: 1, sync: true }) : stream,
-  );
+  return pino(settings, out);
 }
 
 /** Fields the readable form shows in its own way, or not at all (`event`: the message says it). */
