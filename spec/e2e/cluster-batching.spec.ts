@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { bodyText, getHeader } from '../../src/frame/index.js';
 import { skipKafka, startCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -43,5 +44,36 @@ describe.skipIf(skipKafka)('cluster mode: produce batches', () => {
     expect(subscriber.all('MESSAGE')).toHaveLength(SENDS);
     publisher.destroy();
     subscriber.destroy();
+  });
+
+  it('answers a SEND Kafka refuses for good (larger than its message.max.bytes) with ERROR at once, not after the send timeout, and holds nothing up', async () => {
+    const { instances } = await startCluster(1);
+    const server = instances[0] as (typeof instances)[0];
+    const subscriber = await RawClient.ws(server.url);
+    await subscriber.connect();
+    subscriber.send('SUBSCRIBE\nid:0\ndestination:/topic/big\nreceipt:sub\n\n\0');
+    await subscriber.receipt('sub');
+
+    // 1.5 MiB: within stompbus's body limit (4 MiB), past Kafka's default message.max.bytes (1 MiB).
+    const big = 'x'.repeat(1.5 * 1024 * 1024);
+    const publisher = await RawClient.ws(server.url);
+    await publisher.connect();
+    const sentAt = Date.now();
+    publisher.send(
+      `SEND\ndestination:/topic/big\nreceipt:big\ncontent-length:${big.length}\n\n${big}\0`,
+    );
+    const other = await RawClient.ws(server.url);
+    await other.connect();
+    other.send('SEND\ndestination:/topic/big\nreceipt:small\n\nsmall\0');
+    const error = await publisher.expectErrorAndClose(TIMEOUT_MS);
+    // The default --kafka-send-timeout is 30 s: a refusal is not waited out.
+    expect(Date.now() - sentAt).toBeLessThan(15_000);
+    expect(getHeader(error, 'message')).toBe('STOMP_ERR_CLUSTER_UNAVAILABLE');
+    expect(getHeader(error, 'receipt-id')).toBe('big');
+    await other.receipt('small', TIMEOUT_MS);
+    const message = await subscriber.next('MESSAGE', TIMEOUT_MS);
+    expect(bodyText(message)).toBe('small');
+    expect(subscriber.all('MESSAGE')).toHaveLength(1);
+    for (const c of [other, subscriber]) c.destroy();
   });
 });

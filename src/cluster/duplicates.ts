@@ -20,17 +20,22 @@ export const DUPLICATE_WINDOW = 10_000;
 
 /** The message ids of the latest records per topic and partition. */
 export class Duplicates {
-  private readonly seen = new Map<string, Set<string>>();
+  /** Per topic, per partition: the latest ids, oldest first. */
+  private readonly seen = new Map<string, Map<number, Set<string>>>();
 
   constructor(private readonly window = DUPLICATE_WINDOW) {}
 
   /** True when `id` came in the same partition recently (a copy); else remembers it. */
   repeated(topic: string, partition: number, id: string): boolean {
-    const key = `${topic}\u0000${partition}`;
-    let ids = this.seen.get(key);
+    let partitions = this.seen.get(topic);
+    if (!partitions) {
+      partitions = new Map();
+      this.seen.set(topic, partitions);
+    }
+    let ids = partitions.get(partition);
     if (!ids) {
       ids = new Set();
-      this.seen.set(key, ids);
+      partitions.set(partition, ids);
     }
     if (ids.has(id)) return true;
     ids.add(id);
