@@ -209,13 +209,13 @@ export class StompServer {
       allowedOrigins: this.options.allowedOrigins,
     });
     await listen(this.http, this.options.port, this.options.host, '--port');
-    this.bound.http = this.port;
+    this.bound.http = (this.http.address() as AddressInfo).port;
     if (this.options.tcpPort !== null) {
       this.tcp = this.tls
         ? createTlsServer(this.tls, broker.handle)
         : createNetServer(broker.handle);
       await listen(this.tcp, this.options.tcpPort, this.options.host, '--tcp-port');
-      this.bound.tcp = this.tcpPort;
+      this.bound.tcp = (this.tcp.address() as AddressInfo).port;
     }
     this.adminServer = new AdminServer(broker, this.options, this.tls);
     await this.adminServer.start();
@@ -226,17 +226,13 @@ export class StompServer {
     return this.adminServer;
   }
 
-  /** The WebSocket port actually bound (still known once stopped). */
+  /** The WebSocket port actually bound (still known once stopped); NaN before {@link start}. */
   get port(): number {
-    const address = this.http.address() as AddressInfo | null;
-    if (address) this.bound.http = address.port;
     return this.bound.http ?? Number.NaN;
   }
 
   /** The TCP port actually bound (still known once stopped), or undefined when TCP is off. */
   get tcpPort(): number | undefined {
-    const address = this.tcp?.address() as AddressInfo | null | undefined;
-    if (address) this.bound.tcp = address.port;
     return this.bound.tcp;
   }
 

@@ -192,3 +192,24 @@ describe('KafkaFanout: stopping', () => {
     expect(a.sink.delivered).toEqual([]);
   });
 });
+
+describe('KafkaFanout: readiness (what /readyz reports)', () => {
+  it('is not ready while Kafka is unreachable, while a crashed consumer is replaced, nor once stopped', async () => {
+    h.kafka.fail();
+    const a = await h.start({ retryInitialMs: 20, retryMaxMs: 50 });
+    expect(a.fanout.readiness()).toEqual({ ready: false, reason: 'connecting to Kafka' });
+    h.kafka.recover();
+    await until(() => a.fanout.readiness().ready);
+    expect(a.fanout.readiness()).toEqual({ ready: true });
+
+    h.kafka.fail();
+    h.kafka.crashConsumers(a.fanout.instanceId);
+    expect(a.fanout.readiness()).toEqual({ ready: false, reason: 'Kafka consumer restarting' });
+    h.kafka.recover();
+    await until(() => h.lines.includes('info: consumer restarted'));
+    expect(a.fanout.readiness()).toEqual({ ready: true });
+
+    await a.fanout.stop();
+    expect(a.fanout.readiness()).toEqual({ ready: false, reason: 'stopping' });
+  });
+});

@@ -310,6 +310,8 @@ class Resumer {
   /** `x-resume` of the RECEIPT of each resuming SUBSCRIBE. */
   readonly resumes: string[] = [];
   readonly errors: Stamped[] = [];
+  /** What happened, for a failure message: connections, resumes, messages. */
+  readonly events: Array<{ at: number; what: string; n?: number }> = [];
   connects = 0;
   ready = false;
   private last: string | undefined;
@@ -324,26 +326,40 @@ class Resumer {
       connectionTimeout: 2_000,
       heartbeatIncoming: 1_000,
       heartbeatOutgoing: 1_000,
-      onConnect: () => {
+      onConnect: (connected) => {
         this.connects++;
         const receipt = `sub-${this.name}-${this.connects}`;
         const headers: Record<string, string> = { receipt };
         const resuming = this.last !== undefined;
         if (this.last !== undefined) headers['x-resume-after'] = this.last;
+        this.events.push({
+          at: Date.now(),
+          what: `CONNECTED session ${connected.headers.session}, SUBSCRIBE x-resume-after ${this.last}`,
+        });
         this.client.watchForReceipt(receipt, (frame) => {
           if (resuming) this.resumes.push(frame.headers['x-resume'] ?? '(none)');
+          this.events.push({
+            at: Date.now(),
+            what: `RECEIPT x-resume ${frame.headers['x-resume']}`,
+          });
           this.ready = true;
         });
         this.client.subscribe(
           ROLLING_DESTINATION,
           (m: IMessage) => {
-            this.numbers.push(Number(m.body));
+            const n = Number(m.body);
+            this.numbers.push(n);
             this.last = m.headers['x-position'];
+            const resume = m.headers['x-resume'] ? ` x-resume ${m.headers['x-resume']}` : '';
+            this.events.push({ at: Date.now(), what: `MESSAGE #${n} ${this.last}${resume}`, n });
           },
           headers,
         );
       },
-      onStompError: (frame) => this.errors.push({ code: frame.headers.message, at: Date.now() }),
+      onStompError: (frame) => {
+        this.errors.push({ code: frame.headers.message, at: Date.now() });
+        this.events.push({ at: Date.now(), what: `ERROR ${frame.headers.message}` });
+      },
       onWebSocketClose: () => {
         this.ready = false;
       },
@@ -360,6 +376,8 @@ class Resumer {
 class Publisher {
   readonly client: Client;
   readonly receipted = new Set<number>();
+  readonly sentAt = new Map<number, number>();
+  readonly receiptedAt = new Map<number, number>();
   readonly errors: Stamped[] = [];
   private next = 0;
   private running = true;
@@ -383,7 +401,11 @@ class Publisher {
       const n = this.next++;
       if (this.client.connected) {
         const receipt = `p-${n}`;
-        this.client.watchForReceipt(receipt, () => this.receipted.add(n));
+        this.client.watchForReceipt(receipt, () => {
+          this.receipted.add(n);
+          this.receiptedAt.set(n, Date.now());
+        });
+        this.sentAt.set(n, Date.now());
         try {
           this.client.publish({
             destination: ROLLING_DESTINATION,
@@ -571,13 +593,10 @@ describe.skipIf(!haproxy || skipKafka)('HAProxy in front of a rolling restart', 
       }
       publisher = new Publisher(p.wsUrl);
       const pub = publisher;
-      // The first number every subscriber got: from there on nothing may be missing.
-      await until(
-        'a message to reach every subscriber',
-        () => resumers.every((r) => r.numbers.length > 0),
-        10_000,
-      );
-      const from = Math.max(...resumers.map((r) => r.numbers[0] as number));
+      // Every subscriber was subscribed (receipted) and both instances ready before the
+      // first SEND: from the first receipted number on, nothing may be missing.
+      await until('a first RECEIPT', () => pub.receipted.size > 0, 10_000);
+      const from = Math.min(...pub.receipted);
       const counts = await Promise.all(instances.map((i) => health(i.port)));
       console.log(
         `haproxy.spec rolling: sessions per instance ${counts.map((c) => c?.connections).join('/')}, counting from #${from}`,
@@ -629,6 +648,17 @@ describe.skipIf(!haproxy || skipKafka)('HAProxy in front of a rolling restart', 
         }
         const have = new Set(got);
         const missing = receipted.filter((n) => !have.has(n));
+        if (missing.length > 0) {
+          // Around the first one missing: what this subscriber saw, and when it was sent.
+          const m = missing[0] as number;
+          const near = r.events.filter((e) => e.n === undefined || (e.n >= m - 3 && e.n <= m + 3));
+          console.log(
+            `${r.name} misses ${missing.join(',')}; #${m} sent at ${pub.sentAt.get(m)}, ` +
+              `receipted at ${pub.receiptedAt.get(m)}; drains ${drains
+                .map((d) => `${d.name} ${d.signalled}..${d.exitedAt}`)
+                .join(', ')}\n${near.map((e) => `  ${e.at} ${e.what}`).join('\n')}`,
+          );
+        }
         expect(missing, `${r.name}: receipted messages missing`).toEqual([]);
       }
       // What was sent but not receipted reached all or none: every subscriber has the same list.
