@@ -15,6 +15,7 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { StompBroker } from '../stomp-broker.js';
 import { VERSION } from '../version.js';
 import { ConsoleFeed } from './console-feed.js';
@@ -44,7 +45,8 @@ const COOKIE = 'stompbus_admin';
 /** The console's files: the page and its script from this package, uPlot from its own. */
 function consoleFiles(): Record<string, { file: string; type: string }> {
   const require = createRequire(import.meta.url);
-  const here = (name: string) => new URL(`../../assets/console/${name}`, import.meta.url).pathname;
+  const here = (name: string) =>
+    fileURLToPath(new URL(`../../assets/console/${name}`, import.meta.url));
   return {
     '/console': { file: here('index.html'), type: 'text/html; charset=utf-8' },
     '/console/app.js': { file: here('app.js'), type: 'text/javascript; charset=utf-8' },
