@@ -121,6 +121,27 @@ describe('GET /metrics on the admin port', () => {
     client.end();
   });
 
+  it('counts slow-consumer disconnects, which the console lists', async () => {
+    const server = await startServer({ maxPendingAcks: 2 });
+    const client = await RawClient.tcp(server.tcpPort as number);
+    await client.connect({ login: 'slowpoke' });
+    client.send('SUBSCRIBE\nid:1\ndestination:/topic/p\nack:client\n\n\0');
+    for (let i = 0; i < 3; i++) client.send(`SEND\ndestination:/topic/p\n\n${i}\0`);
+    const error = await client.expectErrorAndClose();
+    expect(getHeader(error, 'message')).toBe('STOMP_ERR_SLOW_CONSUMER');
+    const m = await scrape(server);
+    expect(m.get('stompbus_slow_consumer_disconnects_total')).toBe(1);
+    expect(m.get('stompbus_errors_total{code="STOMP_ERR_SLOW_CONSUMER"}')).toBe(1);
+    const snapshot = (await (await fetch(`${adminUrl(server)}/console/snapshot`)).json()) as {
+      totals: { slowConsumers: number };
+      slowConsumers: Array<{ user: string; transport: string }>;
+    };
+    expect(snapshot.totals.slowConsumers).toBe(1);
+    expect(snapshot.slowConsumers).toEqual([
+      expect.objectContaining({ user: 'slowpoke', transport: 'tcp' }),
+    ]);
+  });
+
   it('gives each broker a registry of its own (two in one process do not collide)', async () => {
     const a = createBroker();
     const b = createBroker();

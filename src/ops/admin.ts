@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { StompBroker } from '../stomp-broker.js';
 import { VERSION } from '../version.js';
-import { ConsoleFeed } from './console-feed.js';
+import { ConsoleFeed, SlowConsumers } from './console-feed.js';
 
 /** Where the admin endpoints listen. */
 export interface AdminOptions {
@@ -70,6 +70,8 @@ export class AdminServer {
   readonly options: AdminOptions;
   private readonly http: HttpServer;
   private readonly feed: ConsoleFeed;
+  private probe: ConsoleFeed | undefined;
+  private readonly slow = new SlowConsumers();
   private readonly files = consoleFiles();
   private readonly cache = new Map<string, Buffer>();
   private readonly streams = new Set<ServerResponse>();
@@ -87,12 +89,12 @@ export class AdminServer {
     this.cookieValue = adminToken
       ? createHmac('sha256', adminToken).update('stompbus console').digest('base64url')
       : undefined;
-    this.feed = new ConsoleFeed(broker, VERSION);
+    this.feed = new ConsoleFeed(broker, VERSION, this.slow);
     // Made now: the produce-latency histogram observes from its creation on.
     void broker.metrics;
     broker.on('error', ({ error, user, remoteAddress, transport }) => {
       if (error.code === 'STOMP_ERR_SLOW_CONSUMER') {
-        this.feed.slowConsumer({ at: Date.now(), user, remoteAddress, transport });
+        this.slow.add({ at: Date.now(), user, remoteAddress, transport });
       }
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -187,7 +189,9 @@ export class AdminServer {
     if (path === '/console/events') return this.subscribe(res);
     if (path === '/console/snapshot') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(this.feed.snapshot()));
+      // A feed of its own: a one-off request does not shorten the stream's interval.
+      this.probe ??= new ConsoleFeed(this.broker, VERSION, this.slow);
+      res.end(JSON.stringify(this.probe.snapshot()));
       return;
     }
     const user = /^\/users\/([^/]+)$/.exec(path)?.[1];
