@@ -25,6 +25,8 @@ export type {
 export { BrokerStats } from './broker/stats.js';
 export { type ErrorCode, ErrorCodes, StompError, type StompErrorOptions } from './errors.js';
 export * from './frame/index.js';
+export { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
+export type { ConsoleSnapshot } from './ops/console-feed.js';
 export {
   type CloseReason,
   type Logger,

@@ -52,7 +52,14 @@ function makeChart() {
         { label: 'out /s', stroke: '#16a34a', width: 2, fill: 'rgba(22,163,74,0.08)' },
       ],
       legend: { live: false },
-      axes: [{}, { size: 60 }],
+      axes: [
+        {
+          space: 80,
+          incrs: [1, 5, 10, 15, 30, 60, 120],
+          values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString()),
+        },
+        { size: 60 },
+      ],
       scales: { y: { range: (_u, _min, max) => [0, Math.max(10, max * 1.1)] } },
     },
     series,
@@ -62,6 +69,8 @@ function makeChart() {
 }
 
 function plot(snapshot) {
+  // A first snapshot has no interval to measure rates over.
+  if (!snapshot.ratesKnown) return;
   series[0].push(snapshot.at / 1000);
   series[1].push(snapshot.rates.messagesIn);
   series[2].push(snapshot.rates.messagesOut);

@@ -37,6 +37,25 @@ describe('Offsets', () => {
     expect(partitionOf('a1b2c3d4')).toBeUndefined();
   });
 
+  it('gives the consumer lag per partition: the end a fetch told, less the next offset to read', () => {
+    const offsets = new Offsets();
+    expect(offsets.lag()).toEqual([]);
+    offsets.partitionEnd('t', 0, 10n);
+    offsets.partitionEnd('t', 1, 4n);
+    // Nothing read yet from p0: known only by its end, so no lag is claimed for it.
+    offsets.advance(fetched('t', 1, 0));
+    expect(offsets.lag()).toEqual([
+      { topic: 't', partition: 0, lag: 0 },
+      { topic: 't', partition: 1, lag: 3 },
+    ]);
+    offsets.advance(fetched('t', 0, 5));
+    offsets.advance(fetched('t', 1, 3));
+    expect(offsets.lag()).toEqual([
+      { topic: 't', partition: 0, lag: 4 },
+      { topic: 't', partition: 1, lag: 0 },
+    ]);
+  });
+
   it('starts reading where the history starts, and tells history, live and refetched records apart', async () => {
     const offsets = new Offsets();
     await offsets.readStart(await kafkaWithHistory(), [{ topic: 't', historyMs: 10_000 }]);

@@ -86,7 +86,7 @@ describe.skipIf(skip)('the live console in Chromium', () => {
   it('shows the connections, subscribers per destination and message rates of the traffic', async () => {
     const server = await startServer({ adminToken: TOKEN });
     const stops: Array<() => void> = [];
-    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 760 } });
     try {
       // Subscribers: one stompjs client per subscription, over WebSocket.
       for (const t of TRAFFIC) {

@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { getHeader } from '../../src/frame/index.js';
 import type { StompServer } from '../../src/server.js';
@@ -121,6 +123,27 @@ describe('GET /metrics on the admin port', () => {
     client.end();
   });
 
+  it('counts slow-consumer disconnects, which the console lists', async () => {
+    const server = await startServer({ maxPendingAcks: 2 });
+    const client = await RawClient.tcp(server.tcpPort as number);
+    await client.connect({ login: 'slowpoke' });
+    client.send('SUBSCRIBE\nid:1\ndestination:/topic/p\nack:client\n\n\0');
+    for (let i = 0; i < 3; i++) client.send(`SEND\ndestination:/topic/p\n\n${i}\0`);
+    const error = await client.expectErrorAndClose();
+    expect(getHeader(error, 'message')).toBe('STOMP_ERR_SLOW_CONSUMER');
+    const m = await scrape(server);
+    expect(m.get('stompbus_slow_consumer_disconnects_total')).toBe(1);
+    expect(m.get('stompbus_errors_total{code="STOMP_ERR_SLOW_CONSUMER"}')).toBe(1);
+    const snapshot = (await (await fetch(`${adminUrl(server)}/console/snapshot`)).json()) as {
+      totals: { slowConsumers: number };
+      slowConsumers: Array<{ user: string; transport: string }>;
+    };
+    expect(snapshot.totals.slowConsumers).toBe(1);
+    expect(snapshot.slowConsumers).toEqual([
+      expect.objectContaining({ user: 'slowpoke', transport: 'tcp' }),
+    ]);
+  });
+
   it('gives each broker a registry of its own (two in one process do not collide)', async () => {
     const a = createBroker();
     const b = createBroker();
@@ -189,4 +212,67 @@ describe('the admin port', () => {
     expect(server.admin?.listening).toBe(false);
     expect(server.admin?.url).toBeUndefined();
   });
+});
+
+const BIN = fileURLToPath(new URL('../../bin/stompbus.js', import.meta.url));
+
+/** Runs the command until its ready lines are out, then stops it; returns what it printed. */
+async function readyLines(
+  args: string[],
+  env: Record<string, string>,
+  then: (out: string) => Promise<void>,
+) {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('STOMPBUS_') && k !== 'KAFKA_BROKERS',
+    ),
+  );
+  const child = spawn(
+    process.execPath,
+    [BIN, '--host', '127.0.0.1', '--port', '0', '--tcp-port', '0', ...args],
+    {
+      env: { ...clean, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!/STOMP over WebSocket\n/.test(out)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${out}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    // The admin line follows the listeners' lines in the same turn.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await then(out);
+  } finally {
+    child.kill('SIGTERM');
+    await exited;
+  }
+}
+
+describe('the admin flags of the stompbus command', () => {
+  it('--admin-port 0 and --admin-token: the ready line names the admin URL, which wants the token', async () => {
+    await readyLines(['--admin-port', '0', '--admin-token', 'flag-token'], {}, async (out) => {
+      const url = /(http:\/\/127\.0\.0\.1:\d+)\/metrics {3}admin/.exec(out)?.[1];
+      expect(url, out).toBeDefined();
+      expect((await fetch(`${url}/metrics`)).status).toBe(401);
+      const ok = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer flag-token' } });
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toMatch(/^stompbus_sessions 0$/m);
+    });
+  }, 40_000);
+
+  it('STOMPBUS_ADMIN_PORT=off turns the admin port off', async () => {
+    await readyLines([], { STOMPBUS_ADMIN_PORT: 'off' }, async (out) => {
+      expect(out).not.toMatch(/admin/);
+    });
+  }, 40_000);
 });

@@ -15,9 +15,10 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import type { StompBroker } from '../stomp-broker.js';
 import { VERSION } from '../version.js';
-import { ConsoleFeed } from './console-feed.js';
+import { ConsoleFeed, SlowConsumers } from './console-feed.js';
 
 /** Where the admin endpoints listen. */
 export interface AdminOptions {
@@ -44,7 +45,8 @@ const COOKIE = 'stompbus_admin';
 /** The console's files: the page and its script from this package, uPlot from its own. */
 function consoleFiles(): Record<string, { file: string; type: string }> {
   const require = createRequire(import.meta.url);
-  const here = (name: string) => new URL(`../../assets/console/${name}`, import.meta.url).pathname;
+  const here = (name: string) =>
+    fileURLToPath(new URL(`../../assets/console/${name}`, import.meta.url));
   return {
     '/console': { file: here('index.html'), type: 'text/html; charset=utf-8' },
     '/console/app.js': { file: here('app.js'), type: 'text/javascript; charset=utf-8' },
@@ -68,6 +70,8 @@ export class AdminServer {
   readonly options: AdminOptions;
   private readonly http: HttpServer;
   private readonly feed: ConsoleFeed;
+  private probe: ConsoleFeed | undefined;
+  private readonly slow = new SlowConsumers();
   private readonly files = consoleFiles();
   private readonly cache = new Map<string, Buffer>();
   private readonly streams = new Set<ServerResponse>();
@@ -85,12 +89,12 @@ export class AdminServer {
     this.cookieValue = adminToken
       ? createHmac('sha256', adminToken).update('stompbus console').digest('base64url')
       : undefined;
-    this.feed = new ConsoleFeed(broker, VERSION);
+    this.feed = new ConsoleFeed(broker, VERSION, this.slow);
     // Made now: the produce-latency histogram observes from its creation on.
     void broker.metrics;
     broker.on('error', ({ error, user, remoteAddress, transport }) => {
       if (error.code === 'STOMP_ERR_SLOW_CONSUMER') {
-        this.feed.slowConsumer({ at: Date.now(), user, remoteAddress, transport });
+        this.slow.add({ at: Date.now(), user, remoteAddress, transport });
       }
     });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
@@ -185,7 +189,9 @@ export class AdminServer {
     if (path === '/console/events') return this.subscribe(res);
     if (path === '/console/snapshot') {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(this.feed.snapshot()));
+      // A feed of its own: a one-off request does not shorten the stream's interval.
+      this.probe ??= new ConsoleFeed(this.broker, VERSION, this.slow);
+      res.end(JSON.stringify(this.probe.snapshot()));
       return;
     }
     const user = /^\/users\/([^/]+)$/.exec(path)?.[1];

@@ -9,6 +9,10 @@ import { type Census, type Observed, takeCensus } from './census.js';
 
 /** How many destinations the console lists (the busiest). */
 export const CONSOLE_DESTINATIONS = 10;
+/** The shortest time rates are measured over, ms. */
+const MIN_INTERVAL_MS = 500;
+/** The longest: past it a snapshot starts afresh, ms. */
+const MAX_INTERVAL_MS = 5000;
 /** How many slow-consumer disconnects the console remembers. */
 const RECENT_SLOW = 10;
 
@@ -42,6 +46,21 @@ export interface SlowConsumer {
   readonly transport: string;
 }
 
+/** The latest slow consumers that were disconnected, newest first (from the broker's events). */
+export class SlowConsumers {
+  private readonly list: SlowConsumer[] = [];
+
+  /** A slow consumer was disconnected. */
+  add(entry: SlowConsumer): void {
+    this.list.unshift(entry);
+    if (this.list.length > RECENT_SLOW) this.list.pop();
+  }
+
+  recent(): SlowConsumer[] {
+    return [...this.list];
+  }
+}
+
 /** One console tick. */
 export interface ConsoleSnapshot {
   readonly at: number;
@@ -51,6 +70,8 @@ export interface ConsoleSnapshot {
   readonly sessions: number;
   readonly subscriptions: number;
   readonly destinationCount: number;
+  /** Whether {@link rates} were measured (false on a first snapshot: they are 0). */
+  readonly ratesKnown: boolean;
   /** Per second since the last tick: SEND frames received, MESSAGE frames delivered, bytes. */
   readonly rates: {
     readonly messagesIn: number;
@@ -90,25 +111,21 @@ interface Previous {
 /** Makes console snapshots of one broker; keep one per broker (it remembers the last tick). */
 export class ConsoleFeed {
   private previous: Previous | undefined;
-  private readonly slow: SlowConsumer[] = [];
 
   constructor(
     private readonly broker: Observed,
     private readonly version: string,
+    private readonly slow: SlowConsumers = new SlowConsumers(),
   ) {}
-
-  /** A slow consumer was disconnected (the admin server tells from the broker's events). */
-  slowConsumer(entry: SlowConsumer): void {
-    this.slow.unshift(entry);
-    if (this.slow.length > RECENT_SLOW) this.slow.pop();
-  }
 
   /** The snapshot now; rates are over the time since the last call (zero on the first). */
   snapshot(): ConsoleSnapshot {
     const census = takeCensus(this.broker);
     const stats = this.broker.router.stats;
     const now = census.at;
-    const prev = this.previous;
+    // Rates need a reference at most a few seconds old (a viewer after a quiet spell starts afresh).
+    const prev =
+      this.previous && now - this.previous.at <= MAX_INTERVAL_MS ? this.previous : undefined;
     const seconds = prev ? Math.max(0.001, (now - prev.at) / 1000) : 1;
     const rate = (value: number, before: number | undefined) =>
       before === undefined ? 0 : round(Math.max(0, value - before) / seconds);
@@ -139,14 +156,18 @@ export class ConsoleFeed {
         b.subscribers - a.subscribers ||
         (a.name < b.name ? -1 : 1),
     );
-    this.previous = {
-      at: now,
-      messagesIn,
-      messagesOut,
-      bytesIn: stats.bytesIn,
-      bytesOut: stats.bytesOut,
-      byDestination,
-    };
+    // A snapshot asked for right after another (a page opening) keeps the older
+    // reference: rates over a few milliseconds would only show the rounding.
+    if (!prev || now - prev.at >= MIN_INTERVAL_MS) {
+      this.previous = {
+        at: now,
+        messagesIn,
+        messagesOut,
+        bytesIn: stats.bytesIn,
+        bytesOut: stats.bytesOut,
+        byDestination,
+      };
+    }
     let errors = 0;
     for (const n of stats.errors.values()) errors += n;
     const cluster = this.broker.fanout.stats;
@@ -154,6 +175,7 @@ export class ConsoleFeed {
       at: now,
       version: this.version,
       mode: cluster ? 'cluster' : 'embedded',
+      ratesKnown: prev !== undefined,
       connections: census.connections,
       sessions: census.sessions,
       subscriptions: census.subscriptions,
@@ -172,7 +194,7 @@ export class ConsoleFeed {
         deadLetters: stats.deadLetters,
       },
       destinations: rows.slice(0, CONSOLE_DESTINATIONS),
-      slowConsumers: [...this.slow],
+      slowConsumers: this.slow.recent(),
       deadLetterQueues,
       queued: census.queued,
       history: census.history,
