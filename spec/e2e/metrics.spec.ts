@@ -220,7 +220,7 @@ const BIN = fileURLToPath(new URL('../../bin/stompbus.js', import.meta.url));
 async function readyLines(
   args: string[],
   env: Record<string, string>,
-  then: (out: string) => Promise<void>,
+  then: (ready: Record<string, unknown>) => Promise<void>,
 ) {
   const clean = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -245,13 +245,15 @@ async function readyLines(
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     const deadline = Date.now() + 20_000;
-    while (!/STOMP over WebSocket\n/.test(out)) {
+    // On a pipe the command writes JSON lines; the ready line names the URLs.
+    let ready: Record<string, unknown> | undefined;
+    while (!ready) {
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`not ready: ${out}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
+      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
+      if (line) ready = JSON.parse(line) as Record<string, unknown>;
     }
-    // The admin line follows the listeners' lines in the same turn.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    await then(out);
+    await then(ready);
   } finally {
     child.kill('SIGTERM');
     await exited;
@@ -260,9 +262,9 @@ async function readyLines(
 
 describe('the admin flags of the stompbus command', () => {
   it('--admin-port 0 and --admin-token: the ready line names the admin URL, which wants the token', async () => {
-    await readyLines(['--admin-port', '0', '--admin-token', 'flag-token'], {}, async (out) => {
-      const url = /(http:\/\/127\.0\.0\.1:\d+)\/metrics {3}admin/.exec(out)?.[1];
-      expect(url, out).toBeDefined();
+    await readyLines(['--admin-port', '0', '--admin-token', 'flag-token'], {}, async (ready) => {
+      const url = /^(http:\/\/127\.0\.0\.1:\d+)\/console$/.exec(String(ready.admin))?.[1];
+      expect(url, JSON.stringify(ready)).toBeDefined();
       expect((await fetch(`${url}/metrics`)).status).toBe(401);
       const ok = await fetch(`${url}/metrics`, { headers: { authorization: 'Bearer flag-token' } });
       expect(ok.status).toBe(200);
@@ -271,8 +273,9 @@ describe('the admin flags of the stompbus command', () => {
   }, 40_000);
 
   it('STOMPBUS_ADMIN_PORT=off turns the admin port off', async () => {
-    await readyLines([], { STOMPBUS_ADMIN_PORT: 'off' }, async (out) => {
-      expect(out).not.toMatch(/admin/);
+    await readyLines([], { STOMPBUS_ADMIN_PORT: 'off' }, async (ready) => {
+      expect(ready.ws).toMatch(/^ws:\/\/127\.0\.0\.1:\d+\/stomp$/);
+      expect(ready).not.toHaveProperty('admin');
     });
   }, 40_000);
 });
