@@ -233,30 +233,84 @@ describe('PartitionInterest', () => {
     interest.stop();
   });
 
-  it('without a consumer (Kafka away) does not hold the SUBSCRIBE, and the next join reads the partition', async () => {
+  it('without Kafka does not hold the SUBSCRIBE; the next join pauses the partition and picks it up from an end asked for', async () => {
     const kafka = new MemoryKafka();
     await kafka.ensureTopics([{ topic: 't', partitions: 4 }]);
+    const partition = partitionFor('/topic/x', 4);
+    for (let i = 0; i < 3; i++) kafka.append('t', { partition });
+    const control = new Control();
+    let connected = false;
+    let joined = false;
     const interest = new PartitionInterest({
       topic: 't',
       lingerMs: 50,
       historyMaxAgeMs: 60_000,
       readBackTimeoutMs: 2_000,
-      client: () => undefined,
-      consumer: () => undefined,
+      client: () => (connected ? kafka : undefined),
+      consumer: () => (joined ? control : undefined),
       offsets: new Offsets(),
       log: () => {},
     });
     // Subscribed before the first connect: counted once the partitions are known.
     interest.interest('/topic/x', true);
     interest.configure(4);
-    const partition = partitionFor('/topic/x', 4);
     expect(interest.reach('/topic/x', undefined)).toBeUndefined();
-    expect(interest.pausedAtJoin('t', partition)).toBe(false);
-    expect(interest.accepts({ topic: 't', partition })).toBe(true);
+    // Kafka back, the consumer joining: the wanted partition is paused at the join, never
+    // left to the consumer's own position (the end at its first fetch, later than the
+    // RECEIPTs already sent), and picked up from the end offset asked for.
+    connected = true;
+    expect(interest.pausedAtJoin('t', partition)).toBe(true);
     expect(interest.pausedAtJoin('t', (partition + 1) % 4)).toBe(true);
+    joined = true;
+    await until(() => interest.accepts({ topic: 't', partition }));
+    expect(control.calls).toEqual([`seek t ${partition} 3`, `resume t ${partition}`]);
+    interest.stop();
+  });
+
+  it('holds a SUBSCRIBE while connected and the consumer still joins, until the pick-up', async () => {
+    const kafka = new MemoryKafka();
+    await kafka.ensureTopics([{ topic: 't', partitions: 4 }]);
+    const partition = partitionFor('/topic/x', 4);
+    kafka.append('t', { partition });
+    const control = new Control();
+    let joined = false;
+    const interest = new PartitionInterest({
+      topic: 't',
+      lingerMs: 50,
+      historyMaxAgeMs: 60_000,
+      readBackTimeoutMs: 5_000,
+      client: () => kafka,
+      consumer: () => (joined ? control : undefined),
+      offsets: new Offsets(),
+      log: () => {},
+    });
+    interest.configure(4);
+    let answered = false;
+    const reached = interest.reach('/topic/x', undefined);
+    expect(reached).toBeInstanceOf(Promise);
+    // The subscription is made meanwhile, as the router does.
+    interest.interest('/topic/x', true);
+    void reached?.then(() => {
+      answered = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(answered).toBe(false);
+    joined = true;
+    await reached;
+    expect(control.calls).toEqual([`seek t ${partition} 1`, `resume t ${partition}`]);
+    expect(interest.accepts({ topic: 't', partition })).toBe(true);
     interest.stop();
   });
 });
+
+/** Polls until `check` holds, at most 2 s. */
+async function until(check: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2_000;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 describe('FetchCounts', () => {
   it('counts records per topic and partition', () => {

@@ -190,10 +190,11 @@ export class PartitionInterest {
   pausedAtJoin(topic: string, partition: number): boolean {
     if (topic !== this.options.topic) return false;
     if (this.reading.has(partition)) return false;
-    if (!this.counts.wanted(partition)) return true;
-    this.options.offsets.forget(topic, partition);
-    this.reading.add(partition);
-    return false;
+    // Wanted but not picked up yet (a SUBSCRIBE before the consumer ran): paused here
+    // and picked up from an end offset asked for explicitly. Left to the consumer, the
+    // position would be the end at its first fetch, later than a RECEIPT already sent.
+    if (this.counts.wanted(partition)) void this.pickUp(partition, undefined);
+    return true;
   }
 
   /** Local interest in `destination` starts (first subscription) or ends (last one left). */
@@ -222,7 +223,9 @@ export class PartitionInterest {
     if (this.reading.has(partition) && !this.pending.has(partition)) return undefined;
     // Wanted from now on, also while the subscription is on its way.
     this.counts.hold(partition);
-    if (!this.options.consumer()) {
+    // Kafka away: the SUBSCRIBE is not held; the partition is picked up once it is back.
+    // Connected with the consumer still joining: held like any pick-up.
+    if (!this.options.client()) {
       void this.pickUp(partition, undefined);
       return undefined;
     }
