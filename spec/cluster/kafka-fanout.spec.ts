@@ -260,6 +260,35 @@ describe('KafkaFanout: produce requests', () => {
   });
 });
 
+describe('KafkaFanout: headers of our own in a SEND', () => {
+  it('delivers two messages whose SENDs both carried a stompbus-message-id header (never taken for a retried copy)', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    // A client (a forwarder, say) may send any header; ours are not its to set.
+    const first = outgoing('/topic/x', 'first', [[MESSAGE_ID_HEADER, 'same']]);
+    const second = outgoing('/topic/x', 'second', [[MESSAGE_ID_HEADER, 'same']]);
+    expect(await outcome(a.fanout.bus.publish(first))).toBe('ok');
+    expect(await outcome(a.fanout.bus.publish(second))).toBe('ok');
+    await a.fanout.bus.publish(outgoing('/topic/x', 'third'));
+    for (const instance of [a, b]) {
+      await until(() => instance.sink.delivered.some((m) => text(m) === 'third'));
+      expect(instance.sink.delivered.map(text)).toEqual(['first', 'second', 'third']);
+      // Each keeps the broker's own id, the one its RECEIPTed SEND got.
+      expect(instance.sink.delivered.slice(0, 2).map((m) => m.id)).toEqual([first.id, second.id]);
+    }
+  });
+
+  it('takes a SEND carrying a stompbus-consumed header for a message, not a consumption record', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    const message = outgoing('/user/bob/queue/inbox', 'for bob', [[CONSUMED_HEADER, 'm-1']]);
+    expect(await outcome(a.fanout.bus.publish(message))).toBe('ok');
+    await until(() => b.sink.delivered.length === 1);
+    expect(b.sink.consumedIds).toEqual([]);
+    expect(b.sink.delivered[0]?.id).toBe(message.id);
+  });
+});
+
 describe('KafkaFanout: bridges', () => {
   it('delivers a record of a bridged Kafka topic to its destination, with kafka-* headers', async () => {
     const prices = `${h.topic}-prices`;
