@@ -124,4 +124,31 @@ describe('Offsets', () => {
     expect(offsets.coveredFrom('t', 'p0', true)).toBeUndefined();
     expect(offsets.coveredFrom('one', 'p0', true)).toBe(0);
   });
+
+  it('vouches only from after a gap in offsets (records skipped), and says so', async () => {
+    const gaps: string[] = [];
+    const offsets = new Offsets({
+      gapless: (topic) => topic === 't',
+      onGap: (topic, partition, next, offset) =>
+        gaps.push(`${topic}/${partition}: ${next}..${offset}`),
+    });
+    const kafka = await kafkaWithHistory();
+    await kafka.ensureTopics([{ topic: 'bridged', partitions: 1 }]);
+    await offsets.readStart(kafka, [
+      { topic: 't', historyMs: 10_000 },
+      { topic: 'bridged', historyMs: undefined },
+    ]);
+    offsets.advance(fetched('t', 0, 2));
+    offsets.advance(fetched('t', 0, 3));
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(2);
+    // Offset 4 never came: a resume after 1, 2 or 3 would miss it.
+    expect(offsets.advance(fetched('t', 0, 5))).toBe('live');
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(5);
+    expect(gaps).toEqual(['t/0: 4..5']);
+    // Where gaps are normal (an outside producer's transaction markers), nothing changes.
+    offsets.advance(fetched('bridged', 0, 0));
+    offsets.advance(fetched('bridged', 0, 2));
+    expect(offsets.coveredFrom('bridged', 'p0', false)).toBe(0);
+    expect(gaps).toHaveLength(1);
+  });
 });

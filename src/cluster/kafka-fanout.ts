@@ -75,7 +75,16 @@ export class KafkaFanout implements Fanout {
   private readonly produceListeners: Array<(seconds: number) => void> = [];
   private readonly topics: ClusterTopics;
   private readonly records: RecordMapper;
-  private readonly offsets = new Offsets();
+  private readonly offsets = new Offsets({
+    // Only bridged topics have outside producers (whose transaction markers leave gaps).
+    gapless: (topic) => this.topics.bridges[topic] === undefined,
+    onGap: (topic, partition, next, offset) =>
+      this.lines(
+        'warn',
+        `offsets ${next} to ${offset - 1n} of ${topic} partition ${partition} were not read; ` +
+          'resumes from before them are incomplete',
+      ),
+  });
   private readonly duplicates = new Duplicates();
   private readonly notices: Notices;
   /** Log lines, to `options.logger`. */

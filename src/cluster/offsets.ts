@@ -22,6 +22,19 @@ export interface ReadFrom {
 /** What a fetched record is to this instance (see {@link Offsets.advance}). */
 export type Fetched = 'seen' | 'history' | 'live';
 
+/** What {@link Offsets} is told about the topics it reads. */
+export interface OffsetsOptions {
+  /**
+   * Whether every offset of `topic` holds a record a consumer gets (only
+   * our own non-transactional producer writes it): a gap there means records
+   * were skipped. Default: every topic. A topic where outside producers
+   * commit transactions has markers a consumer never sees: not gapless.
+   */
+  readonly gapless?: (topic: string) => boolean;
+  /** A gapless topic's partition jumped from `next` to `offset`: what lay between was not read. */
+  readonly onGap?: (topic: string, partition: number, next: bigint, offset: bigint) => void;
+}
+
 /** Positions per topic and partition: next to read, where reading started, where live began. */
 export class Offsets {
   /** The next offset to read per topic and partition. */
@@ -32,6 +45,8 @@ export class Offsets {
   private readonly liveFrom = new Map<string, Positions>();
   /** The end of each partition as of its last fetch (the consumer lag's other side). */
   private readonly ends = new Map<string, Positions>();
+
+  constructor(private readonly options: OffsetsOptions = {}) {}
 
   /** The next offset to read per topic and partition: where every group join seeks. */
   get next(): ReadonlyMap<string, Positions> {
@@ -105,7 +120,10 @@ export class Offsets {
   /**
    * Takes a fetched record: `seen` when it was delivered already (fetched
    * again after a restart or rejoin), else the position moves past it and it
-   * is `history` (from before live traffic began) or `live`.
+   * is `history` (from before live traffic began) or `live`. A record past
+   * the next offset of a gapless topic means the records between were never
+   * read: this instance vouches for the partition only from this record on
+   * (a resume from before it is incomplete rather than silently short).
    */
   advance(record: ConsumedRecord): Fetched {
     let positions = this.positions.get(record.topic);
@@ -116,6 +134,11 @@ export class Offsets {
     const offset = BigInt(record.offset);
     const next = positions.get(record.partition);
     if (next !== undefined && offset < next) return 'seen';
+    if (next !== undefined && offset > next && (this.options.gapless?.(record.topic) ?? true)) {
+      const started = this.startedFrom.get(record.topic);
+      if (started?.has(record.partition)) started.set(record.partition, offset);
+      this.options.onGap?.(record.topic, record.partition, next, offset);
+    }
     positions.set(record.partition, offset + 1n);
     const live = this.liveFrom.get(record.topic)?.get(record.partition);
     return live !== undefined && offset < live ? 'history' : 'live';
