@@ -293,6 +293,12 @@ class MemoryConsumer implements KafkaConsumer {
     this.wake();
   }
 
+  /** The next record handed out of the partition is at `offset` (as kafkajs' seek). */
+  seek(topic: string, partition: number, offset: bigint): void {
+    this.cursors.get(topic)?.set(partition, offset);
+    this.wake();
+  }
+
   /** Moves the cursor of one partition `count` records on. */
   skip(topic: string, partition: number, count: number): void {
     const cursors = this.cursors.get(topic);

@@ -84,6 +84,12 @@ export class KafkaFanout implements Fanout {
         `offsets ${next} to ${offset - 1n} of ${topic} partition ${partition} were not read; ` +
           'resumes from before them are incomplete',
       ),
+    refetch: (topic, partition, offset) => {
+      const consumer = this.link.activeConsumer;
+      if (!consumer?.seek) return false;
+      consumer.seek(topic, partition, offset);
+      return true;
+    },
   });
   private readonly duplicates = new Duplicates();
   private readonly notices: Notices;
@@ -329,11 +335,13 @@ export class KafkaFanout implements Fanout {
     if (topic !== undefined) {
       this.recordsConsumed.set(topic, (this.recordsConsumed.get(topic) ?? 0) + records.length);
     }
+    this.offsets.batchStart();
     for (const record of records) {
       this.fetched.add(record.topic, record.partition);
       if (this.interest && !this.interest.accepts(record)) continue;
       const fetched = this.offsets.advance(record);
-      if (fetched === 'seen') continue;
+      // A gap: fetched again from its start, where this record comes again.
+      if (fetched === 'seen' || fetched === 'gap') continue;
       const id = messageIdOf(record);
       if (id !== undefined && this.duplicates.repeated(record.topic, record.partition, id)) {
         continue;
