@@ -260,6 +260,55 @@ describe('KafkaFanout: produce requests', () => {
   });
 });
 
+describe('KafkaFanout: records never read', () => {
+  it('fetches a partition again from where its consumer jumped over records: none lost, none vouched away', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    const epoch = `p${h.kafka.partitionFor(h.topic, '/topic/x')}`;
+    for (const body of ['m0', 'm1']) await a.fanout.bus.publish(outgoing('/topic/x', body));
+    await until(() => a.sink.delivered.length === 2 && b.sink.delivered.length === 2);
+    const covered = a.fanout.log.coveredFrom('/topic/x', epoch);
+    // The consumers jump over m2 (in Kafka, receipted), as one handed a batch of a later fetch.
+    h.kafka.skip(h.topic, h.kafka.partitionFor(h.topic, '/topic/x'));
+    for (const body of ['m2', 'm3']) await a.fanout.bus.publish(outgoing('/topic/x', body));
+    for (const instance of [a, b]) {
+      await until(() => instance.sink.delivered.some((m) => text(m) === 'm3'));
+      expect(instance.sink.delivered.map(text)).toEqual(['m0', 'm1', 'm2', 'm3']);
+      expect(instance.fanout.log.coveredFrom('/topic/x', epoch)).toBe(covered);
+    }
+    expect(h.lines.filter((l) => l.includes('were not read'))).toEqual([]);
+  });
+});
+
+describe('KafkaFanout: headers of our own in a SEND', () => {
+  it('delivers two messages whose SENDs both carried a stompbus-message-id header (never taken for a retried copy)', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    // A client (a forwarder, say) may send any header; ours are not its to set.
+    const first = outgoing('/topic/x', 'first', [[MESSAGE_ID_HEADER, 'same']]);
+    const second = outgoing('/topic/x', 'second', [[MESSAGE_ID_HEADER, 'same']]);
+    expect(await outcome(a.fanout.bus.publish(first))).toBe('ok');
+    expect(await outcome(a.fanout.bus.publish(second))).toBe('ok');
+    await a.fanout.bus.publish(outgoing('/topic/x', 'third'));
+    for (const instance of [a, b]) {
+      await until(() => instance.sink.delivered.some((m) => text(m) === 'third'));
+      expect(instance.sink.delivered.map(text)).toEqual(['first', 'second', 'third']);
+      // Each keeps the broker's own id, the one its RECEIPTed SEND got.
+      expect(instance.sink.delivered.slice(0, 2).map((m) => m.id)).toEqual([first.id, second.id]);
+    }
+  });
+
+  it('takes a SEND carrying a stompbus-consumed header for a message, not a consumption record', async () => {
+    const a = await h.start();
+    const b = await h.start();
+    const message = outgoing('/user/bob/queue/inbox', 'for bob', [[CONSUMED_HEADER, 'm-1']]);
+    expect(await outcome(a.fanout.bus.publish(message))).toBe('ok');
+    await until(() => b.sink.delivered.length === 1);
+    expect(b.sink.consumedIds).toEqual([]);
+    expect(b.sink.delivered[0]?.id).toBe(message.id);
+  });
+});
+
 describe('KafkaFanout: bridges', () => {
   it('delivers a record of a bridged Kafka topic to its destination, with kafka-* headers', async () => {
     const prices = `${h.topic}-prices`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ConsumedRecord } from '../../src/cluster/kafka-client.js';
-import { epochOf, Offsets, partitionOf } from '../../src/cluster/offsets.js';
+import { epochOf, GAP_REFETCHES, Offsets, partitionOf } from '../../src/cluster/offsets.js';
 import { MemoryKafka } from '../helpers/memory-kafka.js';
 
 function fetched(topic: string, partition: number, offset: number): ConsumedRecord {
@@ -123,5 +123,67 @@ describe('Offsets', () => {
     await offsets.readStart(kafka, from);
     expect(offsets.coveredFrom('t', 'p0', true)).toBeUndefined();
     expect(offsets.coveredFrom('one', 'p0', true)).toBe(0);
+  });
+
+  it('vouches only from after a gap in offsets (records skipped), and says so', async () => {
+    const gaps: string[] = [];
+    const offsets = new Offsets({
+      gapless: (topic) => topic === 't',
+      onGap: (topic, partition, next, offset) =>
+        gaps.push(`${topic}/${partition}: ${next}..${offset}`),
+    });
+    const kafka = await kafkaWithHistory();
+    await kafka.ensureTopics([{ topic: 'bridged', partitions: 1 }]);
+    await offsets.readStart(kafka, [
+      { topic: 't', historyMs: 10_000 },
+      { topic: 'bridged', historyMs: undefined },
+    ]);
+    offsets.advance(fetched('t', 0, 2));
+    offsets.advance(fetched('t', 0, 3));
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(2);
+    // Offset 4 never came: a resume after 1, 2 or 3 would miss it.
+    expect(offsets.advance(fetched('t', 0, 5))).toBe('live');
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(5);
+    expect(gaps).toEqual(['t/0: 4..5']);
+    // Where gaps are normal (an outside producer's transaction markers), nothing changes.
+    offsets.advance(fetched('bridged', 0, 0));
+    offsets.advance(fetched('bridged', 0, 2));
+    expect(offsets.coveredFrom('bridged', 'p0', false)).toBe(0);
+    expect(gaps).toHaveLength(1);
+  });
+
+  it('has a gap fetched again from its start, and takes it as it is only when it stays', () => {
+    const refetched: string[] = [];
+    const gaps: string[] = [];
+    const offsets = new Offsets({
+      refetch: (topic, partition, offset) => {
+        refetched.push(`${topic}/${partition}@${offset}`);
+        return true;
+      },
+      onGap: (topic, partition, next, offset) =>
+        gaps.push(`${topic}/${partition}: ${next}..${offset}`),
+    });
+    offsets.readFrom('t', 0, 0n, 0n);
+    offsets.batchStart();
+    expect(offsets.advance(fetched('t', 0, 0))).toBe('live');
+    // A stale batch from 2 on: not taken, one refetch from 1 for the whole batch.
+    offsets.batchStart();
+    expect(offsets.advance(fetched('t', 0, 2))).toBe('gap');
+    expect(offsets.advance(fetched('t', 0, 3))).toBe('gap');
+    expect(refetched).toEqual(['t/0@1']);
+    // The refetch brings 1 on: nothing was lost, nothing is flagged.
+    offsets.batchStart();
+    for (const n of [1, 2, 3]) expect(offsets.advance(fetched('t', 0, n))).toBe('live');
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(0);
+    // A gap that comes back batch after batch is taken after GAP_REFETCHES fetches.
+    for (let i = 0; i < GAP_REFETCHES; i++) {
+      offsets.batchStart();
+      expect(offsets.advance(fetched('t', 0, 6))).toBe('gap');
+    }
+    offsets.batchStart();
+    expect(offsets.advance(fetched('t', 0, 6))).toBe('live');
+    expect(refetched).toHaveLength(1 + GAP_REFETCHES);
+    expect(gaps).toEqual(['t/0: 4..6']);
+    expect(offsets.coveredFrom('t', 'p0', false)).toBe(6);
   });
 });

@@ -101,6 +101,15 @@ export class MemoryKafka implements KafkaClient {
     for (const consumer of this.consumers) consumer.rewind();
   }
 
+  /**
+   * Makes every running consumer jump over the next `count` records of a
+   * partition, as a client that fetched from a wrong offset would: they are
+   * in Kafka, but never handed out.
+   */
+  skip(topic: string, partition: number, count = 1): void {
+    for (const consumer of this.consumers) consumer.skip(topic, partition, count);
+  }
+
   /** Writes a record straight to `topic` (which must exist), bypassing any fan-out. */
   append(topic: string, record: AppendedRecord = {}): ConsumedRecord {
     const key = record.key ?? null;
@@ -282,6 +291,19 @@ class MemoryConsumer implements KafkaConsumer {
   rewind(): void {
     for (const cursors of this.cursors.values()) for (const p of cursors.keys()) cursors.set(p, 0n);
     this.wake();
+  }
+
+  /** The next record handed out of the partition is at `offset` (as kafkajs' seek). */
+  seek(topic: string, partition: number, offset: bigint): void {
+    this.cursors.get(topic)?.set(partition, offset);
+    this.wake();
+  }
+
+  /** Moves the cursor of one partition `count` records on. */
+  skip(topic: string, partition: number, count: number): void {
+    const cursors = this.cursors.get(topic);
+    const at = cursors?.get(partition);
+    if (cursors && at !== undefined) cursors.set(partition, at + BigInt(count));
   }
 
   /** New records may be there: hand them out soon (never synchronously, as a real fetch). */

@@ -75,7 +75,22 @@ export class KafkaFanout implements Fanout {
   private readonly produceListeners: Array<(seconds: number) => void> = [];
   private readonly topics: ClusterTopics;
   private readonly records: RecordMapper;
-  private readonly offsets = new Offsets();
+  private readonly offsets = new Offsets({
+    // Only bridged topics have outside producers (whose transaction markers leave gaps).
+    gapless: (topic) => this.topics.bridges[topic] === undefined,
+    onGap: (topic, partition, next, offset) =>
+      this.lines(
+        'warn',
+        `offsets ${next} to ${offset - 1n} of ${topic} partition ${partition} were not read; ` +
+          'resumes from before them are incomplete',
+      ),
+    refetch: (topic, partition, offset) => {
+      const consumer = this.link.activeConsumer;
+      if (!consumer?.seek) return false;
+      consumer.seek(topic, partition, offset);
+      return true;
+    },
+  });
   private readonly duplicates = new Duplicates();
   private readonly notices: Notices;
   /** Log lines, to `options.logger`. */
@@ -320,11 +335,13 @@ export class KafkaFanout implements Fanout {
     if (topic !== undefined) {
       this.recordsConsumed.set(topic, (this.recordsConsumed.get(topic) ?? 0) + records.length);
     }
+    this.offsets.batchStart();
     for (const record of records) {
       this.fetched.add(record.topic, record.partition);
       if (this.interest && !this.interest.accepts(record)) continue;
       const fetched = this.offsets.advance(record);
-      if (fetched === 'seen') continue;
+      // A gap: fetched again from its start, where this record comes again.
+      if (fetched === 'seen' || fetched === 'gap') continue;
       const id = messageIdOf(record);
       if (id !== undefined && this.duplicates.repeated(record.topic, record.partition, id)) {
         continue;

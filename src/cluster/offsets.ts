@@ -20,7 +20,35 @@ export interface ReadFrom {
 }
 
 /** What a fetched record is to this instance (see {@link Offsets.advance}). */
-export type Fetched = 'seen' | 'history' | 'live';
+export type Fetched = 'seen' | 'history' | 'live' | 'gap';
+
+/** How many times a gap is fetched again from its start before it is taken as it is. */
+export const GAP_REFETCHES = 3;
+
+/** A gap in a partition fetched again from `from`: how often, and in which batch last. */
+interface GapRefetch {
+  readonly from: bigint;
+  readonly times: number;
+  readonly batch: number;
+}
+
+/** What {@link Offsets} is told about the topics it reads. */
+export interface OffsetsOptions {
+  /**
+   * Whether every offset of `topic` holds a record a consumer gets (only
+   * our own non-transactional producer writes it): a gap there means records
+   * were skipped. Default: every topic. A topic where outside producers
+   * commit transactions has markers a consumer never sees: not gapless.
+   */
+  readonly gapless?: (topic: string) => boolean;
+  /** A gapless topic's partition jumped from `next` to `offset`: what lay between was not read. */
+  readonly onGap?: (topic: string, partition: number, next: bigint, offset: bigint) => void;
+  /**
+   * Asks the consumer to fetch `partition` of `topic` again from `offset`
+   * (a gap's start); false when it cannot (no consumer now).
+   */
+  readonly refetch?: (topic: string, partition: number, offset: bigint) => boolean;
+}
 
 /** Positions per topic and partition: next to read, where reading started, where live began. */
 export class Offsets {
@@ -32,6 +60,12 @@ export class Offsets {
   private readonly liveFrom = new Map<string, Positions>();
   /** The end of each partition as of its last fetch (the consumer lag's other side). */
   private readonly ends = new Map<string, Positions>();
+  /** By `<topic> <partition>`: a gap being fetched again (none, nearly always). */
+  private readonly refetching = new Map<string, GapRefetch>();
+  /** Counts fetched batches ({@link batchStart}): a stale batch is one batch. */
+  private batch = 0;
+
+  constructor(private readonly options: OffsetsOptions = {}) {}
 
   /** The next offset to read per topic and partition: where every group join seeks. */
   get next(): ReadonlyMap<string, Positions> {
@@ -102,10 +136,22 @@ export class Offsets {
     return positions;
   }
 
+  /** A fetched batch (one partition's records) starts: the records {@link advance} takes next. */
+  batchStart(): void {
+    this.batch++;
+  }
+
   /**
    * Takes a fetched record: `seen` when it was delivered already (fetched
    * again after a restart or rejoin), else the position moves past it and it
-   * is `history` (from before live traffic began) or `live`.
+   * is `history` (from before live traffic began) or `live`. A record past
+   * the next offset of a gapless topic means the records between were not
+   * fetched (a batch of an earlier fetch, say, handed out after a seek or a
+   * rejoin): it is a `gap`, not taken, and the partition is fetched again
+   * from the gap's start. A gap that stays after {@link GAP_REFETCHES}
+   * fetches (or that cannot be fetched again) is taken as it is: this
+   * instance then vouches for the partition only from this record on (a
+   * resume from before it is incomplete rather than silently short).
    */
   advance(record: ConsumedRecord): Fetched {
     let positions = this.positions.get(record.topic);
@@ -116,9 +162,37 @@ export class Offsets {
     const offset = BigInt(record.offset);
     const next = positions.get(record.partition);
     if (next !== undefined && offset < next) return 'seen';
+    if (next !== undefined && offset > next && (this.options.gapless?.(record.topic) ?? true)) {
+      if (this.fetchAgain(record.topic, record.partition, next)) return 'gap';
+      const started = this.startedFrom.get(record.topic);
+      if (started?.has(record.partition)) started.set(record.partition, offset);
+      this.options.onGap?.(record.topic, record.partition, next, offset);
+    }
+    if (this.refetching.size > 0) this.refetching.delete(`${record.topic} ${record.partition}`);
     positions.set(record.partition, offset + 1n);
     const live = this.liveFrom.get(record.topic)?.get(record.partition);
     return live !== undefined && offset < live ? 'history' : 'live';
+  }
+
+  /**
+   * Whether a gap from `next` is (still) being fetched again: the first
+   * record past it asks for a refetch, those behind it in the same stale
+   * batch wait for it; each batch that still jumps asks again, up to
+   * {@link GAP_REFETCHES} times.
+   */
+  private fetchAgain(topic: string, partition: number, next: bigint): boolean {
+    const refetch = this.options.refetch;
+    if (!refetch) return false;
+    const key = `${topic} ${partition}`;
+    const state = this.refetching.get(key);
+    const times = state?.from === next ? state.times : 0;
+    if (state?.from === next && state.batch === this.batch) return true;
+    if (times >= GAP_REFETCHES || !refetch(topic, partition, next)) {
+      this.refetching.delete(key);
+      return false;
+    }
+    this.refetching.set(key, { from: next, times: times + 1, batch: this.batch });
+    return true;
   }
 
   /** A fetch told the end of a partition (its high watermark). */

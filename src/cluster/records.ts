@@ -18,6 +18,12 @@ export const CONSUMED_HEADER = 'stompbus-consumed';
 /** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
 export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
 const KAFKA_HEADER_SET = new Set(KAFKA_HEADERS);
+/**
+ * Record headers only this code writes: a SEND carrying one (any header is a
+ * client's to send) would make its message look like a retried copy of
+ * another (dropped by every instance) or like a consumption record.
+ */
+const OWN_HEADERS = new Set([MESSAGE_ID_HEADER, CONSUMED_HEADER]);
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUFFER = Buffer.alloc(0);
@@ -68,6 +74,7 @@ export class RecordMapper {
     const headers: Array<[string, string]> = [];
     let key: string | undefined;
     for (const header of message.headers) {
+      if (OWN_HEADERS.has(header[0])) continue;
       if (bridged && KAFKA_HEADER_SET.has(header[0])) {
         // A SEND to a bridged destination may choose the record key.
         if (header[0] === 'kafka-key') key ??= header[1];
