@@ -75,21 +75,15 @@ type NumericOption = {
   [K in keyof ServerOptions]: ServerOptions[K] extends number ? K : never;
 }[keyof ServerOptions];
 
-/** A flag that sets one whole-number option. */
-function numeric(flag: string, env: string, arg: string, key: NumericOption, help: string): Flag {
-  return {
-    flag,
-    env,
-    arg,
-    help,
-    apply: (o, v) => {
-      o[key] = int(flag, v);
-    },
-  };
-}
-
-/** A flag that sets one whole-number option that must be at least 1. */
-function positive(flag: string, env: string, arg: string, key: NumericOption, help: string): Flag {
+/** A flag that sets one whole-number option, at least `min` (default 0). */
+function numeric(
+  flag: string,
+  env: string,
+  arg: string,
+  key: NumericOption,
+  help: string,
+  min = 0,
+): Flag {
   return {
     flag,
     env,
@@ -97,11 +91,15 @@ function positive(flag: string, env: string, arg: string, key: NumericOption, he
     help,
     apply: (o, v) => {
       const n = int(flag, v);
-      if (n < 1) throw new Error(`stompbus: ${flag} needs at least 1`);
+      if (n < min) throw new Error(`stompbus: ${flag} needs at least ${min}`);
       o[key] = n;
     },
   };
 }
+
+/** A flag that sets one whole-number option that must be at least 1. */
+const positive = (flag: string, env: string, arg: string, key: NumericOption, help: string) =>
+  numeric(flag, env, arg, key, help, 1);
 
 /** Options that take text. */
 type TextOption = {

@@ -9,28 +9,15 @@
  * spec/kafka-global-setup.ts, because it stops it.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { missingKafkaTools, type RunningKafka, startKafka } from '../../scripts/kafka.js';
+import { type RunningKafka, startKafka } from '../../scripts/kafka.js';
 import { bodyText, getHeader } from '../../src/frame/index.js';
 import type { StompServer } from '../../src/server.js';
 import { startCluster, uniqueName } from '../helpers/cluster.js';
 import { LogCapture } from '../helpers/log.js';
+import { ownKafkaSkipReason } from '../helpers/maven.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const isCi = process.env.CI === 'true' || process.env.CI === '1';
-// The same decision as spec/kafka-global-setup.ts: CI never skips; locally skip (loudly)
-// only without Java and Maven (or with STOMPBUS_SKIP_KAFKA=1).
-const skipReason = isCi
-  ? undefined
-  : process.env.STOMPBUS_SKIP_KAFKA === '1'
-    ? 'STOMPBUS_SKIP_KAFKA=1'
-    : await missingKafkaTools().then((m) =>
-        m.length > 0 ? `${m.join(' and ')} not found` : undefined,
-      );
-if (skipReason) {
-  console.warn(
-    `\n!!! cluster-failure.spec.ts SKIPPED: ${skipReason} (it needs Java 17 and Maven to run a Kafka of its own)\n`,
-  );
-}
+const skipReason = await ownKafkaSkipReason('cluster-failure.spec.ts');
 
 const DESTINATION = '/topic/failover';
 /** One SEND per lane every PACE_MS. */

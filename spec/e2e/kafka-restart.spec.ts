@@ -11,7 +11,7 @@
  * process handle.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { missingKafkaTools, type RunningKafka, startKafka } from '../../scripts/kafka.js';
+import { type RunningKafka, startKafka } from '../../scripts/kafka.js';
 import { bodyText, getHeader } from '../../src/frame/index.js';
 import { startCluster, uniqueName } from '../helpers/cluster.js';
 import {
@@ -21,23 +21,10 @@ import {
   startSubscriber,
   until,
 } from '../helpers/kafka-restart.js';
+import { ownKafkaSkipReason } from '../helpers/maven.js';
 import { RawClient } from '../helpers/raw-client.js';
 
-const isCi = process.env.CI === 'true' || process.env.CI === '1';
-// The same decision as spec/kafka-global-setup.ts: CI never skips; locally skip (loudly)
-// only without Java and Maven (or with STOMPBUS_SKIP_KAFKA=1).
-const skipReason = isCi
-  ? undefined
-  : process.env.STOMPBUS_SKIP_KAFKA === '1'
-    ? 'STOMPBUS_SKIP_KAFKA=1'
-    : await missingKafkaTools().then((m) =>
-        m.length > 0 ? `${m.join(' and ')} not found` : undefined,
-      );
-if (skipReason) {
-  console.warn(
-    `\n!!! kafka-restart.spec.ts SKIPPED: ${skipReason} (it needs Java 17 and Maven to run a Kafka of its own)\n`,
-  );
-}
+const skipReason = await ownKafkaSkipReason('kafka-restart.spec.ts');
 
 /** How long Kafka stays dead before it is started again, ms. */
 const DOWN_MS = 4_000;

@@ -11,6 +11,27 @@ const PACKAGE_TIMEOUT_MS = 8 * 60_000;
 export const missingJavaTools = missingKafkaTools;
 export { javaCommand };
 
+/**
+ * Why a spec that runs a Kafka of its own must skip, or undefined: the same decision as
+ * spec/kafka-global-setup.ts. Under CI it never skips; locally it skips (loudly) only
+ * without Java and Maven, or with STOMPBUS_SKIP_KAFKA=1.
+ */
+export async function ownKafkaSkipReason(spec: string): Promise<string | undefined> {
+  if (process.env.CI === 'true' || process.env.CI === '1') return undefined;
+  const reason =
+    process.env.STOMPBUS_SKIP_KAFKA === '1'
+      ? 'STOMPBUS_SKIP_KAFKA=1'
+      : await missingKafkaTools().then((m) =>
+          m.length > 0 ? `${m.join(' and ')} not found` : undefined,
+        );
+  if (reason) {
+    console.warn(
+      `\n!!! ${spec} SKIPPED: ${reason} (it needs Java 17 and Maven to run a Kafka of its own)\n`,
+    );
+  }
+  return reason;
+}
+
 /** How {@link mavenPackage} built one project. */
 export interface MavenBuild {
   dir: string;

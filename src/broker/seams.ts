@@ -136,8 +136,8 @@ export interface PartitionLag {
 export interface ClusterStats {
   /** This instance's name in the registry. */
   readonly instanceId: string;
-  /** Records consumed, by Kafka topic, since start. */
-  readonly recordsConsumed: ReadonlyMap<string, number>;
+  /** Records fetched, by Kafka topic, since start. */
+  recordsConsumed(): ReadonlyMap<string, number>;
   /** Consumer lag per topic and partition. */
   lag(): PartitionLag[];
   /** The other instances alive in the registry now. */

@@ -326,14 +326,21 @@ export class PartitionInterest {
 export class FetchCounts {
   private readonly byTopic = new Map<string, number[]>();
 
-  /** Counts one fetched record. */
-  add(topic: string, partition: number): void {
+  /** Counts `n` fetched records of one partition (default one). */
+  add(topic: string, partition: number, n = 1): void {
     let counts = this.byTopic.get(topic);
     if (!counts) {
       counts = [];
       this.byTopic.set(topic, counts);
     }
-    counts[partition] = (counts[partition] ?? 0) + 1;
+    counts[partition] = (counts[partition] ?? 0) + n;
+  }
+
+  /** Records fetched per topic, all partitions together. */
+  byTopicTotals(): Map<string, number> {
+    const totals = new Map<string, number>();
+    for (const topic of this.byTopic.keys()) totals.set(topic, this.of(topic));
+    return totals;
   }
 
   /** Records fetched of `topic` (of one partition, or all of them). */

@@ -71,7 +71,6 @@ export class KafkaFanout implements Fanout {
   readonly registry: Registry;
   /** Records consumed, lag, produce latency and the instances seen (for the metrics). */
   readonly stats: ClusterStats;
-  private readonly recordsConsumed = new Map<string, number>();
   private readonly produceListeners: Array<(seconds: number) => void> = [];
   private readonly topics: ClusterTopics;
   private readonly records: RecordMapper;
@@ -176,7 +175,7 @@ export class KafkaFanout implements Fanout {
     this.registry = this.presence;
     this.stats = {
       instanceId: this.instanceId,
-      recordsConsumed: this.recordsConsumed,
+      recordsConsumed: () => this.fetched.byTopicTotals(),
       lag: () => this.offsets.lag(),
       instances: () => this.presence.instances(),
       onProduced: (listener) => {
@@ -331,13 +330,10 @@ export class KafkaFanout implements Fanout {
    */
   private onRecords(records: ConsumedRecord[]): void {
     // One batch is one partition of one topic.
-    const topic = records[0]?.topic;
-    if (topic !== undefined) {
-      this.recordsConsumed.set(topic, (this.recordsConsumed.get(topic) ?? 0) + records.length);
-    }
+    const first = records[0];
+    if (first !== undefined) this.fetched.add(first.topic, first.partition, records.length);
     this.offsets.batchStart();
     for (const record of records) {
-      this.fetched.add(record.topic, record.partition);
       if (this.interest && !this.interest.accepts(record)) continue;
       const fetched = this.offsets.advance(record);
       // A gap: fetched again from its start, where this record comes again.

@@ -158,7 +158,7 @@ export function createMetrics(broker: Observed): Registry {
       'Kafka records consumed, by topic.',
       ['topic'],
       (c) => {
-        for (const [topic, n] of cluster.recordsConsumed) c.inc({ topic }, n);
+        for (const [topic, n] of cluster.recordsConsumed()) c.inc({ topic }, n);
       },
     );
     gauge(
