@@ -27,6 +27,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { createBroker, StompBroker } from '../src/stomp-broker.js';
 import type { Connection } from '../src/transport/connection.js';
+import { type Counting, countingConnection, median, turn } from './inproc.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -66,40 +67,8 @@ async function loadLib(root: string): Promise<Lib> {
   };
 }
 
-interface Counting extends Connection {
-  bytes: number;
-  receive(text: string): void;
-}
-
-/** A connection that keeps nothing: it counts the bytes the broker sends. */
-function countingConnection(lib: Lib): Counting {
-  class CountingConnection extends lib.Connection {
-    readonly remoteAddress = '127.0.0.1:1';
-    readonly kind = 'tcp' as const;
-    bytes = 0;
-    receive(text: string): void {
-      this.events?.onData(Buffer.from(text));
-    }
-    protected send(data: Buffer): void {
-      this.bytes += data.length;
-    }
-    protected transportBuffered(): number {
-      return 0;
-    }
-    protected close(): void {}
-    destroy(): void {
-      this.events?.onClose();
-    }
-    pause(): void {}
-    resume(): void {}
-  }
-  return new CountingConnection();
-}
-
-const turn = () => new Promise<void>((done) => setImmediate(done));
 const CONNECT = 'CONNECT\naccept-version:1.2\nhost:localhost\n\n\0';
 const DESTINATION = '/topic/bench.fanout';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 interface Side {
   broker: StompBroker;
@@ -111,12 +80,12 @@ async function setUp(lib: Lib, subscribers: number): Promise<Side> {
   const broker = lib.createBroker();
   const subs: Counting[] = [];
   for (let i = 0; i < subscribers; i++) {
-    const c = countingConnection(lib);
+    const c = countingConnection(lib.Connection);
     broker.accept(c);
     c.receive(`${CONNECT}SUBSCRIBE\nid:s\ndestination:${DESTINATION}\n\n\0`);
     subs.push(c);
   }
-  const pub = countingConnection(lib);
+  const pub = countingConnection(lib.Connection);
   broker.accept(pub);
   pub.receive(CONNECT);
   await turn();

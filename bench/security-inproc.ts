@@ -12,6 +12,7 @@ import { runInNewContext } from 'node:vm';
 import type { AclRule, aclAuthorizer } from '../src/security/acl.js';
 import type { createBroker, StompBroker, StompBrokerOptions } from '../src/stomp-broker.js';
 import type { Connection } from '../src/transport/connection.js';
+import { type Counting, countingConnection, median, turn } from './inproc.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -38,40 +39,8 @@ export async function loadLib(root: string): Promise<Lib> {
   };
 }
 
-/** A connection that keeps nothing: it counts the bytes the broker sends. */
-interface Counting extends Connection {
-  bytes: number;
-  receive(text: string): void;
-}
-
-function countingConnection(lib: Lib): Counting {
-  class CountingConnection extends lib.Connection {
-    readonly remoteAddress = '127.0.0.1:1';
-    readonly kind = 'tcp' as const;
-    bytes = 0;
-    receive(text: string): void {
-      this.events?.onData(Buffer.from(text));
-    }
-    protected send(data: Buffer): void {
-      this.bytes += data.length;
-    }
-    protected transportBuffered(): number {
-      return 0;
-    }
-    protected close(): void {}
-    destroy(): void {
-      this.events?.onClose();
-    }
-    pause(): void {}
-    resume(): void {}
-  }
-  return new CountingConnection();
-}
-
-const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const CONNECT = 'CONNECT\naccept-version:1.2\nhost:localhost\nlogin:bench\npasscode:bench\n\n\0';
 const DESTINATION = '/topic/bench.fanout';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 /** A broker with its subscribers on DESTINATION and its publisher, and the batch it is fed. */
 interface Side {
@@ -84,12 +53,12 @@ async function setUp(lib: Lib, subscribers: number) {
   const broker = lib.createBroker();
   const subs: Counting[] = [];
   for (let i = 0; i < subscribers; i++) {
-    const c = countingConnection(lib);
+    const c = countingConnection(lib.Connection);
     broker.accept(c);
     c.receive(`${CONNECT}SUBSCRIBE\nid:s\ndestination:${DESTINATION}\n\n\0`);
     subs.push(c);
   }
-  const pub = countingConnection(lib);
+  const pub = countingConnection(lib.Connection);
   broker.accept(pub);
   pub.receive(CONNECT);
   await turn();
