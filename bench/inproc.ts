@@ -41,7 +41,3 @@ export function countingConnection(Base: typeof Connection): Counting {
 
 /** One event-loop turn: what the broker does for the frames fed so far is done. */
 export const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** The median of some numbers. */
-export const median = (xs: number[]) =>
-  [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;

@@ -12,12 +12,12 @@
  * Prints a markdown table; the figures go to bench/results/interest.md by hand.
  */
 import { randomBytes } from 'node:crypto';
-import { Client, type IMessage } from '@stomp/stompjs';
-import WebSocket from 'ws';
+import type { Client, IMessage } from '@stomp/stompjs';
 import { type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { partitionFor } from '../src/cluster/partitioner.js';
 import type { KafkaFanout } from '../src/kafka.js';
 import { StompServer } from '../src/server.js';
+import { connect } from './stompjs.js';
 
 const PARTITIONS = 24;
 const LINGER_MS = 300;
@@ -27,21 +27,6 @@ const BODY = 'x'.repeat(256);
 
 const now = () => performance.now();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function connect(url: string): Promise<Client> {
-  const client = new Client({
-    webSocketFactory: () => new WebSocket(url, ['v12.stomp']),
-    reconnectDelay: 0,
-    heartbeatIncoming: 0,
-    heartbeatOutgoing: 0,
-  });
-  await new Promise<void>((resolve, reject) => {
-    client.onConnect = () => resolve();
-    client.onStompError = (frame) => reject(new Error(frame.headers.message));
-    client.activate();
-  });
-  return client;
-}
 
 function receipted(
   client: Client,

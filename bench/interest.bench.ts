@@ -21,12 +21,12 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Client, type IMessage } from '@stomp/stompjs';
-import WebSocket from 'ws';
+import type { Client, IMessage } from '@stomp/stompjs';
 import { type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { partitionFor } from '../src/cluster/partitioner.js';
 import type { KafkaFanout } from '../src/kafka.js';
 import { StompServer } from '../src/server.js';
+import { connect } from './stompjs.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -61,21 +61,6 @@ const destinations = Array.from({ length: DESTINATIONS }, (_, i) => `/topic/room
 function ownerOf(layout: Layout, destination: string, i: number): number {
   if (layout === 'by name') return Math.floor((i * INSTANCES) / DESTINATIONS);
   return partitionFor(destination, PARTITIONS) % INSTANCES;
-}
-
-async function connect(url: string): Promise<Client> {
-  const client = new Client({
-    webSocketFactory: () => new WebSocket(url, ['v12.stomp']),
-    reconnectDelay: 0,
-    heartbeatIncoming: 0,
-    heartbeatOutgoing: 0,
-  });
-  await new Promise<void>((resolve, reject) => {
-    client.onConnect = () => resolve();
-    client.onStompError = (frame) => reject(new Error(frame.headers.message));
-    client.activate();
-  });
-  return client;
 }
 
 function receipted(client: Client, send: (receipt: string) => void): Promise<void> {

@@ -12,7 +12,8 @@ import { runInNewContext } from 'node:vm';
 import type { AclRule, aclAuthorizer } from '../src/security/acl.js';
 import type { createBroker, StompBroker, StompBrokerOptions } from '../src/stomp-broker.js';
 import type { Connection } from '../src/transport/connection.js';
-import { type Counting, countingConnection, median, turn } from './inproc.js';
+import { median } from './harness.js';
+import { type Counting, countingConnection, turn } from './inproc.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
