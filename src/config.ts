@@ -472,6 +472,25 @@ export const FLAGS: Flag[] = [
     'kafkaInterestLingerMs',
     `with --kafka-interest subscribed: how long a partition nobody here wants is still fetched (${d.kafkaInterestLingerMs})`,
   ),
+  {
+    flag: '--queues',
+    env: 'STOMPBUS_QUEUES',
+    arg: 'cluster|local',
+    help: `cluster mode: /queue/ destinations shared by every instance, or one per instance (${d.queues})`,
+    apply: (o, v) => {
+      if (v !== 'cluster' && v !== 'local') {
+        throw new Error(`stompbus: --queues needs cluster or local, got "${v}"`);
+      }
+      o.queues = v;
+    },
+  },
+  positive(
+    '--queue-max-age',
+    'STOMPBUS_QUEUE_MAX_AGE',
+    'ms',
+    'queueMaxAgeMs',
+    `cluster queues: oldest a waiting message may get, then it is dead-lettered (${d.queueMaxAgeMs})`,
+  ),
   // Security: token login, permissions, browsers and abuse (docs/security.md).
   text(
     '--jwt-secret',

@@ -87,6 +87,10 @@ export interface ClusterOptions {
   kafkaInterest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
   kafkaInterestLingerMs: number;
+  /** `/queue/…` in cluster mode: `cluster` (shared by every instance, docs/cluster-queues.md) or `local`. Default `cluster`. */
+  queues: 'cluster' | 'local';
+  /** Cluster queues: oldest a waiting message may get before it is dead-lettered, ms. Default 24 hours. */
+  queueMaxAgeMs: number;
 }
 
 /** Everything a {@link StompServer} can be configured with: listeners, cluster, security, broker. */
@@ -142,6 +146,8 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   // unit specs) reads everything unless asked, as a sink without a router declares no interest.
   kafkaInterest: 'subscribed',
   kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
+  queues: DEFAULT_KAFKA_FANOUT_OPTIONS.queues,
+  queueMaxAgeMs: DEFAULT_KAFKA_FANOUT_OPTIONS.queueMaxAgeMs,
 });
 
 /** Every default, one place each (docs/configuration.md lists them with their flags). */
@@ -358,6 +364,11 @@ export class StompServer {
       maxPendingBytes: o.kafkaMaxPendingBytes,
       interest: o.kafkaInterest,
       interestLingerMs: o.kafkaInterestLingerMs,
+      queues: o.queues,
+      queueMaxAgeMs: o.queueMaxAgeMs,
+      maxQueueMessages: o.maxQueueMessages,
+      maxDeliveries: o.maxDeliveries,
+      deadLetterQueue: o.deadLetterQueue,
     });
   }
 

@@ -207,11 +207,19 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
       this.options.maxConnections,
       this.options.maxConnectionsPerIp,
     );
-    this.router = new Router(this.options, this.fanout.bus, this.fanout.log);
+    this.router = new Router(
+      this.options,
+      this.fanout.bus,
+      this.fanout.log,
+      undefined,
+      this.fanout.queues,
+    );
     // Embedded, the sink is attached at once; Kafka connects in the background.
     this.started = this.fanout.start({
       deliver: (message) => this.router.deliver(message),
       consumed: (destination, id) => this.router.consumed(destination, id),
+      assigned: (queue, consumer, message, deliveries) =>
+        this.router.assigned(queue, consumer, message, deliveries),
       localUsers: () => this.users.keys(),
       connections: () => this.sessions.size,
     });

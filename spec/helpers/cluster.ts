@@ -57,7 +57,7 @@ export async function startCluster(
 
 /** The Kafka topics a cluster on `topic` uses: its own, its users topic and its registry. */
 export function clusterTopics(topic: string): string[] {
-  return [topic, `${topic}.users`, `${topic}.presence`];
+  return [topic, `${topic}.users`, `${topic}.presence`, `${topic}.queues`];
 }
 
 /** Deletes these Kafka topics after the test (instances started by other helpers). */

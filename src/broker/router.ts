@@ -8,13 +8,14 @@ import type {
   DestinationType,
 } from './destinations/destination.js';
 import { QUEUE } from './destinations/queue.js';
+import { SharedQueue, sharedQueueType } from './destinations/shared-queue.js';
 import { TOPIC } from './destinations/topic.js';
 import { USER_QUEUE } from './destinations/user-queue.js';
 import { History, type Replay } from './history.js';
 import { Mailboxes } from './mailbox.js';
 import type { Message, Position } from './message.js';
 import { type BrokerOptions, DEFAULT_BROKER_OPTIONS } from './options.js';
-import type { DurableLog, MessageBus } from './seams.js';
+import type { DurableLog, MessageBus, SharedQueues } from './seams.js';
 import { BrokerStats } from './stats.js';
 import type { Pending, Subscription } from './subscription.js';
 
@@ -44,6 +45,8 @@ export class Router implements DestinationContext {
   private messageSeq = 0;
   private ackSeq = 0;
   private sweeper: NodeJS.Timeout | undefined;
+  /** The type behind each kind of routing name here. */
+  private readonly types: Readonly<Record<DestinationKind, DestinationType>>;
 
   constructor(
     options: Partial<BrokerOptions>,
@@ -51,8 +54,11 @@ export class Router implements DestinationContext {
     readonly log: DurableLog,
     /** What the broker counts; sessions add to it too. */
     readonly stats = new BrokerStats(),
+    /** Queues shared by every instance; without, each instance has its own. */
+    queues?: SharedQueues,
   ) {
     this.options = { ...DEFAULT_BROKER_OPTIONS, ...options };
+    this.types = queues ? { ...TYPES, queue: sharedQueueType(queues) } : TYPES;
     this.history = new History({
       maxMessages: this.options.historyMaxMessages,
       maxAgeMs: this.options.historyMaxAgeMs,
@@ -98,7 +104,7 @@ export class Router implements DestinationContext {
 
   /** Whether SUBSCRIBE may resume after a position on this routing name. */
   resumable(destination: string): boolean {
-    return typeOf(destination)?.resumable ?? false;
+    return this.typeOf(destination)?.resumable ?? false;
   }
 
   /**
@@ -145,7 +151,13 @@ export class Router implements DestinationContext {
   deliver(message: Message): void {
     const target = this.destinations.get(message.destination);
     if (target) target.deliver(message);
-    else typeOf(message.destination)?.keep(message, this);
+    else this.typeOf(message.destination)?.keep(message, this);
+  }
+
+  /** A shared queue's message given to one of this instance's consumers. */
+  assigned(queue: string, consumer: string, message: Message, deliveries: number): void {
+    const target = this.destinations.get(queue);
+    if (target instanceof SharedQueue) target.assigned(consumer, message, deliveries);
   }
 
   /** Another instance consumed a user-queue message: forget it here too. */
@@ -186,7 +198,7 @@ export class Router implements DestinationContext {
   private resolve(name: string): Destination {
     let target = this.destinations.get(name);
     if (target) return target;
-    const type = typeOf(name);
+    const type = this.typeOf(name);
     if (!type) throw new StompError('STOMP_ERR_INVALID_DESTINATION', { detail: name });
     target = type.create(name, this);
     this.destinations.set(name, target);
@@ -206,14 +218,14 @@ export class Router implements DestinationContext {
     return true;
   }
 
+  private typeOf(name: string): DestinationType | undefined {
+    const kind = destinationKind(name);
+    return kind && this.types[kind];
+  }
+
   private forgetIfIdle(target: Destination): void {
     if (target.idle && this.destinations.get(target.name) === target) {
       this.destinations.delete(target.name);
     }
   }
-}
-
-function typeOf(name: string): DestinationType | undefined {
-  const kind = destinationKind(name);
-  return kind && TYPES[kind];
 }

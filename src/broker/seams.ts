@@ -36,6 +36,29 @@ export interface MessageBus {
   reach?(destination: string, resumeAfter?: Position): Promise<void> | undefined;
 }
 
+/**
+ * Optional: `/queue/…` shared by every instance (cluster mode's default,
+ * docs/cluster-queues.md). Each message goes to one consumer anywhere; the
+ * backend decides which and hands it over with {@link FanoutSink.assigned}.
+ */
+export interface SharedQueues {
+  /** A fresh consumer id, unique in the cluster. */
+  consumerId(): string;
+  /** Puts a SEND's message in the queue; resolves once it is safe (a RECEIPT may go). */
+  send(message: Outgoing): Promise<void>;
+  /** A local consumer of `queue` starts; `credit`: most messages it holds unsettled at once. */
+  join(queue: string, consumer: string, credit: number): void;
+  /** It ends: what it held goes back to the queue, marked redelivered. */
+  leave(queue: string, consumer: string): void;
+  /**
+   * It consumed (`consumed`: ACK, or written out in `auto` mode) or rejected
+   * (NACK) these messages; resolves once that is durable.
+   */
+  settle(queue: string, consumer: string, ids: readonly string[], consumed: boolean): Promise<void>;
+  /** Messages waiting in `queue` when this instance knows (it owns the queue); else undefined. */
+  depth(queue: string): number | undefined;
+}
+
 /** What user queues and resumes need to outlive one instance. */
 export interface DurableLog {
   /** Records that a user-queue message was consumed here, for every instance. */
@@ -76,8 +99,17 @@ export interface RegistrySink {
   connections?(): number;
 }
 
+/** What shared queues hand to this instance's broker. */
+export interface QueueSink {
+  /**
+   * `message` of `queue` is given to `consumer`, a consumer of this instance;
+   * `deliveries` counts this delivery (more than 1: redelivered).
+   */
+  assigned?(queue: string, consumer: string, message: Message, deliveries: number): void;
+}
+
 /** Everything a {@link Fanout} reports to the broker of this instance. */
-export type FanoutSink = BusSink & LogSink & RegistrySink;
+export type FanoutSink = BusSink & LogSink & RegistrySink & QueueSink;
 
 /** Whether a backend can serve now and, when not, why (the command's `/readyz`). */
 export interface FanoutReadiness {
@@ -95,6 +127,8 @@ export interface Fanout {
   readonly bus: MessageBus;
   readonly log: DurableLog;
   readonly registry: Registry;
+  /** Optional: queues shared by every instance; without it each instance has its own. */
+  readonly queues?: SharedQueues | undefined;
   /** Starts; what it reads goes to `sink`. Embedded: synchronous in effect. */
   start(sink: FanoutSink): Promise<void>;
   /** Whether the backend can take messages now (Kafka: the producer is connected). */
@@ -144,4 +178,18 @@ export interface ClusterStats {
   instances(): InstanceSeen[];
   /** Adds a listener of each produce request's latency, in seconds (from send to Kafka's ack). */
   onProduced(listener: (seconds: number) => void): void;
+  /** Cluster queues: the partitions this instance owns and what its owners did; undefined without. */
+  queues?(): QueueOwnerStats | undefined;
+}
+
+/** What the owners of cluster-queue partitions on this instance did since start. */
+export interface QueueOwnerStats {
+  /** Partitions of the queues topic owned (and rebuilt) now. */
+  readonly ownedPartitions: readonly number[];
+  /** Messages given to a consumer, redeliveries included. */
+  readonly assigned: number;
+  /** Of those, redeliveries. */
+  readonly redelivered: number;
+  /** Messages moved to the dead letter queue. */
+  readonly deadLettered: number;
 }

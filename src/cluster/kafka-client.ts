@@ -76,6 +76,42 @@ export interface KafkaConsumer {
   seek?(topic: string, partition: number, offset: bigint): void;
 }
 
+/** What {@link KafkaClient.consumeShared} needs: one member of a group every instance joins. */
+export interface SharedConsumeOptions {
+  readonly groupId: string;
+  readonly topic: string;
+  /** At each group join: the partitions this member has now (it has no others). */
+  readonly onAssigned: (partitions: number[]) => void;
+  /** A rebalance begins: what this member has may go to another one. */
+  readonly onRebalancing: () => void;
+  /** Each fetched batch (one partition's records, in order). Must not throw. */
+  readonly onRecords: (records: ConsumedRecord[]) => void;
+  /** The consumer stopped by itself; it will not restart on its own. */
+  readonly onCrash: (error: Error) => void;
+  /** Longest wait for the first group join. */
+  readonly joinTimeoutMs: number;
+}
+
+/** A running member of a shared group. */
+export interface SharedConsumer {
+  /** Leaves the group (its partitions go to the other members) and disconnects. */
+  stop(): Promise<void>;
+  /** The next record fetched from `partition` is at `offset`. */
+  seek(partition: number, offset: bigint): void;
+  /** Commits the group's offsets: where a member that gets a partition next starts. */
+  commit(offsets: ReadonlyMap<number, bigint>): Promise<void>;
+}
+
+/** One partition of a topic as a group sees it. */
+export interface GroupOffsets {
+  /** The group's committed offset; undefined when none. */
+  readonly committed: bigint | undefined;
+  /** The first offset still in the partition. */
+  readonly low: bigint;
+  /** The offset the next record will get. */
+  readonly high: bigint;
+}
+
 /** A topic cluster mode uses, with what it is created with. */
 export interface TopicSpec {
   readonly topic: string;
@@ -103,6 +139,10 @@ export interface KafkaClient {
   produce(records: readonly ProducedRecord[]): Promise<void>;
   /** Starts a consumer; resolves once it has joined its group and has its partitions. */
   consume(options: ConsumeOptions): Promise<KafkaConsumer>;
+  /** Optional (cluster-wide queues): joins a group shared by every instance. */
+  consumeShared?(options: SharedConsumeOptions): Promise<SharedConsumer>;
+  /** Optional (cluster-wide queues): the group's committed offsets and the partitions' bounds. */
+  groupOffsets?(groupId: string, topic: string): Promise<Map<number, GroupOffsets>>;
   /** Disconnects the producer and the admin client. */
   close(): Promise<void>;
 }
@@ -387,6 +427,84 @@ class KafkajsClient implements KafkaClient {
       seek: (topic, partition, offset) =>
         consumer.seek({ topic, partition, offset: String(offset) }),
     };
+  }
+
+  async consumeShared(options: SharedConsumeOptions): Promise<SharedConsumer> {
+    const { topic } = options;
+    const consumer = this.kafka.consumer({
+      groupId: options.groupId,
+      sessionTimeout: this.options.sessionTimeoutMs ?? 6_000,
+      heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
+      maxWaitTimeInMs: 100,
+      allowAutoTopicCreation: false,
+      retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
+    });
+    let joined: () => void = () => {};
+    let failed: (error: Error) => void = () => {};
+    let running = false;
+    const join = new Promise<void>((resolve, reject) => {
+      joined = resolve;
+      failed = reject;
+    });
+    consumer.on(consumer.events.REBALANCING, () => options.onRebalancing());
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      options.onAssigned([...(event.payload.memberAssignment[topic] ?? [])]);
+      running = true;
+      joined();
+    });
+    consumer.on(consumer.events.CRASH, (event) => {
+      if (running) options.onCrash(event.payload.error);
+      else failed(event.payload.error);
+    });
+    const stop = async () => {
+      await consumer.disconnect().catch(() => {});
+    };
+    try {
+      await consumer.connect();
+      // A partition no member ever committed is read from its first record.
+      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      void consumer
+        .run({
+          autoCommit: false,
+          eachBatch: async ({ batch, heartbeat }) => {
+            options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
+            await heartbeat();
+          },
+        })
+        .catch((error: unknown) => failed(error as Error));
+      await withTimeout(join, options.joinTimeoutMs, 'the shared group join');
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    return {
+      stop,
+      seek: (partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
+      commit: (offsets) =>
+        consumer.commitOffsets(
+          [...offsets].map(([partition, offset]) => ({ topic, partition, offset: String(offset) })),
+        ),
+    };
+  }
+
+  async groupOffsets(groupId: string, topic: string): Promise<Map<number, GroupOffsets>> {
+    await this.connectAdmin();
+    const [committed, bounds] = await this.fresh(topic, () =>
+      Promise.all([
+        this.admin.fetchOffsets({ groupId, topics: [topic] }),
+        this.admin.fetchTopicOffsets(topic),
+      ]),
+    );
+    const byPartition = new Map<number, bigint>();
+    for (const p of committed.find((t) => t.topic === topic)?.partitions ?? []) {
+      if (Number(p.offset) >= 0) byPartition.set(p.partition, BigInt(p.offset));
+    }
+    return new Map(
+      bounds.map((b) => [
+        b.partition,
+        { committed: byPartition.get(b.partition), low: BigInt(b.low), high: BigInt(b.high) },
+      ]),
+    );
   }
 
   async close(): Promise<void> {

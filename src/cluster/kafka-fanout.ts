@@ -12,6 +12,7 @@ import type {
   Registry,
 } from '../broker/seams.js';
 import { StompError } from '../errors.js';
+import { ClusterQueues } from './cluster-queues.js';
 import { Duplicates } from './duplicates.js';
 import { FetchCounts, PartitionInterest } from './interest.js';
 import type { ConsumedRecord } from './kafka-client.js';
@@ -69,6 +70,8 @@ export class KafkaFanout implements Fanout {
   };
   /** The connection registry on the presence topic. */
   readonly registry: Registry;
+  /** With `queues: 'cluster'`: `/queue/…` shared by every instance through the queues topic. */
+  readonly queues: ClusterQueues | undefined;
   /** Records consumed, lag, produce latency and the instances seen (for the metrics). */
   readonly stats: ClusterStats;
   private readonly produceListeners: Array<(seconds: number) => void> = [];
@@ -100,6 +103,8 @@ export class KafkaFanout implements Fanout {
   /** With `--kafka-interest subscribed`: which partitions of the topics topic are fetched. */
   private readonly interest: PartitionInterest | undefined;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
+  /** Partitions of the queues topic, once connected. */
+  private queuePartitions = 0;
 
   constructor(options: Partial<KafkaFanoutOptions> & Pick<KafkaFanoutOptions, 'brokers'>) {
     this.options = { ...DEFAULT_KAFKA_FANOUT_OPTIONS, ...options };
@@ -133,6 +138,9 @@ export class KafkaFanout implements Fanout {
       prepare: async (client) => {
         await this.offsets.readStart(client, readFrom);
         interest?.configure((await client.latestOffsets(this.topics.topic)).size);
+        if (this.queues) {
+          this.queuePartitions = (await client.latestOffsets(this.topics.queuesTopic)).size;
+        }
       },
       paused: interest && ((topic, partition) => interest.pausedAtJoin(topic, partition)),
       // A picked-up partition is fetched from the next fetch on: keep idle fetches short.
@@ -144,6 +152,7 @@ export class KafkaFanout implements Fanout {
       onConnected: () => {
         this.queue.wake();
         this.presence.start();
+        if (this.queuePartitions > 0) this.queues?.connected(this.queuePartitions);
       },
     });
     this.queue = new ProduceQueue({
@@ -173,11 +182,40 @@ export class KafkaFanout implements Fanout {
       warnOnce: (key, message) => this.notices.warnOnce(key, message),
     });
     this.registry = this.presence;
+    this.queues =
+      this.options.queues === 'cluster'
+        ? new ClusterQueues({
+            instanceId: this.instanceId,
+            topic: this.topics.queuesTopic,
+            groupId: `${this.options.topic}.queue-owners`,
+            policy: {
+              maxQueueMessages: this.options.maxQueueMessages,
+              maxDeliveries: this.options.maxDeliveries,
+              deadLetterQueue: this.options.deadLetterQueue,
+              maxAgeMs: this.options.queueMaxAgeMs,
+              aliveTimeoutMs: 3 * this.options.presenceIntervalMs,
+            },
+            aliveIntervalMs: this.options.presenceIntervalMs,
+            client: () => (this.link.ready ? this.link.requireClient() : undefined),
+            produce: (record) =>
+              this.link.stopped
+                ? Promise.reject(new StompError('STOMP_ERR_SHUTDOWN'))
+                : this.queue.offer(record),
+            log: this.lines,
+            warnOnce: (key, message) => this.notices.warnOnce(key, message),
+            joinTimeoutMs: this.options.startTimeoutMs,
+          })
+        : undefined;
     this.stats = {
       instanceId: this.instanceId,
       recordsConsumed: () => this.fetched.byTopicTotals(),
       lag: () => this.offsets.lag(),
       instances: () => this.presence.instances(),
+      queues: () =>
+        this.queues && {
+          ownedPartitions: this.queues.ownedPartitions(),
+          ...this.queues.counters,
+        },
       onProduced: (listener) => {
         this.produceListeners.push(listener);
       },
@@ -226,6 +264,7 @@ export class KafkaFanout implements Fanout {
    */
   async start(sink: FanoutSink): Promise<void> {
     this.sink = sink;
+    this.queues?.attach(sink);
     await this.link.start();
   }
 
@@ -235,6 +274,8 @@ export class KafkaFanout implements Fanout {
     // Leave the registry at once rather than after the entry expires.
     this.presence.stop(this.link.ready);
     this.interest?.stop();
+    // Its queue partitions go to another owner at once rather than after the session timeout.
+    await this.queues?.stop().catch(() => {});
     this.link.halt();
     const deadline = Date.now() + this.options.stopTimeoutMs;
     await this.queue.stop(this.options.stopTimeoutMs / 2);
@@ -344,6 +385,10 @@ export class KafkaFanout implements Fanout {
       }
       if (record.topic === this.topics.presenceTopic) {
         this.presence.onRecord(record);
+        continue;
+      }
+      if (record.topic === this.topics.queuesTopic) {
+        this.queues?.onRecord(record);
         continue;
       }
       const consumed = record.topic === this.topics.usersTopic && consumedId(record);

@@ -3,6 +3,7 @@
  * that the command line (src/config.ts) takes each Kafka default from here
  * without loading the Kafka code: only types are imported below.
  */
+import { DEFAULT_BROKER_OPTIONS } from '../broker/options.js';
 import type { Logger } from '../ops/log.js';
 import type { KafkaInterest } from './interest.js';
 import type { KafkaClient } from './kafka-client.js';
@@ -28,6 +29,19 @@ export interface KafkaFanoutOptions {
   interest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
   interestLingerMs: number;
+  /**
+   * `/queue/…` destinations: `cluster`, one queue shared by every instance through the
+   * queues topic (docs/cluster-queues.md), or `local`, a queue per instance. Default `cluster`.
+   */
+  queues: 'cluster' | 'local';
+  /** Cluster queues: oldest a waiting message may get before it is dead-lettered, ms. Default 24 hours. */
+  queueMaxAgeMs: number;
+  /** Cluster queues: most messages waiting in one queue; past it the oldest is dead-lettered. Default 10,000. */
+  maxQueueMessages: number;
+  /** Cluster queues: deliveries of one message before it is dead-lettered. Default 5. */
+  maxDeliveries: number;
+  /** Cluster queues: where dead letters go (a cluster queue too); empty drops them. Default `/queue/DLQ`. */
+  deadLetterQueue: string;
   /**
    * Messages waiting for Kafka (queued, in flight or waiting for Kafka to come back);
    * beyond it a SEND fails at once. Default 10,000 (see docs/operations.md "Kafka outages").
@@ -90,6 +104,11 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,
+    queues: 'cluster',
+    queueMaxAgeMs: 24 * 60 * 60_000,
+    maxQueueMessages: DEFAULT_BROKER_OPTIONS.maxQueueMessages,
+    maxDeliveries: DEFAULT_BROKER_OPTIONS.maxDeliveries,
+    deadLetterQueue: DEFAULT_BROKER_OPTIONS.deadLetterQueue,
     maxPendingRecords: 10_000,
     maxPendingBytes: 64 * 1024 * 1024,
     maxBatchRecords: 1_000,

@@ -17,6 +17,8 @@ export interface ClusterTopics {
   readonly usersTopic: string;
   /** The connection registry (`<topic>.presence`). */
   readonly presenceTopic: string;
+  /** Cluster-wide queues: their messages, consumers and acks (`<topic>.queues`). */
+  readonly queuesTopic: string;
   /** Bridged Kafka topic → destination. */
   readonly bridges: Readonly<Record<string, string>>;
 }
@@ -35,9 +37,10 @@ export function clusterTopics(
     topic,
     usersTopic: `${topic}.users`,
     presenceTopic: `${topic}.presence`,
+    queuesTopic: `${topic}.queues`,
     bridges,
   };
-  const taken = [topic, topics.usersTopic, topics.presenceTopic];
+  const taken = [topic, topics.usersTopic, topics.presenceTopic, topics.queuesTopic];
   const bridged = new Set<string>();
   for (const [kafkaTopic, destination] of Object.entries(bridges)) {
     if (destinationKind(destination) !== 'topic') {
@@ -62,9 +65,23 @@ export interface TopicPlan {
 /** How a cluster's topics are created and read back with these settings. */
 export function topicPlan(
   topics: ClusterTopics,
-  options: Pick<KafkaFanoutOptions, 'partitions' | 'historyMaxAgeMs' | 'offlineMaxAgeMs'>,
+  options: Pick<KafkaFanoutOptions, 'partitions' | 'historyMaxAgeMs' | 'offlineMaxAgeMs'> &
+    Partial<Pick<KafkaFanoutOptions, 'queues' | 'queueMaxAgeMs'>>,
 ): TopicPlan {
   const { partitions, historyMaxAgeMs, offlineMaxAgeMs } = options;
+  // A waiting message's record must outlive the message: an owner rebuilds from it.
+  const queues: TopicSpec[] =
+    options.queues === 'cluster'
+      ? [
+          {
+            topic: topics.queuesTopic,
+            partitions,
+            config: {
+              'retention.ms': String(Math.max(7 * DAY_MS, 2 * (options.queueMaxAgeMs ?? 0))),
+            },
+          },
+        ]
+      : [];
   const usersAge = Math.max(historyMaxAgeMs, offlineMaxAgeMs);
   const create: TopicSpec[] = [
     { topic: topics.topic, partitions },
@@ -75,12 +92,14 @@ export function topicPlan(
       config: { 'retention.ms': String(Math.max(7 * DAY_MS, usersAge)) },
     },
     { topic: topics.presenceTopic, partitions: 1, config: { 'retention.ms': String(DAY_MS) } },
+    ...queues,
     ...Object.keys(topics.bridges).map((t) => ({ topic: t, partitions: 1 })),
   ];
   // The recent history of each topic (kept for resumes and offline users, not
   // delivered); the registry only from now on: old announcements are stale.
   const historyOf = (topic: string) => {
-    if (topic === topics.presenceTopic) return undefined;
+    // The registry and the queues' assignments: from now on (old ones are stale or done).
+    if (topic === topics.presenceTopic || topic === topics.queuesTopic) return undefined;
     return topic === topics.usersTopic ? usersAge : historyMaxAgeMs;
   };
   const readFrom = create.map(({ topic }) => ({ topic, historyMs: historyOf(topic) }));

@@ -178,6 +178,39 @@ export function createMetrics(broker: Observed): Registry {
       [],
       (g) => g.set(cluster.instances().length + 1),
     );
+    if (cluster.queues?.()) {
+      const queues = () => cluster.queues?.();
+      gauge(
+        registry,
+        'stompbus_queue_partitions_owned',
+        'Partitions of the queues topic this instance owns now (1 each): it decides who gets their messages.',
+        ['partition'],
+        (g) => {
+          for (const p of queues()?.ownedPartitions ?? []) g.set({ partition: String(p) }, 1);
+        },
+      );
+      counter(
+        registry,
+        'stompbus_queue_assignments_total',
+        'Cluster-queue messages this instance, as owner, gave to a consumer (redeliveries included).',
+        [],
+        (c) => c.inc(queues()?.assigned ?? 0),
+      );
+      counter(
+        registry,
+        'stompbus_queue_redeliveries_total',
+        'Of those, redeliveries (after a NACK or a consumer gone).',
+        [],
+        (c) => c.inc(queues()?.redelivered ?? 0),
+      );
+      counter(
+        registry,
+        'stompbus_queue_dead_letters_total',
+        'Cluster-queue messages this instance, as owner, moved to the dead letter queue.',
+        [],
+        (c) => c.inc(queues()?.deadLettered ?? 0),
+      );
+    }
   }
 
   collectDefaultMetrics({ register: registry });

@@ -38,10 +38,10 @@ export interface Destination extends DestinationCounters {
   subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined;
   /** Removes a subscription; what it held unacknowledged goes back. */
   unsubscribe(sub: Subscription): void;
-  /** The client acknowledged these deliveries (settled from `sub`). */
-  ack(sub: Subscription, settled: readonly Pending[]): void;
-  /** The client rejected these deliveries. */
-  nack(sub: Subscription, settled: readonly Pending[]): void;
+  /** The client acknowledged these deliveries (settled from `sub`); may resolve once that is durable. */
+  ack(sub: Subscription, settled: readonly Pending[]): void | Promise<void>;
+  /** The client rejected these deliveries; may resolve once that is durable. */
+  nack(sub: Subscription, settled: readonly Pending[]): void | Promise<void>;
   /** The subscription's connection has room again. */
   drained(sub: Subscription): void;
 }
