@@ -168,7 +168,7 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
     }
   });
 
-  it('starts without Kafka, serves local queues, and answers a topic SEND that waited past --kafka-send-timeout with an ERROR carrying the receipt-id', async () => {
+  it('starts without Kafka, serves local queues (--queues local), and answers a topic SEND that waited past --kafka-send-timeout with an ERROR carrying the receipt-id', async () => {
     const deadPort = await closedPort();
     const started = Date.now();
     const log = new LogCapture();
@@ -177,6 +177,7 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
       kafkaTopic: uniqueName('stompbus-spec-unreachable'),
       logger: log,
       kafkaSendTimeoutMs: 1_000,
+      queues: 'local',
     });
     expect(Date.now() - started).toBeLessThan(10_000);
     const client = await RawClient.ws(server.url);
