@@ -50,6 +50,12 @@ interface ConsumerState {
   seenAt: number;
   /** The offset of that record. */
   offset: bigint;
+  /**
+   * False for a consumer known only from an `assign` (a successor reading from a
+   * watermark after its join): it holds what it was given but gets nothing new
+   * until its instance's heart-beat names it, and is gone if none does in time.
+   */
+  known: boolean;
 }
 
 /** One queue of the partition. */
@@ -125,7 +131,7 @@ export class OwnedPartition {
         this.onSend(op.message, offset, timestamp);
         break;
       case 'assign':
-        this.onAssign(op.queue, op.consumer, op.deliveries, op.message.id);
+        this.onAssign(op.queue, op.consumer, op.deliveries, op.message.id, timestamp, offset);
         break;
       case 'join':
         this.upsert(op.info, timestamp, offset);
@@ -223,20 +229,34 @@ export class OwnedPartition {
     }
   }
 
-  private onAssign(queue: string, consumer: string, deliveries: number, id: string): void {
+  private onAssign(
+    queue: string,
+    consumer: string,
+    deliveries: number,
+    id: string,
+    at: number,
+    offset: bigint,
+  ): void {
     const q = this.queues.get(queue);
     const held = q?.messages.get(id);
     if (!q || !held) return;
     if (held.holder === consumer && held.deliveries === deliveries) return;
-    const state = this.consumers.get(consumer);
+    let state = this.consumers.get(consumer);
+    if (!state) {
+      if (this.live) {
+        // Given (by an owner before this one) to a consumer that has left since: it waits again.
+        this.release(q, held);
+        held.deliveries = Math.max(held.deliveries, deliveries);
+        q.waiting.unshift(id);
+        this.touched.add(q);
+        return;
+      }
+      const info = { consumer, instance: '', queue, credit: 0 };
+      state = { info, held: new Set(), seenAt: at, offset, known: false };
+      this.consumers.set(consumer, state);
+    }
     this.release(q, held);
     held.deliveries = Math.max(held.deliveries, deliveries);
-    if (!state) {
-      // Given to a consumer that is gone meanwhile: it waits again.
-      q.waiting.unshift(id);
-      this.touched.add(q);
-      return;
-    }
     held.holder = consumer;
     state.held.add(id);
   }
@@ -280,9 +300,13 @@ export class OwnedPartition {
       state.info = info;
       state.seenAt = Math.max(state.seenAt, at);
       state.offset = offset;
+      if (!state.known) {
+        state.known = true;
+        this.queue(info.queue).consumers.push(info.consumer);
+      }
       return;
     }
-    this.consumers.set(info.consumer, { info, held: new Set(), seenAt: at, offset });
+    this.consumers.set(info.consumer, { info, held: new Set(), seenAt: at, offset, known: true });
     this.queue(info.queue).consumers.push(info.consumer);
   }
 
