@@ -205,14 +205,23 @@ describe('the owner of a queue partition', () => {
     expect(log.owner.depth(Q)).toBe(0);
   });
 
-  it('past the queue limit the oldest waiting message is dead-lettered (drop-head)', async () => {
+  it('a full queue is said full (SENDs refused everywhere), and past twice the limit drops its oldest to the dead letters', async () => {
     const log = new Log({ maxQueueMessages: 2 });
-    for (let i = 0; i < 3; i++) log.send(`m${i}`);
+    for (let i = 0; i < 5; i++) log.send(`m${i}`);
     await settle();
-    expect(log.owner.depth(Q)).toBe(2);
+    expect(log.ops('full')).toMatchObject([{ queue: Q, full: true }]);
+    // What got past the refusal meanwhile is kept up to twice the limit.
+    expect(log.owner.depth(Q)).toBe(4);
     const dead = log.ops('send') as Array<Extract<QueueOp, { op: 'send' }>>;
     expect(dead.filter((op) => op.queue === '/queue/DLQ').map((op) => op.message.id)).toEqual([
       'm0',
+    ]);
+    log.join('b/1', 'b', 10);
+    await settle();
+    expect(log.owner.depth(Q)).toBe(0);
+    expect(log.ops('full')).toMatchObject([
+      { queue: Q, full: true },
+      { queue: Q, full: false },
     ]);
   });
 

@@ -9,6 +9,7 @@ describe('clusterTopics', () => {
       topic: 't',
       usersTopic: 't.users',
       presenceTopic: 't.presence',
+      queuesTopic: 't.queues',
       bridges: { prices: '/topic/prices' },
     });
   });

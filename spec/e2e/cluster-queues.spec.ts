@@ -8,6 +8,7 @@
  */
 import type { Client, IMessage } from '@stomp/stompjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { getHeader } from '../../src/frame/index.js';
 import { kafkaBrokers, skipKafka, uniqueName } from '../helpers/cluster.js';
 import {
   buildDist,
@@ -17,6 +18,7 @@ import {
   sleep,
   startInstance,
 } from '../helpers/haproxy.js';
+import { RawClient } from '../helpers/raw-client.js';
 import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 
 if (skipKafka) {
@@ -332,6 +334,44 @@ describe.skipIf(skipKafka)('cluster-wide queues (real Kafka, instances as proces
       await other.deactivate();
     }
   }, 240_000);
+
+  it('a full queue refuses SENDs on every instance with STOMP_ERR_QUEUE_FULL; nothing receipted is lost', async () => {
+    const [a, b] = await cluster(2, ['--max-queue-messages', '5']);
+    const queue = `/queue/${uniqueName('full')}`;
+    const producer = await ws(a as Instance);
+    for (let i = 0; i < 5; i++)
+      await publishWithReceipt(producer, { destination: queue, body: `f${i}` });
+    // The owner says "full" through Kafka: B refuses once it has read it.
+    const refusedAt = Date.now();
+    let error: Awaited<ReturnType<RawClient['expectErrorAndClose']>> | undefined;
+    let accepted = 0;
+    while (!error && Date.now() - refusedAt < 10_000) {
+      const raw = await RawClient.ws(`ws://127.0.0.1:${(b as Instance).port}/stomp`);
+      await raw.connect();
+      raw.send(`SEND\ndestination:${queue}\nreceipt:x\n\nextra\0`);
+      const answer = await raw.waitFor(
+        () => raw.frames.find((f) => f.command === 'RECEIPT' || f.command === 'ERROR'),
+        5_000,
+        'RECEIPT or ERROR',
+      );
+      if (answer.command === 'ERROR') {
+        error = answer;
+        await raw.closed;
+      } else {
+        accepted++;
+        raw.destroy();
+        await sleep(100);
+      }
+    }
+    expect(error && getHeader(error, 'message')).toBe('STOMP_ERR_QUEUE_FULL');
+    expect(error && getHeader(error, 'receipt-id')).toBe('x');
+    // The producer on A is unaffected, and every receipted message is there for a consumer.
+    expect(producer.connected).toBe(true);
+    const inbox = new Inbox();
+    await subscribe(await ws(b as Instance), queue, inbox.take);
+    await inbox.waitFor(5 + accepted, 15_000);
+    expect(bodies(inbox.messages).slice(0, 5)).toEqual(['f0', 'f1', 'f2', 'f3', 'f4']);
+  }, 120_000);
 
   it('--queues local keeps one queue per instance', async () => {
     const [a, b] = await cluster(2, ['--queues', 'local']);

@@ -57,6 +57,8 @@ export interface SharedQueues {
   settle(queue: string, consumer: string, ids: readonly string[], consumed: boolean): Promise<void>;
   /** Messages waiting in `queue` when this instance knows (it owns the queue); else undefined. */
   depth(queue: string): number | undefined;
+  /** Whether `queue` is full as far as this instance heard: a SEND to it is refused. */
+  full(queue: string): boolean;
 }
 
 /** What user queues and resumes need to outlive one instance. */

@@ -22,6 +22,9 @@ import {
   QueueRecords,
 } from './queue-records.js';
 
+/** How long an owner's "full" holds without being said again, ms (it says it every second). */
+const FULL_FOR_MS = 5_000;
+
 /** What a {@link ClusterQueues} needs from the fan-out. */
 export interface ClusterQueuesOptions {
   readonly instanceId: string;
@@ -44,6 +47,8 @@ export interface ClusterQueuesOptions {
 export class ClusterQueues implements SharedQueues {
   /** Local consumers by id. */
   private readonly locals = new Map<string, ConsumerInfo>();
+  /** Queues their owner said are full, until when (ms since 1970): refreshed every second while full. */
+  private readonly fullUntil = new Map<string, number>();
   /** Partitions this instance had consumers in at its last heart-beat. */
   private lastAlive = new Set<number>();
   private records: QueueRecords | undefined;
@@ -132,9 +137,29 @@ export class ClusterQueues implements SharedQueues {
     return this.ownership?.depth(queue);
   }
 
-  /** A record of the queues topic read by this instance's consumer: an `assign` for a consumer here is delivered. */
+  full(queue: string): boolean {
+    if (this.fullUntil.size === 0) return false;
+    const until = this.fullUntil.get(queue);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.fullUntil.delete(queue);
+    return false;
+  }
+
+  /**
+   * A record of the queues topic read by this instance's consumer: an
+   * `assign` for a consumer here is delivered, a `full` noted.
+   */
   onRecord(record: ConsumedRecord): void {
-    if (opOf(record) !== 'assign') return;
+    const kind = opOf(record);
+    if (kind === 'full') {
+      const op = decodeQueueRecord(record);
+      if (op?.op !== 'full') return;
+      if (op.full) this.fullUntil.set(op.queue, Date.now() + FULL_FOR_MS);
+      else this.fullUntil.delete(op.queue);
+      return;
+    }
+    if (kind !== 'assign') return;
     const consumer = assignedTo(record);
     if (!consumer || !this.locals.has(consumer)) return;
     const op = decodeQueueRecord(record);

@@ -15,7 +15,11 @@ import type { ConsumerInfo, QueueOp, QueueRecords } from './queue-records.js';
 
 /** The limits an owner applies. */
 export interface OwnerPolicy {
-  /** Most messages waiting in one queue; past it the oldest is dead-lettered (`drop-head`). */
+  /**
+   * Most messages waiting in one queue: from there on every instance refuses
+   * SENDs to it (`STOMP_ERR_QUEUE_FULL`); what gets past the refusal while it
+   * spreads is kept up to twice as many, past that the oldest is dead-lettered.
+   */
   readonly maxQueueMessages: number;
   /** Deliveries of one message before it is dead-lettered. */
   readonly maxDeliveries: number;
@@ -67,6 +71,8 @@ class OwnedQueue {
   /** Consumers in the order they came. */
   readonly consumers: string[] = [];
   next = 0;
+  /** Said to be full (SENDs refused), since when (ms since 1970). */
+  fullSince: number | undefined;
 
   constructor(readonly name: string) {}
 
@@ -149,6 +155,8 @@ export class OwnedPartition {
       case 'nack':
         this.onNack(op.queue, op.consumer, op.ids);
         break;
+      case 'full':
+        break;
     }
     if (this.live) this.dispatch();
   }
@@ -178,6 +186,7 @@ export class OwnedPartition {
         if (held.at < oldest || held.deliveries >= this.policy.maxDeliveries) expired.push(id);
       }
       for (const id of expired) this.deadLetter(q, q.messages.get(id) as Held, 'expired');
+      if (q.depth >= this.policy.maxQueueMessages) this.sayFull(q, now);
     }
     this.dispatch();
   }
@@ -206,7 +215,9 @@ export class OwnedPartition {
   }
 
   private forgetIfIdle(q: OwnedQueue): void {
-    if (q.messages.size === 0 && q.consumers.length === 0) this.queues.delete(q.name);
+    if (q.messages.size > 0 || q.consumers.length > 0) return;
+    this.checkRoom(q);
+    this.queues.delete(q.name);
   }
 
   private onSend(message: Outgoing, offset: bigint, at: number): void {
@@ -223,10 +234,26 @@ export class OwnedPartition {
       avoid: undefined,
     });
     q.waiting.push(message.id);
-    if (this.live && q.depth > this.policy.maxQueueMessages) {
+    if (!this.live) return;
+    if (q.depth >= this.policy.maxQueueMessages) this.sayFull(q, Date.now());
+    if (q.depth > 2 * this.policy.maxQueueMessages) {
       const oldest = q.messages.get(q.waiting[0] as string) as Held;
       this.deadLetter(q, oldest, 'overflow');
     }
+  }
+
+  /** Tells every instance to refuse SENDs to `q` (again every second while it stays full). */
+  private sayFull(q: OwnedQueue, now: number): void {
+    if (q.fullSince !== undefined && now - q.fullSince < 1_000) return;
+    q.fullSince = now;
+    this.produce(this.records.full(q.name, true));
+  }
+
+  /** Full queues with room again (under 90% of the limit) take SENDs again. */
+  private checkRoom(q: OwnedQueue): void {
+    if (q.fullSince === undefined || q.depth >= 0.9 * this.policy.maxQueueMessages) return;
+    q.fullSince = undefined;
+    this.produce(this.records.full(q.name, false));
   }
 
   private onAssign(
@@ -413,6 +440,7 @@ export class OwnedPartition {
         if (held.deliveries > 1) this.counters.redelivered++;
         this.produce(this.records.assign(q.name, held.holder, held.deliveries, held.message));
       }
+      this.checkRoom(q);
       this.forgetIfIdle(q);
     }
   }

@@ -59,7 +59,8 @@ export type QueueOp =
       readonly consumer: string;
       readonly ids: readonly string[];
     }
-  | { readonly op: 'drop'; readonly queue: string; readonly ids: readonly string[] };
+  | { readonly op: 'drop'; readonly queue: string; readonly ids: readonly string[] }
+  | { readonly op: 'full'; readonly queue: string; readonly full: boolean };
 
 const EMPTY = Buffer.alloc(0);
 
@@ -119,6 +120,11 @@ export class QueueRecords {
 
   drop(queue: string, ids: readonly string[]): ProducedRecord {
     return this.control('drop', queue, { ids });
+  }
+
+  /** The owner says a queue is full (SENDs to it are refused everywhere) or no longer is. */
+  full(queue: string, full: boolean): ProducedRecord {
+    return this.control('full', queue, { full });
   }
 
   /** The instance's consumers in the queues of `partition` (its heart-beat there). */
@@ -218,6 +224,8 @@ export function decodeQueueRecord(record: ConsumedRecord): QueueOp | undefined {
       }
       case 'drop':
         return { op, queue, ids: (JSON.parse(String(record.value)) as { ids: string[] }).ids };
+      case 'full':
+        return { op, queue, full: (JSON.parse(String(record.value)) as { full: boolean }).full };
       case 'alive': {
         const v = JSON.parse(String(record.value)) as {
           i: string;

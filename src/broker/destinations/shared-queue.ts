@@ -1,3 +1,4 @@
+import { StompError } from '../../errors.js';
 import type { Message, Outgoing } from '../message.js';
 import type { SharedQueues } from '../seams.js';
 import type { Pending, Subscription } from '../subscription.js';
@@ -52,6 +53,10 @@ export class SharedQueue implements Destination {
   }
 
   send(message: Outgoing): Promise<void> {
+    // Full cluster-wide: refused here, as a local queue would (its owner said so).
+    if (this.queues.full(this.name)) {
+      throw new StompError('STOMP_ERR_QUEUE_FULL', { detail: this.name });
+    }
     this.messagesIn++;
     return this.queues.send(message);
   }
