@@ -33,8 +33,14 @@ class Log {
   }
 
   create(policy: Partial<OwnerPolicy> = {}): OwnedPartition {
-    return new OwnedPartition(0, 0n, { ...POLICY, ...policy }, this.records, (record) =>
-      this.append(record),
+    return new OwnedPartition(
+      0,
+      0n,
+      { ...POLICY, ...policy },
+      this.records,
+      (record) => this.append(record),
+      undefined,
+      () => this.now,
     );
   }
 

@@ -107,6 +107,8 @@ export class OwnedPartition {
     private readonly records: QueueRecords,
     private readonly produce: (record: ProducedRecord) => void,
     private readonly counters: OwnerCounters = { assigned: 0, redelivered: 0, deadLettered: 0 },
+    /** The owner's clock, ms since 1970. */
+    private readonly clock: () => number = Date.now,
   ) {
     this.next = from;
   }
@@ -235,7 +237,7 @@ export class OwnedPartition {
     });
     q.waiting.push(message.id);
     if (!this.live) return;
-    if (q.depth >= this.policy.maxQueueMessages) this.sayFull(q, Date.now());
+    if (q.depth >= this.policy.maxQueueMessages) this.sayFull(q, this.clock());
     if (q.depth > 2 * this.policy.maxQueueMessages) {
       const oldest = q.messages.get(q.waiting[0] as string) as Held;
       this.deadLetter(q, oldest, 'overflow');
@@ -321,7 +323,10 @@ export class OwnedPartition {
     this.requeue(q, back);
   }
 
-  private upsert(info: ConsumerInfo, at: number, offset: bigint): void {
+  private upsert(info: ConsumerInfo, recordAt: number, offset: bigint): void {
+    // Live, the owner's own clock says when it heard (other machines' clocks may be off);
+    // rebuilding, the record's time is all there is.
+    const at = this.live ? this.clock() : recordAt;
     const state = this.consumers.get(info.consumer);
     if (state) {
       state.info = info;
