@@ -62,12 +62,55 @@ interface ConsumerState {
   known: boolean;
 }
 
+/** Message ids in line, oldest first: taking the first is cheap, putting some back in front copies. */
+class Line {
+  private items: string[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  first(): string | undefined {
+    return this.items[this.head];
+  }
+
+  push(id: string): void {
+    this.items.push(id);
+  }
+
+  shift(): string | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const id = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return id;
+  }
+
+  /** Puts `ids` in front, in their order. */
+  unshift(ids: readonly string[]): void {
+    this.items = [...ids, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+
+  remove(id: string): void {
+    const index = this.items.indexOf(id, this.head);
+    if (index >= 0) this.items.splice(index, 1);
+  }
+
+  *[Symbol.iterator](): IterableIterator<string> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i] as string;
+  }
+}
+
 /** One queue of the partition. */
 class OwnedQueue {
   /** Every message not yet consumed, by id. */
   readonly messages = new Map<string, Held>();
   /** The ids of the waiting ones, oldest first (redeliveries go to the front). */
-  waiting: string[] = [];
+  readonly waiting = new Line();
   /** Consumers in the order they came. */
   readonly consumers: string[] = [];
   next = 0;
@@ -239,7 +282,7 @@ export class OwnedPartition {
     if (!this.live) return;
     if (q.depth >= this.policy.maxQueueMessages) this.sayFull(q, this.clock());
     if (q.depth > 2 * this.policy.maxQueueMessages) {
-      const oldest = q.messages.get(q.waiting[0] as string) as Held;
+      const oldest = q.messages.get(q.waiting.first() as string) as Held;
       this.deadLetter(q, oldest, 'overflow');
     }
   }
@@ -276,7 +319,7 @@ export class OwnedPartition {
         // Given (by an owner before this one) to a consumer that has left since: it waits again.
         this.release(q, held);
         held.deliveries = Math.max(held.deliveries, deliveries);
-        q.waiting.unshift(id);
+        q.waiting.unshift([id]);
         this.touched.add(q);
         return;
       }
@@ -375,7 +418,7 @@ export class OwnedPartition {
         again.push(held.message.id);
       }
     }
-    q.waiting = [...again, ...q.waiting];
+    if (again.length > 0) q.waiting.unshift(again);
     this.touched.add(q);
   }
 
@@ -386,8 +429,7 @@ export class OwnedPartition {
       held.holder = undefined;
       this.touched.add(q);
     } else {
-      const index = q.waiting.indexOf(held.message.id);
-      if (index >= 0) q.waiting.splice(index, 1);
+      q.waiting.remove(held.message.id);
     }
   }
 
@@ -432,7 +474,7 @@ export class OwnedPartition {
     this.touched.clear();
     for (const q of queues) {
       while (q.waiting.length > 0 && q.consumers.length > 0) {
-        const id = q.waiting[0] as string;
+        const id = q.waiting.first() as string;
         const held = q.messages.get(id) as Held;
         const consumer = this.pick(q, held.avoid);
         if (!consumer) break;
