@@ -67,7 +67,7 @@ export interface ClusterOptions {
   kafkaBrokers: string | undefined;
   /** The Kafka topic of `/topic/…` traffic. Default `stompbus.topics`. */
   kafkaTopic: string;
-  /** Partitions of `kafkaTopic` when it is created. Default 6. */
+  /** Partitions of `kafkaTopic` (and of its users topic) when it is created. Default 60. */
   kafkaPartitions: number;
   /** Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
   kafkaBridges: Record<string, string>;

@@ -39,7 +39,8 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  *
  * Users (issue 5): user destinations travel on a topic of their own
  * (`<topic>.users`), where consuming a user-queue message is recorded too, so
- * every instance keeps the same offline mailboxes. At start-up an instance
+ * every instance that reads a user's partition keeps the same mailbox (with
+ * cluster interest: those where the user has a session). At start-up an instance
  * reads back the recent history of its topics (kept, not delivered), so a
  * client resumes on any instance. A third topic (`<topic>.presence`) carries
  * each instance's connected users: the connection registry.

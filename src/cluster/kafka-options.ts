@@ -13,7 +13,10 @@ export interface KafkaFanoutOptions {
   brokers: string | string[];
   /** The Kafka topic of all `/topic/…` traffic that is not bridged. Default `stompbus.topics`. */
   topic: string;
-  /** Partitions of {@link topic} (and of its users topic) when it is created. Default 6. */
+  /**
+   * Partitions of {@link topic} (and of its users topic) when it is created. Default 60:
+   * the granularity of cluster interest (docs/cluster-interest.md "How many partitions").
+   */
   partitions: number;
   /**
    * Bridged Kafka topics and their STOMP destination, e.g. `{ prices: '/topic/prices' }`.
@@ -86,7 +89,7 @@ export interface KafkaFanoutOptions {
 export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'brokers'>> =
   Object.freeze({
     topic: 'stompbus.topics',
-    partitions: 6,
+    partitions: 60,
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,
