@@ -105,6 +105,7 @@ async function main(): Promise<void> {
         host: '127.0.0.1',
         port: 0,
         tcpPort: 0,
+        adminPort: 0,
         shutdownTimeoutMs: 500,
         kafkaBrokers: brokers,
         kafkaTopic: topic,
@@ -279,6 +280,8 @@ async function main(): Promise<void> {
           headers: { receipt },
         }),
       );
+      // B has read them all by then: the warm side serves from memory only.
+      await sleep(1_000);
       for (const [server, into] of [
         [b, warmMailboxMs],
         [c, coldMailboxMs],
