@@ -80,8 +80,9 @@ export interface ClusterOptions {
   /** Bytes of messages waiting for Kafka on this instance; beyond it SENDs get ERROR. Default 64 MiB. */
   kafkaMaxPendingBytes: number;
   /**
-   * Which partitions of `kafkaTopic` an instance fetches: `subscribed` (those holding a
-   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default
+   * Which partitions of `kafkaTopic` and its users topic an instance fetches: `subscribed`
+   * (those holding a destination a local session subscribes to or a user with a session
+   * here, docs/cluster-interest.md) or `all`. Default
    * `subscribed` (the Kafka fan-out's own default is `all`).
    */
   kafkaInterest: KafkaInterest;

@@ -24,9 +24,9 @@ export interface KafkaFanoutOptions {
    */
   bridges: Record<string, string>;
   /**
-   * Which partitions of {@link topic} an instance fetches: `subscribed`, only those holding a
-   * destination one of its sessions subscribes to (docs/cluster-interest.md), or `all`.
-   * Default `all`.
+   * Which partitions of {@link topic} and its users topic an instance fetches: `subscribed`,
+   * only those holding a destination one of its sessions subscribes to or a user with a
+   * session here (docs/cluster-interest.md), or `all`. Default `all`.
    */
   interest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
