@@ -1,7 +1,10 @@
 /**
  * What cluster interest costs a subscriber (docs/cluster-interest.md): the SUBSCRIBE that
- * picks a partition up, the first live message after it, and a resume served cold (read back
- * from Kafka) next to one served warm (from the history in memory).
+ * picks a partition up, the first live message after it, a resume served cold (read back
+ * from Kafka) next to one served warm (from the history in memory) and one on an instance
+ * that reads the partition only since after the position (read back by offset), and a
+ * user's mailbox of 1,000 letters served where the user's partition is read next to where
+ * it is read back from Kafka at CONNECT.
  *
  * ```sh
  * npx tsx bench/interest-pickup.bench.ts      # ~1 min; KAFKA_BROKERS to use a running Kafka
@@ -23,6 +26,21 @@ const PARTITIONS = 24;
 const LINGER_MS = 300;
 const SAMPLES = 15;
 const MISSED = 1_000;
+/** Every client logs in (user destinations need a login): as `bench`, or a mailbox user. */
+const BENCH_USER = 'bench';
+const MAILBOX_USERS = 5;
+/** `u-<i>` users, each in a partition of its own, none in `bench`'s. */
+function mailboxUsers(): string[] {
+  const taken = new Set([partitionFor(`/user/${BENCH_USER}`, PARTITIONS)]);
+  const users: string[] = [];
+  for (let i = 0; users.length < MAILBOX_USERS; i++) {
+    const partition = partitionFor(`/user/u-${i}`, PARTITIONS);
+    if (taken.has(partition)) continue;
+    taken.add(partition);
+    users.push(`u-${i}`);
+  }
+  return users;
+}
 const BODY = 'x'.repeat(256);
 
 const now = () => performance.now();
@@ -79,18 +97,22 @@ async function main(): Promise<void> {
   const quiet = [console.log, console.info] as const;
   console.log = () => {};
   console.info = () => {};
+  const mailboxes = mailboxUsers();
+  const users = new Map([BENCH_USER, ...mailboxes].map((u) => [u, 'pw'] as const));
   try {
     for (let i = 0; i < 3; i++) {
       const server = new StompServer({
         host: '127.0.0.1',
         port: 0,
         tcpPort: 0,
+        adminPort: 0,
         shutdownTimeoutMs: 500,
         kafkaBrokers: brokers,
         kafkaTopic: topic,
         kafkaPartitions: PARTITIONS,
         kafkaInterest: 'subscribed',
         kafkaInterestLingerMs: LINGER_MS,
+        users,
       });
       await server.start();
       servers.push(server);
@@ -98,8 +120,8 @@ async function main(): Promise<void> {
     const [a, b, c] = servers as [StompServer, StompServer, StompServer];
     const reads = (server: StompServer) =>
       (server.broker.fanout as KafkaFanout).interestPartitions() ?? [];
-    const publisher = await connect(a.url);
-    const subscriber = await connect(b.url);
+    const publisher = await connect(a.url, BENCH_USER);
+    const subscriber = await connect(b.url, BENCH_USER);
     clients.push(publisher, subscriber);
 
     // Warm: a partition B reads all along.
@@ -176,14 +198,16 @@ async function main(): Promise<void> {
       subscriber.unsubscribe(`q-${i}`);
     }
 
-    // Resume after MISSED messages: warm on B (it reads the partition), cold on C.
+    // Resume after MISSED messages: warm on B (it reads the partition), cold on C, and on A
+    // once A reads the partition for another destination, picked up after the position.
     const warmResumeMs: number[] = [];
     const coldResumeMs: number[] = [];
+    const uncoveredResumeMs: number[] = [];
     for (let i = 0; i < 5; i++) {
       const destination = cold[(i * 5) % cold.length] as string;
       const partition = partitionFor(destination, PARTITIONS);
       await until(() => !reads(c).includes(partition), 'C lets the partition go');
-      const holder = await connect(b.url);
+      const holder = await connect(b.url, BENCH_USER);
       clients.push(holder);
       let position = '';
       await receipted(holder, (receipt) =>
@@ -203,11 +227,18 @@ async function main(): Promise<void> {
       await receipted(publisher, (receipt) =>
         publisher.publish({ destination, body: 'last', headers: { receipt } }),
       );
+      const otherOf = (i: number) => `/topic/other-${i}`;
+      let k = 0;
+      while (partitionFor(otherOf(k), PARTITIONS) !== partition) k++;
+      const other = await connect(a.url, BENCH_USER);
+      clients.push(other);
+      await receipted(other, (receipt) => other.subscribe(otherOf(k), () => {}, { receipt }));
       for (const [server, into] of [
         [b, warmResumeMs],
         [c, coldResumeMs],
+        [a, uncoveredResumeMs],
       ] as const) {
-        const back = await connect(server.url);
+        const back = await connect(server.url, BENCH_USER);
         clients.push(back);
         let got = 0;
         let last = 0;
@@ -228,6 +259,45 @@ async function main(): Promise<void> {
         await back.deactivate({ force: true });
       }
       await holder.deactivate({ force: true });
+      await other.deactivate({ force: true });
+    }
+
+    // A mailbox of MISSED letters: on B, where the user has a session all along (the
+    // partition read), and on C, which never read it (read back from Kafka at CONNECT);
+    // from CONNECT to the last letter, nothing acknowledged (both get every letter).
+    const warmMailboxMs: number[] = [];
+    const coldMailboxMs: number[] = [];
+    for (const user of mailboxes) {
+      const present = await connect(b.url, user);
+      clients.push(present);
+      for (let n = 0; n < MISSED - 1; n++) {
+        publisher.publish({ destination: `/user/${user}/queue/inbox`, body: BODY });
+      }
+      await receipted(publisher, (receipt) =>
+        publisher.publish({
+          destination: `/user/${user}/queue/inbox`,
+          body: 'last',
+          headers: { receipt },
+        }),
+      );
+      // B has read them all by then: the warm side serves from memory only.
+      await sleep(1_000);
+      for (const [server, into] of [
+        [b, warmMailboxMs],
+        [c, coldMailboxMs],
+      ] as const) {
+        let got = 0;
+        const started = now();
+        const back = await connect(server.url, user);
+        clients.push(back);
+        await receipted(back, (receipt) =>
+          back.subscribe('/user/queue/inbox', () => got++, { receipt, ack: 'client-individual' }),
+        );
+        await until(() => got >= MISSED, 'the mailbox');
+        into.push(now() - started);
+        await back.deactivate({ force: true });
+      }
+      await present.deactivate({ force: true });
     }
 
     console.log = quiet[0];
@@ -245,6 +315,12 @@ async function main(): Promise<void> {
         row('first live message after a pick-up (SEND → MESSAGE)', firstLiveMs),
         row(`resume of ${MISSED} missed, warm (from memory)`, warmResumeMs),
         row(`resume of ${MISSED} missed, cold (read back from Kafka)`, coldResumeMs),
+        row(
+          `resume of ${MISSED} missed, partition read since after the position (read back by offset)`,
+          uncoveredResumeMs,
+        ),
+        row(`mailbox of ${MISSED}, CONNECT → last letter, user's partition read`, warmMailboxMs),
+        row(`mailbox of ${MISSED}, CONNECT → last letter, read back from Kafka`, coldMailboxMs),
       ].join('\n'),
     );
   } finally {

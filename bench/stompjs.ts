@@ -5,10 +5,11 @@
 import { Client } from '@stomp/stompjs';
 import WebSocket from 'ws';
 
-/** Connects to `url` (a stompbus WebSocket endpoint); rejects on an ERROR frame. */
-export async function connect(url: string): Promise<Client> {
+/** Connects to `url` (a stompbus WebSocket endpoint), with `login` if given; rejects on an ERROR frame. */
+export async function connect(url: string, login?: string): Promise<Client> {
   const client = new Client({
     webSocketFactory: () => new WebSocket(url, ['v12.stomp']),
+    ...(login ? { connectHeaders: { login, passcode: 'pw' } } : {}),
     reconnectDelay: 0,
     heartbeatIncoming: 0,
     heartbeatOutgoing: 0,

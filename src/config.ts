@@ -457,7 +457,7 @@ export const FLAGS: Flag[] = [
     flag: '--kafka-interest',
     env: 'STOMPBUS_KAFKA_INTEREST',
     arg: 'subscribed|all',
-    help: `which partitions of --kafka-topic an instance fetches: those its subscribers need, or all (${d.kafkaInterest})`,
+    help: `which partitions of --kafka-topic and its users topic an instance fetches: those its subscribers and connected users need, or all (${d.kafkaInterest})`,
     apply: (o, v) => {
       if (v !== 'subscribed' && v !== 'all') {
         throw new Error(`stompbus: --kafka-interest needs subscribed or all, got "${v}"`);

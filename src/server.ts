@@ -67,7 +67,7 @@ export interface ClusterOptions {
   kafkaBrokers: string | undefined;
   /** The Kafka topic of `/topic/…` traffic. Default `stompbus.topics`. */
   kafkaTopic: string;
-  /** Partitions of `kafkaTopic` when it is created. Default 6. */
+  /** Partitions of `kafkaTopic` (and of its users topic) when it is created. Default 60. */
   kafkaPartitions: number;
   /** Kafka topics bridged to a destination, e.g. `{ prices: '/topic/prices' }`. Default none. */
   kafkaBridges: Record<string, string>;
@@ -80,8 +80,9 @@ export interface ClusterOptions {
   /** Bytes of messages waiting for Kafka on this instance; beyond it SENDs get ERROR. Default 64 MiB. */
   kafkaMaxPendingBytes: number;
   /**
-   * Which partitions of `kafkaTopic` an instance fetches: `subscribed` (those holding a
-   * destination a local session subscribes to, docs/cluster-interest.md) or `all`. Default
+   * Which partitions of `kafkaTopic` and its users topic an instance fetches: `subscribed`
+   * (those holding a destination a local session subscribes to or a user with a session
+   * here, docs/cluster-interest.md) or `all`. Default
    * `subscribed` (the Kafka fan-out's own default is `all`).
    */
   kafkaInterest: KafkaInterest;

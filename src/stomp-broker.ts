@@ -459,7 +459,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
     if (user) {
       const had = this.users.get(user) ?? 0;
       this.users.set(user, had + 1);
-      if (had === 0) this.fanout.registry.usersChanged();
+      if (had === 0) this.fanout.registry.usersChanged(user, true);
     }
     this.emit('connect', info(session));
   }
@@ -505,7 +505,7 @@ export class StompBroker extends EventEmitter<BrokerEvents> implements SessionHo
     const had = this.users.get(user) ?? 0;
     if (had <= 1) {
       this.users.delete(user);
-      this.fanout.registry.usersChanged();
+      this.fanout.registry.usersChanged(user, false);
     } else {
       this.users.set(user, had - 1);
     }

@@ -199,6 +199,96 @@ describe('PartitionInterest', () => {
     interest.stop();
   });
 
+  it('reads a warm resume from before where reading started back by offset, then goes on live: nothing missing, nothing twice', async () => {
+    const { kafka, partition, control, offsets, interest } = await setup();
+    // Picked up from its end (5) by a subscriber of another destination.
+    await interest.reach('/topic/x', undefined);
+    interest.interest('/topic/x', true);
+    for (let i = 5; i < 8; i++) {
+      kafka.append('t', { partition });
+      expect(offsets.advance(record(partition, i))).toBe('live');
+    }
+    expect(offsets.startedAt('t', partition)).toBe(5n);
+    // A resume after offset 1: read since 5, so 2..4 were never seen here.
+    control.calls.length = 0;
+    let done = false;
+    const reached = interest.reach('/topic/x', 1)?.then(() => {
+      done = true;
+    });
+    expect(reached).toBeInstanceOf(Promise);
+    await vi.waitFor(() => expect(control.calls).toEqual([`seek t ${partition} 2`]));
+    // Only the seek: the partition stays resumed, and nobody vouches while it reads back.
+    expect(offsets.coveredFrom('t', `p${partition}`, false)).toBeUndefined();
+    // 2..4 never seen, 5..7 seen before: all history up to where it stood (8), not delivered.
+    for (let i = 2; i < 8; i++) expect(offsets.advance(record(partition, i))).toBe('history');
+    await reached;
+    expect(done).toBe(true);
+    expect(offsets.coveredFrom('t', `p${partition}`, false)).toBe(2);
+    expect(offsets.advance(record(partition, 8))).toBe('live');
+    // Covered now: a resume after 1 again is not held.
+    expect(interest.reach('/topic/x', 1)).toBeUndefined();
+    interest.stop();
+  });
+
+  it('reads back nothing for a warm resume older than what Kafka keeps within the history age', async () => {
+    const { kafka, partition, control, offsets, interest } = await setup();
+    await interest.reach('/topic/x', undefined);
+    interest.interest('/topic/x', true);
+    kafka.append('t', { partition });
+    expect(offsets.advance(record(partition, 5))).toBe('live');
+    // Records 0..4 aged out of --history-max-age: the first offset within it is the end.
+    const offsetsAt = vi.spyOn(kafka, 'offsetsAt').mockResolvedValue(new Map([[partition, 6n]]));
+    control.calls.length = 0;
+    await interest.reach('/topic/x', 1);
+    expect(offsetsAt).toHaveBeenCalled();
+    expect(control.calls).toEqual([]);
+    expect(offsets.coveredFrom('t', `p${partition}`, false)).toBe(5);
+    interest.stop();
+  });
+
+  it('with pickUpHistoryMs (the users topic), reads every pick-up back from that long ago', async () => {
+    const kafka = new MemoryKafka();
+    await kafka.ensureTopics([{ topic: 'u', partitions: 4 }]);
+    const partition = partitionFor('/user/bob', 4);
+    const old = Date.now() - 120_000;
+    kafka.append('u', { partition, timestamp: old });
+    for (let i = 0; i < 3; i++) kafka.append('u', { partition });
+    const control = new Control();
+    const offsets = new Offsets();
+    const interest = new PartitionInterest({
+      topic: 'u',
+      lingerMs: 50,
+      historyMaxAgeMs: 60_000,
+      readBackTimeoutMs: 2_000,
+      pickUpHistoryMs: 60_000,
+      client: () => kafka,
+      consumer: () => control,
+      offsets,
+      log: () => {},
+    });
+    interest.configure(4);
+    expect(interest.pausedAtJoin('u', partition)).toBe(true);
+    // bob connects: his partition is picked up from a minute ago, not from its end.
+    interest.interest('/user/bob', true);
+    await vi.waitFor(() => expect(control.calls).toContain(`seek u ${partition} 1`));
+    // His first SUBSCRIBE waits until the mailbox is read up to the end (4).
+    let done = false;
+    const reached = interest.reach('/user/bob', undefined)?.then(() => {
+      done = true;
+    });
+    expect(reached).toBeInstanceOf(Promise);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(done).toBe(false);
+    for (let i = 1; i < 4; i++)
+      expect(offsets.advance({ ...record(partition, i), topic: 'u' })).toBe('history');
+    await reached;
+    expect(interest.readPartitions()).toEqual([partition]);
+    // bob's last session leaves: let go after the linger.
+    interest.interest('/user/bob', false);
+    await vi.waitFor(() => expect(control.calls.at(-1)).toBe(`pause u ${partition}`));
+    interest.stop();
+  });
+
   it('retries a pick-up that Kafka failed, and holds the SUBSCRIBE until it succeeded', async () => {
     const kafka = new MemoryKafka();
     await kafka.ensureTopics([{ topic: 't', partitions: 4 }]);
@@ -322,6 +412,31 @@ describe('FetchCounts', () => {
     expect(counts.of('t', 0)).toBe(0);
     expect(counts.of('t')).toBe(2);
     expect(counts.snapshot()).toEqual({ t: [0, 0, 2], u: [1] });
+  });
+});
+
+describe('History read back from before what it kept', () => {
+  it('puts older messages of the epoch in position order, once, and drops what exceeds its bound', () => {
+    const history = new History({ maxMessages: 5, maxAgeMs: 60_000 });
+    const message = (n: number) =>
+      ({
+        id: `m${n}`,
+        destination: '/topic/x',
+        headers: [],
+        body: new Uint8Array(),
+        position: { epoch: 'p1', n },
+        at: Date.now(),
+        replayed: true,
+      }) as unknown as Message;
+    for (const n of [6, 7, 3, 5, 4, 5, 7]) history.append(message(n), Date.now());
+    const replay = history.replay('/topic/x', { epoch: 'p1', n: 2 }, 3, Date.now());
+    expect(replay.messages.map((m) => m.position?.n)).toEqual([3, 4, 5, 6, 7]);
+    expect(replay.complete).toBe(true);
+    // Beyond the bound the oldest goes, and a resume from before it is incomplete.
+    history.append(message(2), Date.now());
+    const after1 = history.replay('/topic/x', { epoch: 'p1', n: 1 }, 2, Date.now());
+    expect(after1.messages.map((m) => m.position?.n)).toEqual([3, 4, 5, 6, 7]);
+    expect(after1.complete).toBe(false);
   });
 });
 

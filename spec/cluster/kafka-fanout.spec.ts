@@ -68,6 +68,22 @@ describe('KafkaFanout: messages between instances', () => {
     expect(b.sink.delivered[0]?.destination).toBe('/user/bob/queue/inbox');
   });
 
+  it("places all of a user's records (queues, topics, consumption) by the user, so they share one partition", async () => {
+    const a = await h.start();
+    const destinations = ['/user/bob/queue/inbox', '/user/bob/queue/other', '/user/bob/topic/news'];
+    for (const d of destinations) await a.fanout.bus.publish(outgoing(d));
+    a.fanout.log.consumed(createMessage(outgoing('/user/bob/queue/x'), { epoch: 'p0', n: 0 }, 0));
+    await until(() => h.kafka.records(`${h.topic}.users`).length === 4);
+    const records = h.requestsTo(`${h.topic}.users`).flat();
+    expect(records.map((r) => r.partitionKey)).toEqual(Array(4).fill('/user/bob'));
+    // Keyed by destination as before: the key still names it.
+    expect(records.map((r) => r.key)).toEqual([...destinations, '/user/bob/queue/x']);
+    expect(new Set(h.kafka.records(`${h.topic}.users`).map((r) => r.partition)).size).toBe(1);
+    // Topic destinations are placed by their key alone.
+    await a.fanout.bus.publish(outgoing('/topic/x'));
+    expect(h.requestsTo().flat()[0]?.partitionKey).toBeUndefined();
+  });
+
   it('resolves a publish only once Kafka has acknowledged the record', async () => {
     const a = await h.start();
     const release = h.kafka.holdProduce();

@@ -56,10 +56,18 @@ async function subscribed(client: Client, destination: string) {
   return { inbox, subscription };
 }
 
-async function raw(url: string): Promise<RawClient> {
+async function raw(url: string, login?: string): Promise<RawClient> {
   const client = await RawClient.ws(url);
-  await client.connect({});
+  await client.connect(login ? { login, passcode: 'pw' } : {});
   return client;
+}
+
+/** A user name `<prefix>-<i>` whose records land in `partition` of the users topic. */
+function userIn(partition: number, prefix: string): string {
+  for (let i = 0; ; i++) {
+    const user = `${prefix}-${i}`;
+    if (partitionFor(`/user/${user}`, PARTITIONS) === partition) return user;
+  }
 }
 
 function messages(client: RawClient, n: number): Promise<Frame[]> {
@@ -121,8 +129,9 @@ describe.skipIf(skipKafka)(
       expect(fetchedOf(b, topic, 2)).toBe(0);
       expect(fetchedOf(a, topic)).toBe(0);
       expect(fetchedOf(c, topic)).toBe(0);
-      // The users and presence topics are read everywhere, as before.
+      // The presence topic is read everywhere; the users topic only where a user has a session.
       expect(fetchedOf(c, `${topic}.presence`)).toBeGreaterThan(0);
+      expect(fanoutOf(c).userPartitions()).toEqual([]);
       // A queue (local, never through Kafka) picks no partition up.
       await subscribed(await stompClient(c.url), '/queue/jobs');
       expect(fanoutOf(c).interestPartitions()).toEqual([]);
@@ -235,14 +244,137 @@ describe.skipIf(skipKafka)(
       await sleep(300);
       expect(back.all('MESSAGE').map(bodyText)).toEqual(expected);
       expect(getHeader(got[0] as Frame, 'x-resume')).toBe('complete');
+    });
 
-      // A resume from before what Kafka still holds within --history-max-age is not complete:
-      // an unknown position of the partition (far ahead of its start) on an instance reading it.
-      const again = await raw(c.url);
-      again.send(`SUBSCRIBE\nid:s\ndestination:${other}\nx-resume-after:p1-0\nreceipt:r\n\n\0`);
-      const receipt = await again.receipt('r', TIMEOUT_MS);
-      // C picked the partition up after offset 0: it cannot vouch for what came before.
-      expect(getHeader(receipt, 'x-resume')).toBe('incomplete');
+    it('serves a resume where the partition is read but only since after the position: read back by offset, then live, once each, complete', async () => {
+      const { instances, topic } = await interestCluster(3);
+      const [a, b] = instances as [StompServer, StompServer, StompServer];
+      const x = destinationIn(2, 'warm');
+      const other = destinationIn(2, 'warm-other');
+      const reader = await raw(a.url);
+      reader.send(`SUBSCRIBE\nid:s\ndestination:${x}\nreceipt:s\n\n\0`);
+      await reader.receipt('s', TIMEOUT_MS);
+      const publisher = await raw(a.url);
+      publisher.send(`SEND\ndestination:${x}\nreceipt:p0\n\nseen\0`);
+      await publisher.receipt('p0', TIMEOUT_MS);
+      const [seen] = await messages(reader, 1);
+      const position = getHeader(seen as Frame, 'x-position') as string;
+      reader.destroy();
+      for (let i = 0; i < 200; i++) {
+        publisher.send(`SEND\ndestination:${x}\n\nmissed ${i}\0`);
+        publisher.send(`SEND\ndestination:${other}\n\nother ${i}\0`);
+      }
+      publisher.send(`SEND\ndestination:${x}\nreceipt:p1\n\nmissed 200\0`);
+      await publisher.receipt('p1', TIMEOUT_MS);
+      expect(fetchedOf(b, topic)).toBe(0);
+
+      // B picks the partition up for a subscriber of another destination: from its live end.
+      const steady = await raw(b.url);
+      steady.send(`SUBSCRIBE\nid:s\ndestination:${other}\nreceipt:s\n\n\0`);
+      await steady.receipt('s', TIMEOUT_MS);
+      expect(fanoutOf(b).interestPartitions()).toEqual([2]);
+      for (let i = 0; i < 50; i++) {
+        publisher.send(`SEND\ndestination:${x}\n\nafter ${i}\0`);
+        publisher.send(`SEND\ndestination:${other}\n\nlive ${i}\0`);
+      }
+      publisher.send(`SEND\ndestination:${other}\nreceipt:p2\n\nlive 50\0`);
+      await publisher.receipt('p2', TIMEOUT_MS);
+      await messages(steady, 51);
+
+      // B reads partition 2 since after the position: the resume reads the rest back.
+      const back = await raw(b.url);
+      back.send(`SUBSCRIBE\nid:s\ndestination:${x}\nx-resume-after:${position}\nreceipt:r\n\n\0`);
+      expect(getHeader(await back.receipt('r', TIMEOUT_MS), 'x-resume')).toBe('complete');
+      publisher.send(`SEND\ndestination:${x}\n\nnow\0`);
+      publisher.send(`SEND\ndestination:${other}\nreceipt:p3\n\nlive 51\0`);
+      await publisher.receipt('p3', TIMEOUT_MS);
+      const expected = [
+        ...Array.from({ length: 201 }, (_, i) => `missed ${i}`),
+        ...Array.from({ length: 50 }, (_, i) => `after ${i}`),
+        'now',
+      ];
+      await messages(back, expected.length);
+      await messages(steady, 52);
+      await sleep(300);
+      expect(back.all('MESSAGE').map(bodyText)).toEqual(expected);
+      // The subscriber already there got nothing read back, nothing twice.
+      expect(steady.all('MESSAGE').map(bodyText)).toEqual(
+        Array.from({ length: 52 }, (_, i) => `live ${i}`),
+      );
+    });
+
+    it("reads a user's traffic only where the user has a session: a user moving between instances gets every message once, the offline mailbox read back where the user comes back", async () => {
+      const sender = userIn(0, 'sender');
+      const bob = userIn(1, 'bob');
+      const { instances, topic } = await startCluster(3, {
+        kafkaPartitions: PARTITIONS,
+        kafkaInterest: 'subscribed',
+        kafkaInterestLingerMs: LINGER_MS,
+        users: new Map([
+          [sender, 'pw'],
+          [bob, 'pw'],
+        ]),
+      });
+      const usersTopic = `${topic}.users`;
+      const [a, b, c] = instances as [StompServer, StompServer, StompServer];
+      for (const server of instances) expect(fanoutOf(server).userPartitions()).toEqual([]);
+      const alice = await raw(a.url, sender);
+      await until(
+        () => fanoutOf(a).userPartitions()?.join() === '0',
+        'A reads the sender’s partition',
+      );
+
+      const onB = await raw(b.url, bob);
+      const inbox = '/user/queue/inbox';
+      onB.send(`SUBSCRIBE\nid:in\ndestination:${inbox}\nack:client-individual\nreceipt:s\n\n\0`);
+      await onB.receipt('s', TIMEOUT_MS);
+      expect(fanoutOf(b).userPartitions()).toEqual([1]);
+      const send = async (from: number, to: number) => {
+        for (let i = from; i < to; i++) {
+          alice.send(`SEND\ndestination:/user/${bob}/queue/inbox\nreceipt:m${i}\n\nm${i}\0`);
+        }
+        await alice.receipt(`m${to - 1}`, TIMEOUT_MS);
+      };
+      await send(0, 50);
+      const got = await messages(onB, 50);
+      expect(got.map(bodyText)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
+      // 30 consumed on B; 20 left unacknowledged when bob leaves B.
+      for (const m of got.slice(0, 30)) onB.send(`ACK\nid:${getHeader(m, 'ack')}\n\n\0`);
+      // B reads its own consumption records back: they are in Kafka.
+      await until(() => fetchedOf(b, usersTopic, 1) >= 80, 'the consumption records are in Kafka');
+      onB.send('DISCONNECT\nreceipt:bye\n\n\0');
+      await onB.receipt('bye');
+      // Offline: kept in Kafka only.
+      await send(50, 80);
+      // Neither C nor A (whose sender writes to it) ever fetched bob's partition.
+      expect(fetchedOf(c, usersTopic, 1)).toBe(0);
+      expect(fetchedOf(a, usersTopic, 1)).toBe(0);
+
+      // bob comes back on C: his mailbox is read back there before the SUBSCRIBE is answered.
+      const onC = await raw(c.url, bob);
+      onC.send(`SUBSCRIBE\nid:in\ndestination:${inbox}\nack:client-individual\nreceipt:s\n\n\0`);
+      await onC.receipt('s', TIMEOUT_MS);
+      await send(80, 81);
+      const back = await messages(onC, 51);
+      await sleep(300);
+      expect(onC.all('MESSAGE').map(bodyText)).toEqual(
+        Array.from({ length: 51 }, (_, i) => `m${30 + i}`),
+      );
+      for (const m of back) onC.send(`ACK\nid:${getHeader(m, 'ack')}\n\n\0`);
+      expect(fetchedOf(c, usersTopic, 1)).toBeGreaterThan(0);
+      expect(fanoutOf(c).userPartitions()).toEqual([1]);
+
+      // B lets bob's partition go after the linger and fetches nothing of it while traffic goes on.
+      await until(() => fanoutOf(b).userPartitions()?.length === 0, 'B lets bob’s partition go');
+      await sleep(300);
+      const fetched = fetchedOf(b, usersTopic, 1);
+      await send(81, 101);
+      await messages(onC, 71);
+      expect(fetchedOf(b, usersTopic, 1)).toBe(fetched);
+      expect(fetchedOf(a, usersTopic, 1)).toBe(0);
+      expect(onC.all('MESSAGE').map(bodyText).slice(51)).toEqual(
+        Array.from({ length: 20 }, (_, i) => `m${81 + i}`),
+      );
     });
   },
 );

@@ -272,3 +272,80 @@ describe.skipIf(skipKafka)('cluster: a stompjs app across a broker restart', () 
     }
   }, 60_000);
 });
+
+describe.skipIf(skipKafka)(
+  'cluster: a user’s instance killed mid-traffic, with --kafka-interest subscribed',
+  () => {
+    const topic = uniqueName('stompbus-kill');
+
+    beforeAll(async () => {
+      await buildDist();
+      deleteTopicsAfterTest(clusterTopics(topic));
+    }, 120_000);
+
+    afterAll(killAllChildren);
+
+    it('loses nothing receipted: the user reconnects elsewhere and gets every message, in order', async () => {
+      const start = (name: string) =>
+        startInstance(name, {
+          kafkaBrokers,
+          kafkaTopic: topic,
+          args: [...USER_FLAGS, '--kafka-interest', 'subscribed', '--kafka-partitions', '3'],
+        });
+      const p = await start('kill-publisher');
+      const s = await start('kill-subscriber');
+      const r = await start('kill-rescue');
+      const bob = await raw(wsUrl(s.port), 'bob');
+      bob.send(
+        'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\nreceipt:s\n\n\0',
+      );
+      await bob.receipt('s', TIMEOUT_MS);
+      // bob acknowledges what he gets, as it comes.
+      let acked = 0;
+      const ackLoop = setInterval(() => {
+        const frames = bob.all('MESSAGE');
+        for (; acked < frames.length; acked++) {
+          bob.send(`ACK\nid:${getHeader(frames[acked] as Frame, 'ack')}\n\n\0`);
+        }
+      }, 5);
+
+      const alice = await raw(wsUrl(p.port), 'alice');
+      const receipted: number[] = [];
+      let sending = true;
+      const sendLoop = (async () => {
+        for (let i = 0; sending; i++) {
+          alice.send(`SEND\ndestination:/user/bob/queue/inbox\nreceipt:m${i}\n\n${i}\0`);
+          await alice.receipt(`m${i}`, TIMEOUT_MS);
+          receipted.push(i);
+          await sleep(3);
+        }
+      })();
+      await until(async () => bob.all('MESSAGE').length >= 100, 'bob got 100 on S');
+      await killChild(s);
+      clearInterval(ackLoop);
+      const onS = bob.all('MESSAGE').map((m) => Number(bodyText(m)));
+      // Traffic goes on while bob is away, then he comes back on R.
+      await until(async () => receipted.length >= onS.length + 50, 'traffic while bob is away');
+      const again = await raw(wsUrl(r.port), 'bob');
+      again.send('SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:auto\nreceipt:s\n\n\0');
+      await again.receipt('s', TIMEOUT_MS);
+      await until(async () => receipted.length >= onS.length + 100, 'traffic after bob is back');
+      sending = false;
+      await sendLoop;
+      const last = receipted.at(-1) as number;
+      await until(
+        async () => again.all('MESSAGE').some((m) => Number(bodyText(m)) === last),
+        'bob got the last one on R',
+      );
+      await sleep(300);
+      const onR = again.all('MESSAGE').map((m) => Number(bodyText(m)));
+      // In order, once each on R; nothing receipted missing from S and R together.
+      expect(onR).toEqual([...onR].sort((x, y) => x - y));
+      expect(new Set(onR).size).toBe(onR.length);
+      const got = new Set([...onS, ...onR]);
+      expect(receipted.filter((i) => !got.has(i))).toEqual([]);
+      // What R gives again is only what S had handed out last (acknowledged as S died).
+      expect(onR[0]).toBeGreaterThan((onS.at(-1) as number) - 50);
+    }, 90_000);
+  },
+);

@@ -184,12 +184,16 @@ export class MemoryKafka implements KafkaClient {
       this.check();
       const now = Date.now();
       for (const record of records) {
-        this.store(record.topic, this.partitionFor(record.topic, record.key), {
-          key: record.key === null ? null : Buffer.from(record.key),
-          value: Buffer.from(record.value),
-          timestamp: now,
-          headers: record.headers.map(([n, v]) => [n, Buffer.from(v)] as const),
-        });
+        this.store(
+          record.topic,
+          this.partitionFor(record.topic, record.partitionKey ?? record.key),
+          {
+            key: record.key === null ? null : Buffer.from(record.key),
+            value: Buffer.from(record.value),
+            timestamp: now,
+            headers: record.headers.map(([n, v]) => [n, Buffer.from(v)] as const),
+          },
+        );
       }
       this.wakeConsumers();
       if (this.answersToLose > 0) {

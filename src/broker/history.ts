@@ -40,7 +40,9 @@ export class History {
   /**
    * Keeps a message that has a position; drops what falls out of the bounds.
    * A message at or before the last one kept of its epoch is kept already
-   * (read again by a cluster that reads a partition back): ignored.
+   * (read again by a cluster that reads a partition back): ignored, unless
+   * no message of its position is kept, in which case it goes in its place
+   * (a cluster reading back records from before the ones it kept).
    */
   append(message: Message, now: number): void {
     const { position } = message;
@@ -50,12 +52,14 @@ export class History {
       retained = { items: [], start: 0, dropped: new Map() };
       this.byDestination.set(message.destination, retained);
     }
+    if (position.n <= (retained.dropped.get(position.epoch) ?? -1)) return;
     const last = retained.items.at(-1)?.position;
     if (retained.items.length > retained.start && last?.epoch === position.epoch) {
-      if (position.n <= last.n) return;
-    }
-    if (position.n <= (retained.dropped.get(position.epoch) ?? -1)) return;
-    retained.items.push(message);
+      if (position.n === last.n) return;
+      if (position.n < last.n) {
+        if (!this.insert(retained, message)) return;
+      } else retained.items.push(message);
+    } else retained.items.push(message);
     while (retained.items.length - retained.start > this.options.maxMessages) this.drop(retained);
     this.expire(retained, now);
   }
@@ -88,6 +92,27 @@ export class History {
       messages: items.filter((m) => (m.position?.n ?? 0) > after.n),
       complete: dropped <= after.n,
     };
+  }
+
+  /**
+   * Puts an older message of the last one's epoch in position order; false
+   * when one of its position is kept already, or the epochs before it differ.
+   */
+  private insert(retained: Retained, message: Message): boolean {
+    const { epoch, n } = message.position as Position;
+    const { items } = retained;
+    let low = retained.start;
+    let high = items.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      const at = (items[mid] as Message).position as Position;
+      if (at.epoch !== epoch) return false;
+      if (at.n < n) low = mid + 1;
+      else high = mid;
+    }
+    if (low < items.length && items[low]?.position?.n === n) return false;
+    items.splice(low, 0, message);
+    return true;
   }
 
   /** Drops expired messages everywhere and forgets empty destinations (a periodic sweep). */

@@ -21,9 +21,10 @@ export interface Letter extends Pending {
  * session has consumed yet: acknowledged in the client ack modes, written
  * out in `auto`. They wait here while the user is offline and are delivered
  * in order on the next SUBSCRIBE (issue 5 "Offline delivery"). In cluster mode
- * every instance keeps the same mailboxes from the Kafka topic of user
- * traffic, where consumption is recorded too, so losing one instance loses
- * nothing.
+ * the mailboxes come from the Kafka topic of user traffic, where consumption is
+ * recorded too (every instance, or with cluster interest those where the user
+ * has a session, which read it back when the user connects), so losing one
+ * instance loses nothing.
  */
 export class Mailboxes {
   /** By user, then by message id in arrival order. */

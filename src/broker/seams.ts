@@ -76,8 +76,11 @@ export interface DurableLog {
 export interface Registry {
   /** This instance's name in the registry. */
   readonly instanceId: string;
-  /** A session of some user came or went here (the registry may announce it). */
-  usersChanged(): void;
+  /**
+   * `user`'s first session here came (`online`) or its last one went (the
+   * registry may announce it; a bus reading by interest reads that user's traffic).
+   */
+  usersChanged(user?: string, online?: boolean): void;
   /** The instances where `user` has a session now, this one included. */
   whereIs(user: string): string[];
 }

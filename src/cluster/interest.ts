@@ -107,6 +107,11 @@ export interface PartitionInterestOptions {
   readonly historyMaxAgeMs: number;
   /** The longest a cold resume waits for its read-back, ms. */
   readonly readBackTimeoutMs: number;
+  /**
+   * When set, every pick-up reads the partition back from this long ago, not
+   * from its live end (the users topic: the mailboxes of its users), ms.
+   */
+  readonly pickUpHistoryMs?: number;
   /** The client, once connected. */
   readonly client: () => KafkaClient | undefined;
   /** The running consumer, if any. */
@@ -220,7 +225,11 @@ export class PartitionInterest {
   reach(destination: string, resumeAfter: number | undefined): Promise<void> | undefined {
     const partition = this.partitionOf(destination);
     if (partition === undefined || this.stopped) return undefined;
-    if (this.reading.has(partition) && !this.pending.has(partition)) return undefined;
+    if (this.reading.has(partition) && !this.pending.has(partition)) {
+      if (resumeAfter === undefined || this.covers(partition, resumeAfter)) return undefined;
+      // Warm, but read only since after the position: what it missed is read back first.
+      return this.bounded(this.refill(partition, resumeAfter));
+    }
     // Wanted from now on, also while the subscription is on its way.
     this.counts.hold(partition);
     // Kafka away: the SUBSCRIBE is not held; the partition is picked up once it is back.
@@ -229,11 +238,60 @@ export class PartitionInterest {
       void this.pickUp(partition, undefined);
       return undefined;
     }
-    // Bounded: a SUBSCRIBE is not held longer than a read-back may take, Kafka failing or not.
-    return Promise.race([
-      this.pickUp(partition, resumeAfter),
-      sleep(this.options.readBackTimeoutMs),
-    ]);
+    const picked = this.pickUp(partition, resumeAfter);
+    // A pick-up already on its way may have started after the position.
+    return this.bounded(
+      resumeAfter === undefined ? picked : picked.then(() => this.refill(partition, resumeAfter)),
+    );
+  }
+
+  /** Bounded: a SUBSCRIBE is not held longer than a read-back may take, Kafka failing or not. */
+  private bounded(work: Promise<void>): Promise<void> {
+    return Promise.race([work.catch(() => {}), sleep(this.options.readBackTimeoutMs)]);
+  }
+
+  /** Whether this instance has read `partition` since at or before the offset after `after`. */
+  private covers(partition: number, after: number): boolean {
+    const started = this.options.offsets.startedAt(this.options.topic, partition);
+    return started === undefined || started <= BigInt(after) + 1n;
+  }
+
+  /**
+   * A resume after offset `after` of a partition read since later: the live
+   * consumer reads the partition again from `after + 1` (not before
+   * `--history-max-age` ago) up to where it stands, as history (kept, not
+   * delivered), then goes on live (docs/cluster-interest.md). Resolves once
+   * read up to there, or at once when nothing can be read back.
+   */
+  private async refill(partition: number, after: number): Promise<void> {
+    for (;;) {
+      const pending = this.pending.get(partition);
+      if (!pending) break;
+      await pending;
+    }
+    if (this.stopped || !this.reading.has(partition) || this.covers(partition, after)) return;
+    const work = this.refillNow(partition, after).finally(() => this.pending.delete(partition));
+    this.pending.set(partition, work);
+    await work;
+  }
+
+  private async refillNow(partition: number, after: number): Promise<void> {
+    const { topic, offsets } = this.options;
+    const client = this.options.client();
+    if (!client) return;
+    const oldest = Date.now() - this.options.historyMaxAgeMs;
+    const aged = (await client.offsetsAt(topic, oldest)).get(partition) ?? 0n;
+    const wanted = BigInt(after) + 1n;
+    const from = wanted > aged ? wanted : aged;
+    const started = offsets.startedAt(topic, partition);
+    const consumer = this.options.consumer();
+    const at = offsets.at(topic, partition);
+    // Too old for Kafka within --history-max-age, or nothing missed: the replay says what it is.
+    if (!consumer || started === undefined || at === undefined || from >= started) return;
+    if (!this.reading.has(partition)) return;
+    offsets.rewind(topic, partition, from, at);
+    consumer.seek(topic, partition, from);
+    await this.readBack(partition, at);
   }
 
   /** Stops picking up: pending pick-ups resolve, lingers end. */
@@ -278,7 +336,11 @@ export class PartitionInterest {
     if (!client || !this.options.consumer()) return false;
     const end = (await client.latestOffsets(topic)).get(partition) ?? 0n;
     let from = end;
-    if (resumeAfter !== undefined) {
+    const { pickUpHistoryMs } = this.options;
+    if (pickUpHistoryMs !== undefined) {
+      from = (await client.offsetsAt(topic, Date.now() - pickUpHistoryMs)).get(partition) ?? end;
+      if (from > end) from = end;
+    } else if (resumeAfter !== undefined) {
       const oldest = Date.now() - this.options.historyMaxAgeMs;
       const aged = (await client.offsetsAt(topic, oldest)).get(partition) ?? end;
       const after = BigInt(resumeAfter) + 1n;

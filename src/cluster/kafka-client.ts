@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
+import { partitionFor } from './partitioner.js';
 
 /** A record as read from Kafka. */
 export interface ConsumedRecord {
@@ -26,6 +27,12 @@ export interface ConsumedRecord {
 export interface ProducedRecord {
   readonly topic: string;
   readonly key: string | null;
+  /**
+   * What places the record instead of its key (the same murmur2 partitioner):
+   * all of one user's destinations share the partition of `/user/<name>`,
+   * so that an instance reads one partition per user (docs/cluster-interest.md).
+   */
+  readonly partitionKey?: string;
   readonly value: Buffer;
   /** In order; a name may repeat. */
   readonly headers: ReadonlyArray<readonly [string, string]>;
@@ -222,6 +229,8 @@ class KafkajsClient implements KafkaClient {
   private readonly producer: Kafkajs.Producer;
   private adminConnected: Promise<void> | undefined;
   private producerConnected: Promise<void> | undefined;
+  /** The partition keys of the messages of the produce requests in flight. */
+  private readonly partitionKeys = new WeakMap<Kafkajs.Message, string>();
 
   constructor(
     lib: typeof Kafkajs,
@@ -241,8 +250,15 @@ class KafkajsClient implements KafkaClient {
     });
     this.admin = this.kafka.admin();
     this.producer = this.kafka.producer({
-      // Java-compatible murmur2: one destination (key) maps to one partition.
-      createPartitioner: lib.Partitioners.DefaultPartitioner,
+      // Java-compatible murmur2: one destination (key) maps to one partition;
+      // a record with a partition key is placed by that key the same way.
+      createPartitioner: () => {
+        const byKey = lib.Partitioners.DefaultPartitioner();
+        return (args) => {
+          const key = this.partitionKeys.get(args.message);
+          return key === undefined ? byKey(args) : partitionFor(key, args.partitionMetadata.length);
+        };
+      },
       allowAutoTopicCreation: false,
       retry: {
         retries: options.produceRetries ?? 3,
@@ -340,7 +356,9 @@ class KafkajsClient implements KafkaClient {
         messages = [];
         byTopic.set(record.topic, messages);
       }
-      messages.push({ key: record.key, value: record.value, headers: toKafkaHeaders(record) });
+      const message = { key: record.key, value: record.value, headers: toKafkaHeaders(record) };
+      if (record.partitionKey !== undefined) this.partitionKeys.set(message, record.partitionKey);
+      messages.push(message);
     }
     try {
       await this.producer.sendBatch({

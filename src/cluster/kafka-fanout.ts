@@ -22,7 +22,7 @@ import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js
 import { Offsets, partitionOf } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
-import { consumedId, messageIdOf, RecordMapper } from './records.js';
+import { consumedId, keyOfUser, messageIdOf, RecordMapper, userKey } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
 /**
@@ -40,7 +40,8 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  *
  * Users (issue 5): user destinations travel on a topic of their own
  * (`<topic>.users`), where consuming a user-queue message is recorded too, so
- * every instance keeps the same offline mailboxes. At start-up an instance
+ * every instance that reads a user's partition keeps the same mailbox (with
+ * cluster interest: those where the user has a session). At start-up an instance
  * reads back the recent history of its topics (kept, not delivered), so a
  * client resumes on any instance. A third topic (`<topic>.presence`) carries
  * each instance's connected users: the connection registry.
@@ -102,6 +103,8 @@ export class KafkaFanout implements Fanout {
   private readonly queue: ProduceQueue;
   /** With `--kafka-interest subscribed`: which partitions of the topics topic are fetched. */
   private readonly interest: PartitionInterest | undefined;
+  /** With `--kafka-interest subscribed`: which partitions of the users topic are fetched (by user). */
+  private readonly userInterest: PartitionInterest | undefined;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
   /** Partitions of the queues topic, once connected. */
   private queuePartitions = 0;
@@ -114,20 +117,27 @@ export class KafkaFanout implements Fanout {
     this.lines = kafkaLog(this.options.logger);
     this.notices = new Notices(this.lines);
     const plan = topicPlan(this.topics, this.options);
-    const interest = this.options.interest === 'subscribed' ? this.createInterest() : undefined;
+    const byInterest = this.options.interest === 'subscribed';
+    const interest = byInterest ? this.createInterest(this.topics.topic) : undefined;
+    const users = byInterest ? this.createInterest(this.topics.usersTopic) : undefined;
     this.interest = interest;
-    this.bus = interest
-      ? {
-          publish: (message) => this.publish(message),
-          interest: (destination, on) => {
-            if (this.governed(destination)) interest.interest(destination, on);
-          },
-          reach: (destination, resumeAfter) => this.reach(interest, destination, resumeAfter),
-        }
-      : { publish: (message) => this.publish(message) };
-    // With interest the topics topic's history is read on demand, per partition.
-    const readFrom = interest
-      ? plan.readFrom.filter((r) => r.topic !== this.topics.topic)
+    this.userInterest = users;
+    this.bus =
+      interest && users
+        ? {
+            publish: (message) => this.publish(message),
+            interest: (destination, on) => {
+              if (this.governed(destination)) interest.interest(destination, on);
+            },
+            reach: (destination, resumeAfter) =>
+              this.reach(interest, users, destination, resumeAfter),
+          }
+        : { publish: (message) => this.publish(message) };
+    // With interest the topics and users topics are read on demand, per partition.
+    const readFrom = byInterest
+      ? plan.readFrom.filter(
+          (r) => r.topic !== this.topics.topic && r.topic !== this.topics.usersTopic,
+        )
       : plan.readFrom;
     this.link = new KafkaLink({
       ...this.options,
@@ -138,11 +148,16 @@ export class KafkaFanout implements Fanout {
       prepare: async (client) => {
         await this.offsets.readStart(client, readFrom);
         interest?.configure((await client.latestOffsets(this.topics.topic)).size);
+        users?.configure((await client.latestOffsets(this.topics.usersTopic)).size);
         if (this.queues) {
           this.queuePartitions = (await client.latestOffsets(this.topics.queuesTopic)).size;
         }
       },
-      paused: interest && ((topic, partition) => interest.pausedAtJoin(topic, partition)),
+      paused:
+        interest &&
+        users &&
+        ((topic, partition) =>
+          interest.pausedAtJoin(topic, partition) || users.pausedAtJoin(topic, partition)),
       // A picked-up partition is fetched from the next fetch on: keep idle fetches short.
       fetchMaxWaitMs: interest ? INTEREST_FETCH_MAX_WAIT_MS : undefined,
       caughtUp: () => this.offsets.caughtUp(),
@@ -181,7 +196,18 @@ export class KafkaFanout implements Fanout {
           : Promise.reject(unavailable('not connected')),
       warnOnce: (key, message) => this.notices.warnOnce(key, message),
     });
-    this.registry = this.presence;
+    this.registry = users
+      ? {
+          instanceId: this.instanceId,
+          whereIs: (user) => this.presence.whereIs(user),
+          usersChanged: (user, online) => {
+            this.presence.usersChanged();
+            // The user's partition is read while the user has a session here; picked up
+            // (its mailbox read back) at once, so that the first SUBSCRIBE seldom waits.
+            if (user !== undefined && online !== undefined) users.interest(keyOfUser(user), online);
+          },
+        }
+      : this.presence;
     this.queues =
       this.options.queues === 'cluster'
         ? new ClusterQueues({
@@ -237,6 +263,15 @@ export class KafkaFanout implements Fanout {
     return this.interest?.readPartitions();
   }
 
+  /**
+   * With `--kafka-interest subscribed`: the partitions of the users topic
+   * fetched now (those of the users with a session here, and lingering ones);
+   * undefined with `all`.
+   */
+  userPartitions(): number[] | undefined {
+    return this.userInterest?.readPartitions();
+  }
+
   /** True once the producer is connected (SENDs wait for Kafka until then). */
   get ready(): boolean {
     return this.link.ready;
@@ -276,6 +311,7 @@ export class KafkaFanout implements Fanout {
     this.interest?.stop();
     // Its queue partitions go to another owner at once rather than after the session timeout.
     await this.queues?.stop().catch(() => {});
+    this.userInterest?.stop();
     this.link.halt();
     const deadline = Date.now() + this.options.stopTimeoutMs;
     await this.queue.stop(this.options.stopTimeoutMs / 2);
@@ -312,11 +348,19 @@ export class KafkaFanout implements Fanout {
     });
   }
 
-  private createInterest(): PartitionInterest {
+  /**
+   * Interest in the partitions of `topic`: the topics topic by destination,
+   * the users topic by user, where every pick-up reads the mailboxes back.
+   */
+  private createInterest(topic: string): PartitionInterest {
+    const { historyMaxAgeMs, offlineMaxAgeMs } = this.options;
+    const users = topic === this.topics.usersTopic;
+    const usersAge = Math.max(historyMaxAgeMs, offlineMaxAgeMs);
     return new PartitionInterest({
-      topic: this.topics.topic,
+      topic,
       lingerMs: this.options.interestLingerMs,
-      historyMaxAgeMs: this.options.historyMaxAgeMs,
+      historyMaxAgeMs: users ? usersAge : historyMaxAgeMs,
+      ...(users ? { pickUpHistoryMs: usersAge } : {}),
       readBackTimeoutMs: this.options.startTimeoutMs,
       client: () => (this.link.ready ? this.link.requireClient() : undefined),
       consumer: () => {
@@ -341,26 +385,35 @@ export class KafkaFanout implements Fanout {
     return this.records.topicFor(destination) === this.topics.topic;
   }
 
-  /** Interest: picks up the destination's partition (reading back what a resume needs). */
+  /**
+   * Interest: picks up the destination's partition (reading back what a
+   * resume needs); a user destination's is its user's (its mailbox read back).
+   */
   private reach(
     interest: PartitionInterest,
+    users: PartitionInterest,
     destination: string,
     resumeAfter: Position | undefined,
   ): Promise<void> | undefined {
-    if (!this.governed(destination)) return undefined;
-    const partition = interest.partitionOf(destination);
+    const kind = destinationKind(destination);
+    const user = kind === 'user-queue' || kind === 'user-topic';
+    if (!user && !this.governed(destination)) return undefined;
+    const by = user ? users : interest;
+    const key = user ? userKey(destination) : destination;
+    const partition = by.partitionOf(key);
     // A position of another partition (or none of ours) cannot be read back.
     const after =
       resumeAfter && partitionOf(resumeAfter.epoch) === partition ? resumeAfter.n : undefined;
-    return interest.reach(destination, after);
+    return by.reach(key, after);
   }
 
   private coveredFrom(destination: string, epoch: string): number | undefined {
     const topic = this.records.topicFor(destination);
     const partition = partitionOf(epoch);
-    if (this.interest?.governs(topic) && partition !== undefined) {
+    const interest = this.interest?.governs(topic) ? this.interest : this.userInterest;
+    if (interest?.governs(topic) && partition !== undefined) {
       // A partition not fetched now: nothing vouched for.
-      if (!this.interest.isReading(partition)) return undefined;
+      if (!interest.isReading(partition)) return undefined;
     }
     return this.offsets.coveredFrom(topic, epoch, this.records.isBridged(destination));
   }
@@ -376,6 +429,7 @@ export class KafkaFanout implements Fanout {
     this.offsets.batchStart();
     for (const record of records) {
       if (this.interest && !this.interest.accepts(record)) continue;
+      if (this.userInterest && !this.userInterest.accepts(record)) continue;
       const fetched = this.offsets.advance(record);
       // A gap: fetched again from its start, where this record comes again.
       if (fetched === 'seen' || fetched === 'gap') continue;

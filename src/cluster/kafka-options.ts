@@ -14,7 +14,10 @@ export interface KafkaFanoutOptions {
   brokers: string | string[];
   /** The Kafka topic of all `/topic/…` traffic that is not bridged. Default `stompbus.topics`. */
   topic: string;
-  /** Partitions of {@link topic} (and of its users topic) when it is created. Default 6. */
+  /**
+   * Partitions of {@link topic} (and of its users topic) when it is created. Default 60:
+   * the granularity of cluster interest (docs/cluster-interest.md "How many partitions").
+   */
   partitions: number;
   /**
    * Bridged Kafka topics and their STOMP destination, e.g. `{ prices: '/topic/prices' }`.
@@ -22,9 +25,9 @@ export interface KafkaFanoutOptions {
    */
   bridges: Record<string, string>;
   /**
-   * Which partitions of {@link topic} an instance fetches: `subscribed`, only those holding a
-   * destination one of its sessions subscribes to (docs/cluster-interest.md), or `all`.
-   * Default `all`.
+   * Which partitions of {@link topic} and its users topic an instance fetches: `subscribed`,
+   * only those holding a destination one of its sessions subscribes to or a user with a
+   * session here (docs/cluster-interest.md), or `all`. Default `all`.
    */
   interest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
@@ -100,7 +103,7 @@ export interface KafkaFanoutOptions {
 export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'brokers'>> =
   Object.freeze({
     topic: 'stompbus.topics',
-    partitions: 6,
+    partitions: 60,
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,

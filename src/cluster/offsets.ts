@@ -109,6 +109,23 @@ export class Offsets {
     this.mapOf(this.liveFrom, topic).set(partition, live);
   }
 
+  /** Where reading `partition` of `topic` started (what this instance vouches from); undefined when not known. */
+  startedAt(topic: string, partition: number): bigint | undefined {
+    return this.startedFrom.get(topic)?.get(partition);
+  }
+
+  /**
+   * Reads `partition` of `topic` again from `from`, before where reading
+   * started (a resume from before it): the records up to `live`, where
+   * reading stands now, are history; once they are read this instance
+   * vouches from `from`.
+   */
+  rewind(topic: string, partition: number, from: bigint, live: bigint): void {
+    this.mapOf(this.positions, topic).set(partition, from);
+    this.mapOf(this.startedFrom, topic).set(partition, from);
+    this.mapOf(this.liveFrom, topic).set(partition, live);
+  }
+
   /** Nothing is known of `partition` any more: the next record fetched starts it. */
   forget(topic: string, partition: number): void {
     this.positions.get(topic)?.delete(partition);

@@ -3,7 +3,7 @@
  * a destination travels on, record keys and headers, and the records of our
  * own that are not messages (consumption of user-queue messages).
  */
-import { destinationKind } from '../broker/destination.js';
+import { destinationKind, destinationUser } from '../broker/destination.js';
 import { createMessage, type Message, messageHeaders, type Outgoing } from '../broker/message.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
@@ -84,12 +84,16 @@ export class RecordMapper {
     }
     headers.push([MESSAGE_ID_HEADER, message.id]);
     const { body } = message;
-    return {
-      topic: this.topicFor(message.destination),
+    const topic = this.topicFor(message.destination);
+    const record = {
+      topic,
       key: key ?? message.destination,
       value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
       headers,
     };
+    return topic === this.topics.usersTopic
+      ? { ...record, partitionKey: userKey(message.destination) }
+      : record;
   }
 
   /** The record saying that a user-queue message was consumed. */
@@ -97,6 +101,7 @@ export class RecordMapper {
     return {
       topic: this.topics.usersTopic,
       key: message.destination,
+      partitionKey: userKey(message.destination),
       value: EMPTY_BUFFER,
       headers: [[CONSUMED_HEADER, message.id]],
     };
@@ -143,6 +148,20 @@ export class RecordMapper {
     const position = { epoch: epochOf(record.partition), n: Number(record.offset) };
     return createMessage(message, position, record.timestamp, replayed);
   }
+}
+
+/**
+ * What places a user destination's records on the users topic: the user
+ * (`/user/<name>`), so that all of a user's destinations, and the records of
+ * their consumption, share one partition, read where the user has a session.
+ */
+export function userKey(destination: string): string {
+  return keyOfUser(destinationUser(destination));
+}
+
+/** The key placing `user`'s records (see {@link userKey}). */
+export function keyOfUser(user: string): string {
+  return `/user/${user}`;
 }
 
 /** The message id a "consumed" record of the users topic names, if it is one. */
