@@ -33,6 +33,12 @@ export interface Consumer {
   overflow(): void;
   /** The consumer holds more than `limit` unacknowledged messages: disconnect it. */
   tooManyPending(limit: number): void;
+  /**
+   * Optional: a message written to this consumer in `auto` mode was consumed,
+   * and `done` resolves once that is durable (cluster mode); the consumer's
+   * DISCONNECT RECEIPT waits for it.
+   */
+  recording?(done: Promise<void>): void;
 }
 
 /** A resume being replayed as fast as the connection takes it; live messages queue behind. */

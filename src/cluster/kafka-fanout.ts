@@ -21,6 +21,7 @@ import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js
 import { Offsets, partitionOf } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
+import { ReadYourWrites } from './read-your-writes.js';
 import { consumedId, messageIdOf, RecordMapper } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
@@ -99,6 +100,8 @@ export class KafkaFanout implements Fanout {
   private readonly queue: ProduceQueue;
   /** With `--kafka-interest subscribed`: which partitions of the topics topic are fetched. */
   private readonly interest: PartitionInterest | undefined;
+  /** User-queue SUBSCRIBEs held until the consumption recorded before them is read. */
+  private readonly readYourWrites: ReadYourWrites;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
 
   constructor(options: Partial<KafkaFanoutOptions> & Pick<KafkaFanoutOptions, 'brokers'>) {
@@ -111,6 +114,13 @@ export class KafkaFanout implements Fanout {
     const plan = topicPlan(this.topics, this.options);
     const interest = this.options.interest === 'subscribed' ? this.createInterest() : undefined;
     this.interest = interest;
+    this.readYourWrites = new ReadYourWrites({
+      topic: this.topics.usersTopic,
+      timeoutMs: this.options.startTimeoutMs,
+      client: () => (this.link.ready ? this.link.requireClient() : undefined),
+      offsets: this.offsets,
+      log: this.lines,
+    });
     this.bus = interest
       ? {
           publish: (message) => this.publish(message),
@@ -119,7 +129,10 @@ export class KafkaFanout implements Fanout {
           },
           reach: (destination, resumeAfter) => this.reach(interest, destination, resumeAfter),
         }
-      : { publish: (message) => this.publish(message) };
+      : {
+          publish: (message) => this.publish(message),
+          reach: (destination) => this.reach(undefined, destination, undefined),
+        };
     // With interest the topics topic's history is read on demand, per partition.
     const readFrom = interest
       ? plan.readFrom.filter((r) => r.topic !== this.topics.topic)
@@ -235,6 +248,7 @@ export class KafkaFanout implements Fanout {
     // Leave the registry at once rather than after the entry expires.
     this.presence.stop(this.link.ready);
     this.interest?.stop();
+    this.readYourWrites.stop();
     this.link.halt();
     const deadline = Date.now() + this.options.stopTimeoutMs;
     await this.queue.stop(this.options.stopTimeoutMs / 2);
@@ -260,15 +274,31 @@ export class KafkaFanout implements Fanout {
     return result;
   }
 
-  /** Records, on the users topic, that a user-queue message was consumed here (at least once: a lost record means a redelivery). */
-  private consumed(message: Outgoing): void {
-    this.queue.push(this.records.consumedRecord(message)).catch((error: unknown) => {
-      // Kafka down: the produce queue already logs; one line per message would flood.
-      this.notices.warnOnce(
-        `consumed:${describe(error)}`,
-        `could not record consumption (${describe(error)}); those messages may come again`,
-      );
-    });
+  /**
+   * Records, on the users topic, that a user-queue message was consumed
+   * here; resolves once Kafka acknowledged the record (the ACK's RECEIPT
+   * waits for it), rejects when it could not be recorded within
+   * `sendTimeoutMs` (other instances may then deliver the message again).
+   */
+  private consumed(message: Outgoing): Promise<void> {
+    const recorded = this.link.stopped
+      ? Promise.reject(new StompError('STOMP_ERR_SHUTDOWN'))
+      : this.queue.push(this.records.consumedRecord(message)).catch((error: unknown) => {
+          // Kafka down: the produce queue already logs; one line per message would flood.
+          this.notices.warnOnce(
+            `consumed:${describe(error)}`,
+            `could not record consumption (${describe(error)}); those messages may come again`,
+          );
+          if (error instanceof StompError && error.code === 'STOMP_ERR_SHUTDOWN') throw error;
+          throw unavailable(
+            `the consumption of ${message.id} was not recorded (${describe(error)}); ` +
+              'it may be delivered again',
+            error,
+          );
+        });
+    // Nobody may wait for it (a subscription that ended): not an unhandled rejection.
+    recorded.catch(() => {});
+    return recorded;
   }
 
   private createInterest(): PartitionInterest {
@@ -300,13 +330,20 @@ export class KafkaFanout implements Fanout {
     return this.records.topicFor(destination) === this.topics.topic;
   }
 
-  /** Interest: picks up the destination's partition (reading back what a resume needs). */
+  /**
+   * What a SUBSCRIBE waits for: for a user queue, the consumption recorded
+   * before it (read-your-writes); with interest, the pick-up of the
+   * destination's partition (reading back what a resume needs).
+   */
   private reach(
-    interest: PartitionInterest,
+    interest: PartitionInterest | undefined,
     destination: string,
     resumeAfter: Position | undefined,
   ): Promise<void> | undefined {
-    if (!this.governed(destination)) return undefined;
+    if (destinationKind(destination) === 'user-queue') {
+      return this.readYourWrites.reach(destination);
+    }
+    if (!interest || !this.governed(destination)) return undefined;
     const partition = interest.partitionOf(destination);
     // A position of another partition (or none of ours) cannot be read back.
     const after =
@@ -365,5 +402,7 @@ export class KafkaFanout implements Fanout {
         });
       }
     }
+    // Mailboxes now hold what this batch said: SUBSCRIBEs waiting for it go on.
+    if (first?.topic === this.topics.usersTopic) this.readYourWrites.advanced(first.partition);
   }
 }
