@@ -186,6 +186,27 @@ describe('the RECEIPT of an ACK means the consumption is durable', () => {
     expect(receiptIds(client)).toEqual(['s', 'bye']);
   });
 
+  it('offers a session whose DISCONNECT waits no more queue messages: they wait for the next session', async () => {
+    const { fanout, records } = slowLog();
+    const broker = testBroker({ users: USERS, fanout });
+    await broker.sendToUser('bob', '/queue/inbox', 'm0');
+    const client = await bob(broker);
+    await inbox(client, 'auto', 1);
+    client.send('DISCONNECT\nreceipt:bye\n\n\0');
+    // Handled (the frame arrives in a later turn), its RECEIPT waiting for the record.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(client.isClosed).toBe(false);
+    await broker.sendToUser('bob', '/queue/inbox', 'later');
+    expect(broker.waitingFor('bob')).toBe(1);
+    records[0]?.resolve();
+    await client.closed;
+    expect(client.all('MESSAGE').map(bodyText)).toEqual(['m0']);
+    expect(receiptIds(client)).toEqual(['s', 'bye']);
+    expect(records).toHaveLength(1);
+    const next = await bob(broker);
+    expect((await inbox(next, 'client', 1)).map(bodyText)).toEqual(['later']);
+  });
+
   it('answers a DISCONNECT with ERROR naming its receipt-id when a consumption of its auto deliveries was not recorded', async () => {
     const { fanout, records } = slowLog();
     const broker = testBroker({ users: USERS, fanout });

@@ -580,8 +580,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /**
    * Once every consumption this session's `auto` deliveries caused is
-   * durable (those made while waiting too); rejects with the first that
-   * could not be recorded. Nothing to wait for: undefined.
+   * durable (those made while waiting too, until {@link leaving} stops
+   * them); rejects with the first that could not be recorded. Nothing to
+   * wait for: undefined.
    */
   recorded(): Promise<void> | undefined {
     if (!this.unrecorded?.size && this.recordFailure === undefined) return undefined;
@@ -590,6 +591,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       if (this.recordFailure !== undefined) throw this.recordFailure;
     };
     return drain();
+  }
+
+  /** Consumer: DISCONNECT was handled; queues offer nothing more while its RECEIPT waits. */
+  get leaving(): boolean {
+    return this.disconnecting;
   }
 
   /** Consumer: false while the unsent output is above the high-water mark. */
