@@ -291,8 +291,7 @@ export class KafkaFanout implements Fanout {
           );
           if (error instanceof StompError && error.code === 'STOMP_ERR_SHUTDOWN') throw error;
           throw unavailable(
-            `the consumption of ${message.id} was not recorded (${describe(error)}); ` +
-              'it may be delivered again',
+            `consumption of ${message.id} not recorded (${describe(error)})`,
             error,
           );
         });
