@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bodyText, type Frame, getHeader } from '../../src/frame/index.js';
 import {
   clusterTopics,
-  deleteTopicsAfterTest,
   kafkaBrokers,
+  plainKafka,
   skipKafka,
   uniqueName,
 } from '../helpers/cluster.js';
@@ -49,7 +49,6 @@ describe.skipIf(skipKafka)('cluster: acked means gone, everywhere (instances as 
 
   beforeAll(async () => {
     await buildDist();
-    deleteTopicsAfterTest(clusterTopics(topic));
     for (const name of ['acks-1', 'acks-2', 'acks-3']) {
       instances.push(
         await startInstance(name, {
@@ -61,7 +60,26 @@ describe.skipIf(skipKafka)('cluster: acked means gone, everywhere (instances as 
     }
   }, 120_000);
 
-  afterAll(killAllChildren);
+  afterEach((context) => {
+    // A failure shows what the instances logged.
+    if (context.task.result?.state === 'fail') {
+      for (const instance of instances) console.log(`${instance.name}:\n${instance.output()}`);
+    }
+  });
+
+  // Both tests share the instances and their topics: deleted after the last one, not after each.
+  afterAll(async () => {
+    await killAllChildren();
+    const admin = plainKafka().admin();
+    try {
+      await admin.connect();
+      await admin.deleteTopics({ topics: clusterTopics(topic), timeout: 5_000 });
+    } catch {
+      // Keeps the run's Kafka small; a failure here must not fail the spec.
+    } finally {
+      await admin.disconnect();
+    }
+  });
 
   /**
    * `runs` times: 50 messages sent on #1 to offline bob, taken on #2 in
