@@ -220,3 +220,49 @@ describe('the RECEIPT of an ACK means the consumption is durable', () => {
     expect(getHeader(error, 'receipt-id')).toBe('bye');
   });
 });
+
+describe('a user-queue SUBSCRIBE waits for what the bus must read first (read-your-writes)', () => {
+  it('holds the SUBSCRIBE, its RECEIPT and a SEND behind it until the bus has read up to it, then delivers once', async () => {
+    const local = new LocalFanout();
+    let reached!: () => void;
+    const asked: string[] = [];
+    const published: string[] = [];
+    const fanout: Fanout = {
+      bus: {
+        publish: (message) => {
+          published.push(message.destination);
+          return local.publish(message);
+        },
+        reach: (destination) => {
+          asked.push(destination);
+          return new Promise<void>((resolve) => {
+            reached = resolve;
+          });
+        },
+      },
+      log: local.log,
+      registry: local.registry,
+      ready: true,
+      start: (sink) => local.start(sink),
+      stop: () => local.stop(),
+    };
+    const broker = testBroker({ users: USERS, fanout });
+    await broker.sendToUser('bob', '/queue/inbox', 'before');
+    published.length = 0;
+    const client = await bob(broker);
+    client.send(
+      'SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nreceipt:s\n\n\0' +
+        'SEND\ndestination:/user/bob/queue/inbox\nreceipt:p\n\nafter\0',
+    );
+    await waitUntil(() => asked.length === 1, 5000, 'the reach');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(asked).toEqual(['/user/bob/queue/inbox']);
+    expect(client.all('MESSAGE')).toEqual([]);
+    expect(published).toEqual([]);
+    expect(receiptIds(client)).toEqual([]);
+    reached();
+    await client.receipt('p');
+    expect(receiptIds(client)).toEqual(['s', 'p']);
+    expect(client.all('MESSAGE').map(bodyText)).toEqual(['before', 'after']);
+  });
+});
