@@ -43,7 +43,10 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  * every instance keeps the same offline mailboxes. At start-up an instance
  * reads back the recent history of its topics (kept, not delivered), so a
  * client resumes on any instance. A third topic (`<topic>.presence`) carries
- * each instance's connected users: the connection registry.
+ * each instance's connected users: the connection registry. Acked means gone
+ * everywhere (issue 14): a consumption resolves once Kafka has its record
+ * (the ACK's RECEIPT waits), and a user-queue SUBSCRIBE waits until this
+ * instance has read the users topic up to its end ({@link ReadYourWrites}).
  *
  * Kafka away for a while (restarting, not reachable yet at start-up) only
  * delays the RECEIPTs: SENDs wait for it in the produce queue, bounded in
@@ -52,8 +55,8 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  * This class only puts the pieces together: {@link KafkaLink} (connecting and
  * retrying), {@link ProduceQueue} (batched produce requests, retried),
  * {@link Offsets} (positions, never committed), {@link Duplicates} (records a
- * retry wrote twice), {@link RecordMapper} (messages ↔ records) and
- * {@link Presence} (the registry).
+ * retry wrote twice), {@link RecordMapper} (messages ↔ records),
+ * {@link ReadYourWrites} and {@link Presence} (the registry).
  */
 export class KafkaFanout implements Fanout {
   readonly options: KafkaFanoutOptions;
