@@ -581,7 +581,7 @@ export const FLAGS: Flag[] = [
     'STOMPBUS_MAX_PENDING_SENDS',
     'n',
     'maxPendingSends',
-    `SENDs of one connection waiting for Kafka before it is no longer read (${d.maxPendingSends})`,
+    `SENDs (and ACKs) of one connection waiting for Kafka before it is no longer read (${d.maxPendingSends})`,
   ),
   numeric(
     '--max-frames-per-second',

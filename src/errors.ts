@@ -44,7 +44,7 @@ export const ErrorCodes = {
   STOMP_ERR_TOO_MANY_CONNECTIONS: 'the server, or this address, has its maximum of connections',
   STOMP_ERR_SHUTDOWN: 'the server is shutting down',
   STOMP_ERR_CLUSTER_UNAVAILABLE:
-    'Kafka did not take the message (cluster mode); it was not delivered',
+    'Kafka did not take the record (cluster mode): a message sent was not delivered, one consumed may come again',
   STOMP_ERR_INTERNAL: 'the server failed to handle the frame (a bug: please report it)',
 } as const;
 

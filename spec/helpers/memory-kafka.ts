@@ -18,6 +18,7 @@ import type {
   ProducedRecord,
   TopicSpec,
 } from '../../src/cluster/kafka-client.js';
+import { partitionFor as javaPartitionFor } from '../../src/cluster/partitioner.js';
 
 /** A record written straight to a topic, as a plain Kafka producer would. */
 export interface AppendedRecord {
@@ -129,7 +130,11 @@ export class MemoryKafka implements KafkaClient {
     return (this.topics.get(topic) ?? []).flat();
   }
 
-  /** The partition a key goes to (a stable hash of it, as Kafka's default partitioner). */
+  /**
+   * The partition a key goes to: Kafka's default partitioner (murmur2, as the
+   * producer places records and as cluster interest and read-your-writes
+   * compute it); round robin without a key.
+   */
   partitionFor(topic: string, key: string | null): number {
     const count = this.partitionsOf(topic).length;
     if (key === null) {
@@ -137,9 +142,7 @@ export class MemoryKafka implements KafkaClient {
       this.roundRobin.set(topic, next + 1);
       return next % count;
     }
-    let hash = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-    return (hash >>> 0) % count;
+    return javaPartitionFor(key, count);
   }
 
   // ---- KafkaClient ----

@@ -19,6 +19,12 @@ import type { DurableLog, MessageBus, SharedQueues } from './seams.js';
 import { BrokerStats } from './stats.js';
 import type { Pending, Subscription } from './subscription.js';
 
+/**
+ * An ACK's or NACK's outcome: false when nothing was pending, true when done,
+ * a promise when what it consumed is still being recorded.
+ */
+export type Settled = boolean | Promise<void>;
+
 /** How often expired history and offline messages are swept, ms. */
 const SWEEP_MS = 10_000;
 
@@ -132,13 +138,17 @@ export class Router implements DestinationContext {
     this.forgetIfIdle(target);
   }
 
-  /** Acknowledges `ackId` on `sub`; false when it is not pending there. */
-  ack(sub: Subscription, ackId: string): boolean {
+  /**
+   * Acknowledges `ackId` on `sub`: false when it is not pending there, else
+   * true, or a promise when what it consumed is recorded asynchronously
+   * (cluster mode: resolves once Kafka has the records; the RECEIPT waits).
+   */
+  ack(sub: Subscription, ackId: string): Settled {
     return this.settle(sub, ackId, true);
   }
 
-  /** Rejects `ackId` on `sub`; false when it is not pending there. */
-  nack(sub: Subscription, ackId: string): boolean {
+  /** Rejects `ackId` on `sub`; answers as {@link ack} does. */
+  nack(sub: Subscription, ackId: string): Settled {
     return this.settle(sub, ackId, false);
   }
 
@@ -210,12 +220,12 @@ export class Router implements DestinationContext {
     return this.destinations.get(sub.destination) as Destination;
   }
 
-  private settle(sub: Subscription, ackId: string, positive: boolean): boolean {
+  private settle(sub: Subscription, ackId: string, positive: boolean): Settled {
     const settled = sub.settle(ackId);
     if (!settled) return false;
-    if (positive) this.of(sub).ack(sub, settled);
-    else this.of(sub).nack(sub, settled);
-    return true;
+    const target = this.of(sub);
+    const recorded = positive ? target.ack(sub, settled) : target.nack(sub, settled);
+    return recorded ?? true;
   }
 
   private typeOf(name: string): DestinationType | undefined {

@@ -30,8 +30,11 @@ export interface MessageBus {
   /**
    * Optional: makes `destination`'s messages reach this instance before a
    * subscription to it is made, and with `resumeAfter` what a resume after
-   * it needs; undefined when they already do, else a promise that resolves
-   * when they do (the SUBSCRIBE and the frames behind it wait). Never rejects.
+   * it needs; for a user queue, makes this instance have read every
+   * consumption recorded before now (read-your-writes: what was acked on
+   * another instance is not handed out here). Undefined when nothing is
+   * missing, else a promise that resolves when it is there (the SUBSCRIBE
+   * and the frames behind it wait). Never rejects.
    */
   reach?(destination: string, resumeAfter?: Position): Promise<void> | undefined;
 }
@@ -63,8 +66,13 @@ export interface SharedQueues {
 
 /** What user queues and resumes need to outlive one instance. */
 export interface DurableLog {
-  /** Records that a user-queue message was consumed here, for every instance. */
-  consumed(message: Message): void;
+  /**
+   * Records that a user-queue message was consumed here, for every instance.
+   * Returns once the record is durable, or a promise that resolves then (the
+   * RECEIPT of the ACK that consumed it waits) and rejects with a coded
+   * error when it could not be recorded.
+   */
+  consumed(message: Message): void | Promise<void>;
   /**
    * The first position `n` of `epoch` from which this instance has seen every
    * message of `destination`; undefined for an epoch it does not know.

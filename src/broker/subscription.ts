@@ -29,10 +29,22 @@ export interface Consumer {
   ): void;
   /** False while the connection's unsent output is above its high-water mark (no side effect). */
   readonly writable: boolean;
+  /**
+   * Optional: true once the consumer is leaving (its DISCONNECT waits for its
+   * RECEIPT): queues offer it nothing more, since it acknowledges nothing
+   * any more and what it consumes would only delay its RECEIPT.
+   */
+  readonly leaving?: boolean;
   /** A topic message found the consumer above its high-water mark: disconnect it. */
   overflow(): void;
   /** The consumer holds more than `limit` unacknowledged messages: disconnect it. */
   tooManyPending(limit: number): void;
+  /**
+   * Optional: a message written to this consumer in `auto` mode was consumed,
+   * and `done` resolves once that is durable (cluster mode); the consumer's
+   * DISCONNECT RECEIPT waits for it.
+   */
+  recording?(done: Promise<void>): void;
 }
 
 /** A resume being replayed as fast as the connection takes it; live messages queue behind. */
@@ -112,6 +124,7 @@ export class Subscription {
   get ready(): boolean {
     return (
       this.consumer.writable &&
+      this.consumer.leaving !== true &&
       (this.ackMode === 'auto' || this.prefetch === 0 || this.unacked.size < this.prefetch)
     );
   }

@@ -22,6 +22,7 @@ import { describe, kafkaLog, type Log, Notices, unavailable } from './notices.js
 import { Offsets, partitionOf } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
+import { ReadYourWrites } from './read-your-writes.js';
 import { consumedId, keyOfUser, messageIdOf, RecordMapper, userKey } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
@@ -44,7 +45,10 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  * cluster interest: those where the user has a session). At start-up an instance
  * reads back the recent history of its topics (kept, not delivered), so a
  * client resumes on any instance. A third topic (`<topic>.presence`) carries
- * each instance's connected users: the connection registry.
+ * each instance's connected users: the connection registry. Acked means gone
+ * everywhere (issue 14): a consumption resolves once Kafka has its record
+ * (the ACK's RECEIPT waits), and a user-queue SUBSCRIBE waits until this
+ * instance has read the users topic up to its end ({@link ReadYourWrites}).
  *
  * Kafka away for a while (restarting, not reachable yet at start-up) only
  * delays the RECEIPTs: SENDs wait for it in the produce queue, bounded in
@@ -53,8 +57,8 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  * This class only puts the pieces together: {@link KafkaLink} (connecting and
  * retrying), {@link ProduceQueue} (batched produce requests, retried),
  * {@link Offsets} (positions, never committed), {@link Duplicates} (records a
- * retry wrote twice), {@link RecordMapper} (messages ↔ records) and
- * {@link Presence} (the registry).
+ * retry wrote twice), {@link RecordMapper} (messages ↔ records),
+ * {@link ReadYourWrites} and {@link Presence} (the registry).
  */
 export class KafkaFanout implements Fanout {
   readonly options: KafkaFanoutOptions;
@@ -105,6 +109,8 @@ export class KafkaFanout implements Fanout {
   private readonly interest: PartitionInterest | undefined;
   /** With `--kafka-interest subscribed`: which partitions of the users topic are fetched (by user). */
   private readonly userInterest: PartitionInterest | undefined;
+  /** User-queue SUBSCRIBEs held until the consumption recorded before them is read. */
+  private readonly readYourWrites: ReadYourWrites;
   private sink: FanoutSink = { deliver: () => {}, consumed: () => {}, localUsers: () => [] };
   /** Partitions of the queues topic, once connected. */
   private queuePartitions = 0;
@@ -122,6 +128,13 @@ export class KafkaFanout implements Fanout {
     const users = byInterest ? this.createInterest(this.topics.usersTopic) : undefined;
     this.interest = interest;
     this.userInterest = users;
+    this.readYourWrites = new ReadYourWrites({
+      topic: this.topics.usersTopic,
+      timeoutMs: this.options.startTimeoutMs,
+      client: () => (this.link.ready ? this.link.requireClient() : undefined),
+      offsets: this.offsets,
+      log: this.lines,
+    });
     this.bus =
       interest && users
         ? {
@@ -132,7 +145,10 @@ export class KafkaFanout implements Fanout {
             reach: (destination, resumeAfter) =>
               this.reach(interest, users, destination, resumeAfter),
           }
-        : { publish: (message) => this.publish(message) };
+        : {
+            publish: (message) => this.publish(message),
+            reach: (destination) => this.reach(undefined, undefined, destination, undefined),
+          };
     // With interest the topics and users topics are read on demand, per partition.
     const readFrom = byInterest
       ? plan.readFrom.filter(
@@ -312,6 +328,7 @@ export class KafkaFanout implements Fanout {
     // Its queue partitions go to another owner at once rather than after the session timeout.
     await this.queues?.stop().catch(() => {});
     this.userInterest?.stop();
+    this.readYourWrites.stop();
     this.link.halt();
     const deadline = Date.now() + this.options.stopTimeoutMs;
     await this.queue.stop(this.options.stopTimeoutMs / 2);
@@ -337,15 +354,30 @@ export class KafkaFanout implements Fanout {
     return result;
   }
 
-  /** Records, on the users topic, that a user-queue message was consumed here (at least once: a lost record means a redelivery). */
-  private consumed(message: Outgoing): void {
-    this.queue.push(this.records.consumedRecord(message)).catch((error: unknown) => {
-      // Kafka down: the produce queue already logs; one line per message would flood.
-      this.notices.warnOnce(
-        `consumed:${describe(error)}`,
-        `could not record consumption (${describe(error)}); those messages may come again`,
-      );
-    });
+  /**
+   * Records, on the users topic, that a user-queue message was consumed
+   * here; resolves once Kafka acknowledged the record (the ACK's RECEIPT
+   * waits for it), rejects when it could not be recorded within
+   * `sendTimeoutMs` (other instances may then deliver the message again).
+   */
+  private consumed(message: Outgoing): Promise<void> {
+    const recorded = this.link.stopped
+      ? Promise.reject(new StompError('STOMP_ERR_SHUTDOWN'))
+      : this.queue.push(this.records.consumedRecord(message)).catch((error: unknown) => {
+          // Kafka down: the produce queue already logs; one line per message would flood.
+          this.notices.warnOnce(
+            `consumed:${describe(error)}`,
+            `could not record consumption (${describe(error)}); those messages may come again`,
+          );
+          if (error instanceof StompError && error.code === 'STOMP_ERR_SHUTDOWN') throw error;
+          throw unavailable(
+            `consumption of ${message.id} not recorded (${describe(error)})`,
+            error,
+          );
+        });
+    // Nobody may wait for it (a subscription that ended): not an unhandled rejection.
+    recorded.catch(() => {});
+    return recorded;
   }
 
   /**
@@ -386,10 +418,27 @@ export class KafkaFanout implements Fanout {
   }
 
   /**
-   * Interest: picks up the destination's partition (reading back what a
-   * resume needs); a user destination's is its user's (its mailbox read back).
+   * What a SUBSCRIBE waits for: for a user queue, the consumption recorded
+   * before it (read-your-writes); with interest, the pick-up of the
+   * destination's partition (reading back what a resume needs); a user
+   * destination's partition is its user's (its mailbox read back).
    */
   private reach(
+    interest: PartitionInterest | undefined,
+    users: PartitionInterest | undefined,
+    destination: string,
+    resumeAfter: Position | undefined,
+  ): Promise<void> | undefined {
+    const kind = destinationKind(destination);
+    const fresh = kind === 'user-queue' ? this.readYourWrites.reach(destination) : undefined;
+    const picked = interest && users && this.pickUp(interest, users, destination, resumeAfter);
+    if (!picked) return fresh;
+    if (!fresh) return picked;
+    return Promise.all([picked, fresh]).then(() => {});
+  }
+
+  /** Interest: picks up the destination's partition; undefined when it is read already. */
+  private pickUp(
     interest: PartitionInterest,
     users: PartitionInterest,
     destination: string,
@@ -464,5 +513,7 @@ export class KafkaFanout implements Fanout {
         });
       }
     }
+    // Mailboxes now hold what this batch said: SUBSCRIBEs waiting for it go on.
+    if (first?.topic === this.topics.usersTopic) this.readYourWrites.advanced(first.partition);
   }
 }

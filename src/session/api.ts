@@ -79,6 +79,12 @@ export interface SessionApi {
   ): Replay | undefined;
   /** Ends the subscription with client id `id`; false when there is none. */
   unsubscribe(id: string): boolean;
+  /**
+   * Resolves once the consumption records this session's `auto` deliveries
+   * caused are durable (cluster mode); rejects with the first that failed;
+   * undefined when none is pending.
+   */
+  recorded(): Promise<void> | undefined;
   /** Opens transaction `tx`; false when it is open already. */
   begin(tx: string): boolean;
   /** Open transactions. */

@@ -41,8 +41,9 @@ export interface SessionOptions extends FrameLimits {
    */
   maxFramesPerSecond: number;
   /**
-   * SENDs (and COMMITs) of one connection waiting for the bus (cluster mode:
-   * for Kafka's acknowledgement) before the connection stops being read; it is
+   * SENDs (and COMMITs, and ACKs whose consumption is being recorded) of one
+   * connection waiting for the bus (cluster mode: for Kafka's acknowledgement)
+   * before the connection stops being read; it is
    * read again once half of them are answered. A publisher far ahead of Kafka
    * (Kafka restarting, say) is slowed by backpressure this way rather than
    * buffered without bound. Default 512.

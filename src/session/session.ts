@@ -140,6 +140,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   private receiptChain: Promise<void> | undefined;
   /** Frames on the receipt chain whose work is asynchronous and not answered yet. */
   private waiting = 0;
+  /** Consumption records of this session's `auto` deliveries not durable yet (cluster mode). */
+  private unrecorded: Set<Promise<void>> | undefined;
+  /** The first of them that failed: the DISCONNECT gets the ERROR. */
+  private recordFailure: unknown;
   /** Why reading is paused ({@link THROTTLED}, {@link WAITING}); 0: reading. */
   private pausedBy = 0;
   private closeError: StompError | undefined;
@@ -558,6 +562,40 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     // The router asked `writable` just before; note when this write filled
     // the output, so that the drain tells it to go on.
     if (connection.bufferedAmount >= this.options.highWaterMark) this.blocked = true;
+  }
+
+  /** Consumer: an `auto` delivery's consumption is being recorded; DISCONNECT waits for it. */
+  recording(done: Promise<void>): void {
+    this.unrecorded ??= new Set();
+    const pending = this.unrecorded;
+    pending.add(done);
+    done.then(
+      () => pending.delete(done),
+      (error: unknown) => {
+        pending.delete(done);
+        this.recordFailure ??= error;
+      },
+    );
+  }
+
+  /**
+   * Once every consumption this session's `auto` deliveries caused is
+   * durable (those made while waiting too, until {@link leaving} stops
+   * them); rejects with the first that could not be recorded. Nothing to
+   * wait for: undefined.
+   */
+  recorded(): Promise<void> | undefined {
+    if (!this.unrecorded?.size && this.recordFailure === undefined) return undefined;
+    const drain = async () => {
+      while (this.unrecorded?.size) await Promise.all(this.unrecorded);
+      if (this.recordFailure !== undefined) throw this.recordFailure;
+    };
+    return drain();
+  }
+
+  /** Consumer: DISCONNECT was handled; queues offer nothing more while its RECEIPT waits. */
+  get leaving(): boolean {
+    return this.disconnecting;
   }
 
   /** Consumer: false while the unsent output is above the high-water mark. */

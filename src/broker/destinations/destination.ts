@@ -38,9 +38,13 @@ export interface Destination extends DestinationCounters {
   subscribe(sub: Subscription, resumeAfter?: Position): Replay | undefined;
   /** Removes a subscription; what it held unacknowledged goes back. */
   unsubscribe(sub: Subscription): void;
-  /** The client acknowledged these deliveries (settled from `sub`); may resolve once that is durable. */
+  /**
+   * The client acknowledged these deliveries (settled from `sub`). A promise
+   * when what that consumed is recorded asynchronously (a user queue in
+   * cluster mode): the ACK's RECEIPT waits for it.
+   */
   ack(sub: Subscription, settled: readonly Pending[]): void | Promise<void>;
-  /** The client rejected these deliveries; may resolve once that is durable. */
+  /** The client rejected these deliveries; a promise as for {@link ack} (dead letters consumed). */
   nack(sub: Subscription, settled: readonly Pending[]): void | Promise<void>;
   /** The subscription's connection has room again. */
   drained(sub: Subscription): void;
@@ -98,4 +102,17 @@ export function belowPendingLimit(context: DestinationContext, sub: Subscription
   if (sub.ackMode === 'auto' || sub.unacked.size < context.options.maxPendingAcks) return true;
   sub.consumer.tooManyPending(context.options.maxPendingAcks);
   return false;
+}
+
+/**
+ * What several records being made come to: nothing to wait for, or one
+ * promise that resolves when all of them are durable (and rejects with the
+ * first failure).
+ */
+export function whenAll(waits: readonly Promise<void>[]): void | Promise<void> {
+  if (waits.length === 0) return;
+  const all = waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
+  // A caller with no frame to answer (a subscription ending) lets it go: not unhandled.
+  all.catch(() => {});
+  return all;
 }

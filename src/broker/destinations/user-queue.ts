@@ -9,6 +9,7 @@ import {
   type DestinationContext,
   type DestinationType,
   handOut,
+  whenAll,
 } from './destination.js';
 
 /**
@@ -74,13 +75,15 @@ export class UserQueue implements Destination {
   /** What the subscription held goes to another session with room, or waits. */
   unsubscribe(sub: Subscription): void {
     this.subs.delete(sub);
+    // Dead-lettered on the way: recorded, with no frame to answer.
+    const waits: Promise<void>[] = [];
     for (const pending of sub.takeUnacked()) {
       const letter = this.letterOf(pending);
       if (!letter) continue;
       letter.holders--;
       if (letter.holders > 0) continue;
       if (letter.deliveries >= this.context.options.maxDeliveries) {
-        this.consume(letter, true);
+        this.consume(letter, true, waits);
         continue;
       }
       for (const other of this.subs) {
@@ -89,30 +92,39 @@ export class UserQueue implements Destination {
         break;
       }
     }
+    whenAll(waits);
   }
 
-  ack(sub: Subscription, settled: readonly Pending[]): void {
+  /** Consumes what was acknowledged; resolves once the log has every consumption (cluster mode). */
+  ack(sub: Subscription, settled: readonly Pending[]): void | Promise<void> {
+    const waits: Promise<void>[] = [];
     for (const pending of settled) {
       const letter = this.letterOf(pending);
-      if (letter) this.consume(letter, false);
+      if (letter) this.consume(letter, false, waits);
     }
     this.fill(sub);
+    return whenAll(waits);
   }
 
-  /** NACK: offered again to the same subscription, until `maxDeliveries`, then dead-lettered. */
-  nack(sub: Subscription, settled: readonly Pending[]): void {
+  /**
+   * NACK: offered again to the same subscription, until `maxDeliveries`, then
+   * dead-lettered (consumed here: resolves once the log has it).
+   */
+  nack(sub: Subscription, settled: readonly Pending[]): void | Promise<void> {
+    const waits: Promise<void>[] = [];
     for (const pending of settled) {
       // Consumed meanwhile by another session: nothing to redeliver.
       const letter = this.letterOf(pending);
       if (!letter) continue;
       if (letter.deliveries >= this.context.options.maxDeliveries) {
         letter.holders--;
-        this.consume(letter, true);
+        this.consume(letter, true, waits);
       } else {
         letter.deliveries++;
         handOut(this.context, sub, letter, true);
       }
     }
+    return whenAll(waits);
   }
 
   drained(sub: Subscription): void {
@@ -144,7 +156,7 @@ export class UserQueue implements Destination {
   private offer(subs: readonly Subscription[], letter: Letter): void {
     const { message } = letter;
     if (subs.length === 0 || !this.context.mailboxes.letter(this.name, message.id)) return;
-    let consumed = false;
+    let consumers: Subscription[] | undefined;
     const redelivered = letter.deliveries > 0;
     letter.deliveries++;
     const encoded = new EncodedMessage(message);
@@ -153,20 +165,30 @@ export class UserQueue implements Destination {
       this.messagesOut++;
       if (sub.ackMode === 'auto') {
         sub.consumer.deliver(sub, encoded, undefined, redelivered, undefined);
-        consumed = true;
+        consumers ??= [];
+        consumers.push(sub);
       } else {
         letter.holders++;
         handOut(this.context, sub, letter, redelivered, encoded);
       }
     }
-    if (consumed) this.consume(letter, false);
+    if (!consumers) return;
+    const waits: Promise<void>[] = [];
+    this.consume(letter, false, waits);
+    const recorded = whenAll(waits);
+    // Written out is consumed: whoever took it waits for the record at its DISCONNECT.
+    if (recorded) for (const sub of consumers) sub.consumer.recording?.(recorded);
   }
 
-  /** Forgets a consumed letter here and, through the log, on every instance. */
-  private consume(letter: Letter, failed: boolean): void {
+  /**
+   * Forgets a consumed letter here and, through the log, on every instance;
+   * adds to `waits` the log's promise when it records asynchronously.
+   */
+  private consume(letter: Letter, failed: boolean, waits?: Promise<void>[]): void {
     const { message } = letter;
     if (!this.context.mailboxes.remove(message.destination, message.id)) return;
-    this.context.log.consumed(message);
+    const recorded = this.context.log.consumed(message);
+    if (recorded) waits?.push(recorded);
     if (failed) this.context.deadLetter(letter, `/user/${destinationUser(this.name)}/queue/DLQ`);
   }
 }

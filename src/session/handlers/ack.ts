@@ -4,23 +4,28 @@ import { type Frame, getHeader } from '../../frame/frame.js';
 import type { SessionApi } from '../api.js';
 import { bufferInTransaction, required } from './util.js';
 
-/** ACK (STOMP 1.2 "ACK"), or into the named transaction. */
-export function ack(session: SessionApi, frame: Frame): void {
+/**
+ * ACK (STOMP 1.2 "ACK"), or into the named transaction. Returns a promise
+ * when the consumption is recorded asynchronously (cluster mode): the
+ * RECEIPT waits until it is durable, and a failure to record it is an ERROR.
+ */
+export function ack(session: SessionApi, frame: Frame): void | Promise<void> {
   if (bufferInTransaction(session, frame)) return;
-  settle(session, frame, true);
+  return settle(session, frame, true);
 }
 
-/** NACK (STOMP 1.2 "NACK"), or into the named transaction. */
-export function nack(session: SessionApi, frame: Frame): void {
+/** NACK (STOMP 1.2 "NACK"), or into the named transaction; a promise as for ACK (dead letters). */
+export function nack(session: SessionApi, frame: Frame): void | Promise<void> {
   if (bufferInTransaction(session, frame)) return;
-  settle(session, frame, false);
+  return settle(session, frame, false);
 }
 
-/** Applies an ACK or NACK now (also when COMMIT replays one). */
-export function settle(session: SessionApi, frame: Frame, positive: boolean): void {
+/** Applies an ACK or NACK now (also when COMMIT replays one); a promise while it is recorded. */
+export function settle(session: SessionApi, frame: Frame, positive: boolean): void | Promise<void> {
   const [sub, ackId] = resolve(session, frame);
   const done = positive ? session.router.ack(sub, ackId) : session.router.nack(sub, ackId);
-  if (!done) throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: ackId });
+  if (done === false) throw new StompError('STOMP_ERR_UNKNOWN_ACK', { detail: ackId });
+  if (done !== true) return done;
 }
 
 /**

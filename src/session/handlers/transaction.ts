@@ -21,7 +21,8 @@ export function begin(session: SessionApi, frame: Frame): void {
 
 /**
  * COMMIT: applies the buffered frames in order. Asynchronous confirmations
- * (Kafka) are collected so that the COMMIT's RECEIPT waits for all of them.
+ * (Kafka: SENDs taken, consumption of acked user-queue messages recorded)
+ * are collected so that the COMMIT's RECEIPT waits for all of them.
  */
 export function commit(session: SessionApi, frame: Frame): void | Promise<void> {
   const tx = required(frame, 'transaction');
@@ -33,12 +34,9 @@ export function commit(session: SessionApi, frame: Frame): void | Promise<void> 
   for (const f of frames) if (f.command !== 'SEND') resolve(session, f);
   const waits: Promise<void>[] = [];
   for (const f of frames) {
-    if (f.command === 'SEND') {
-      const result = sendCommitted(session, f);
-      if (result) waits.push(result);
-    } else {
-      settle(session, f, f.command === 'ACK');
-    }
+    const result =
+      f.command === 'SEND' ? sendCommitted(session, f) : settle(session, f, f.command === 'ACK');
+    if (result) waits.push(result);
   }
   if (waits.length > 0) return Promise.all(waits).then(() => undefined);
 }
