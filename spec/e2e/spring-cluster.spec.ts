@@ -1,6 +1,7 @@
 /**
  * examples/spring-relay (Spring's `enableStompBrokerRelay`) in front of two stompbus
- * instances in cluster mode, HAProxy between them (examples/haproxy.cfg as it is): the
+ * instances in cluster mode, HAProxy between them (examples/spring-relay/haproxy.cfg, the
+ * TCP half of examples/haproxy.cfg, as its README runs it): the
  * Spring app's "system" relay connection, on which it sends what `convertAndSendToUser`
  * produces, and the relay connection it opens for the browser's session land on different
  * instances. With cluster-wide queues (`--queues cluster`, the default) the reply reaches
@@ -10,14 +11,15 @@
  * Needs Java 17 and Maven (the app is built with `mvn -q package`), haproxy and the run's
  * Kafka: without them it warns and skips; under `CI=true` it fails instead.
  */
-import { rmSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@stomp/stompjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { kafkaBrokers, plainKafka, skipKafka, uniqueName } from '../helpers/cluster.js';
 import {
   type Haproxy,
+  type HaproxyPorts,
   haproxyVersion,
   type Instance,
   killAllChildren,
@@ -53,6 +55,28 @@ if (skipKafka) {
   console.warn(
     '!!! spring-cluster.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)',
   );
+}
+
+/**
+ * examples/spring-relay/haproxy.cfg as the README runs it, its frontend moved to
+ * `ports.tcp` and its two servers to `instances`' ports. Throws when the file no longer
+ * has the lines this replaces.
+ */
+function springHaproxyConfig(ports: HaproxyPorts, instances: Instance[]): string {
+  const file = join(RELAY_DIR, 'haproxy.cfg');
+  const replacements: Array<[RegExp, string]> = [
+    [/^ {4}bind 127\.0\.0\.1:61613$/m, `    bind 127.0.0.1:${ports.tcp}`],
+    ...instances.map((instance, n): [RegExp, string] => [
+      new RegExp(`^ {4}server stompbus${n + 1} 127\\.0\\.0\\.1:\\d+ check port \\d+$`, 'm'),
+      `    server stompbus${n + 1} 127.0.0.1:${instance.tcpPort} check port ${instance.port}`,
+    ]),
+  ];
+  let config = readFileSync(file, 'utf8');
+  for (const [line, replacement] of replacements) {
+    if (!line.test(config)) throw new Error(`${file}: no line ${line} to put ports in`);
+    config = config.replace(line, replacement);
+  }
+  return config;
 }
 
 /** The open STOMP-over-TCP connections of an instance, from its /metrics gauge. */
@@ -140,7 +164,7 @@ function logs(): string {
  * app with its relay on HAProxy's TCP frontend, then connects alice to the app.
  *
  * Where the two relay connections land is made certain, not left to chance: HAProxy's
- * TCP backend balances by least connections (examples/haproxy.cfg, unchanged here), so
+ * TCP backend balances by least connections (examples/spring-relay/haproxy.cfg), so
  * with no connection through HAProxy when the app starts, the app's system connection
  * takes one instance and the next connection, the one Spring opens for alice's CONNECT,
  * goes to the instance with fewer, the other one. What makes the first half true is
@@ -165,7 +189,7 @@ async function deploy(queues: 'cluster' | 'local'): Promise<Deployment> {
       }),
     );
   }
-  proxy = await startHaproxy(instances);
+  proxy = await startHaproxy(instances, 10_000, springHaproxyConfig);
   await connectionsAre(instances, [0, 0]);
 
   spring = startJava([
@@ -177,11 +201,19 @@ async function deploy(queues: 'cluster' | 'local'): Promise<Deployment> {
   ]);
   const [, port] = await spring.waitFor(/spring-relay listening on port (\d+)/, 90_000);
   await spring.waitFor(/spring-relay broker available/, 30_000);
-  const counts = await Promise.all(instances.map(tcpConnections));
-  expect(counts.sort(), 'the system connection, on one instance').toEqual([0, 1]);
   const [a, b] = instances as [Instance, Instance];
-  const system = (await tcpConnections(a)) === 1 ? a : b;
-  const browser = system === a ? b : a;
+  // The system connection, on one instance: which one is up to HAProxy.
+  const onA = await Promise.any([
+    connectionsAre([a, b], [1, 0]).then(() => true),
+    connectionsAre([a, b], [0, 1]).then(() => false),
+  ]).catch(async () => {
+    const counts = await Promise.all(instances.map(tcpConnections));
+    throw new Error(
+      `the system connection: TCP connections ${counts.join('/')}, expected 1/0 or 0/1`,
+    );
+  });
+  const system = onA ? a : b;
+  const browser = onA ? b : a;
 
   const springUrl = `ws://127.0.0.1:${port}/ws`;
   const alice = await stompClient(springUrl, {

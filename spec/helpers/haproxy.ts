@@ -265,10 +265,20 @@ export interface Haproxy extends Child {
   readonly wsUrl: string;
 }
 
-/** Writes the config to a temp dir, validates it (`haproxy -c`), starts HAProxy in the foreground. */
-export async function startHaproxy(instances: Instance[], timeoutMs = 10_000): Promise<Haproxy> {
+/**
+ * Writes the config (by default examples/haproxy.cfg's, see {@link haproxyConfig}) to a
+ * temp dir, validates it (`haproxy -c`), starts HAProxy in the foreground and waits until
+ * each port the config binds accepts connections.
+ */
+export async function startHaproxy(
+  instances: Instance[],
+  timeoutMs = 10_000,
+  configFor: (ports: HaproxyPorts, instances: Instance[]) => string = haproxyConfig,
+): Promise<Haproxy> {
   const ports = { ws: await freePort(), tcp: await freePort() };
-  const config = haproxyConfig(ports, instances);
+  const config = configFor(ports, instances);
+  const bound = [...config.matchAll(/^\s*bind 127\.0\.0\.1:(\d+)\s*$/gm)].map((m) => Number(m[1]));
+  if (bound.length === 0) throw new Error(`the config binds no 127.0.0.1 port:\n${config}`);
   const dir = mkdtempSync(join(tmpdir(), 'stompbus-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
@@ -285,10 +295,10 @@ export async function startHaproxy(instances: Instance[], timeoutMs = 10_000): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exited()) throw new Error(`haproxy exited while starting:\n${child.output()}`);
-    if ((await accepts(ports.ws)) && (await accepts(ports.tcp))) break;
+    if ((await Promise.all(bound.map(accepts))).every(Boolean)) break;
     if (Date.now() > deadline) {
       await killChild(child);
-      throw new Error(`haproxy did not accept on ${ports.ws}/${ports.tcp}:\n${child.output()}`);
+      throw new Error(`haproxy did not accept on ${bound.join('/')}:\n${child.output()}`);
     }
     await sleep(100);
   }
