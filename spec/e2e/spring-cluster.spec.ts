@@ -138,8 +138,7 @@ interface Deployment {
   system: Instance;
   /** The other one, which holds the browser session's relay connection. */
   browser: Instance;
-  /** `ws://127.0.0.1:<port>/ws`: the Spring app's STOMP endpoint. */
-  springUrl: string;
+  /** Connected to the Spring app's `/ws` as alice. */
   alice: Client;
 }
 
@@ -215,8 +214,7 @@ async function deploy(queues: 'cluster' | 'local'): Promise<Deployment> {
   const system = onA ? a : b;
   const browser = onA ? b : a;
 
-  const springUrl = `ws://127.0.0.1:${port}/ws`;
-  const alice = await stompClient(springUrl, {
+  const alice = await stompClient(`ws://127.0.0.1:${port}/ws`, {
     connectHeaders: { login: 'alice', passcode: 'x' },
   });
   // Spring opened alice's relay connection for her CONNECT: on the other instance.
@@ -224,7 +222,7 @@ async function deploy(queues: 'cluster' | 'local'): Promise<Deployment> {
   console.log(
     `[spring-cluster] --queues ${queues}: system relay connection on ${system.name}, alice's on ${browser.name}`,
   );
-  return { system, browser, springUrl, alice };
+  return { system, browser, alice };
 }
 
 const skip = missing.length > 0 || skipKafka;
