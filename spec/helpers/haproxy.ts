@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,9 +24,26 @@ export function haproxyVersion(): string | undefined {
   return spawnSync(HAPROXY, ['-v'], { encoding: 'utf8', timeout: 5_000 }).stdout.split('\n')[0];
 }
 
-/** Compiles src/ to dist/ (bin/stompbus.js runs dist/cli.js). */
+/**
+ * Compiles src/ to dist/ (bin/stompbus.js runs dist/cli.js), unless dist/ is newer than
+ * every file of src/: spec/build-global-setup.ts has built it for this run already, and
+ * `npm run build` empties dist/ first, under the feet of the instances that specs in other
+ * workers are starting at the same time.
+ */
 export async function buildDist(): Promise<void> {
+  const built = statSync(join(ROOT, 'dist', 'cli.js'), { throwIfNoEntry: false })?.mtimeMs;
+  if (built !== undefined && newestIn(join(ROOT, 'src')) <= built) return;
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 60_000 });
+}
+
+/** The latest modification time of the files under `dir`, ms. */
+function newestIn(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile())
+      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
 }
 
 /** A free TCP port on 127.0.0.1 (free when asked; used right away). */
