@@ -5,7 +5,8 @@
  * under `CI=true` it fails instead.
  */
 import { execFile } from 'node:child_process';
-import { basename } from 'node:path';
+import { rmSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Client } from '@stomp/stompjs';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StompServer } from '../../src/server.js';
 import {
   type JavaProcess,
+  jarCopy,
   javaCommand,
   mavenPackage,
   missingJavaTools,
@@ -66,6 +68,7 @@ describe.skipIf(missing.length > 0)('Spring', () => {
   let server: StompServer;
   let relay: JavaProcess | undefined;
   let relayUrl = '';
+  let relayJar = '';
 
   beforeAll(async () => {
     server = new StompServer({ ...TEST_SERVER_OPTIONS });
@@ -75,10 +78,11 @@ describe.skipIf(missing.length > 0)('Spring', () => {
       (b) => `${basename(b.dir)} ${b.ms} ms${b.offline ? ' offline' : ''}`,
     );
     console.log(`[spring] mvn package: ${summary.join(', ')}`);
+    relayJar = jarCopy(`${RELAY_DIR}target/spring-relay.jar`);
     relay = startJava([
       ...QUICK_JVM,
       '-jar',
-      `${RELAY_DIR}target/spring-relay.jar`,
+      relayJar,
       '--server.port=0',
       `--stompbus.relay.port=${server.tcpPort}`,
     ]);
@@ -90,6 +94,7 @@ describe.skipIf(missing.length > 0)('Spring', () => {
   afterAll(async () => {
     await relay?.stop();
     await server?.stop();
+    if (relayJar) rmSync(dirname(relayJar), { recursive: true, force: true });
   });
 
   it('examples/spring-client sends, receives, acks and gets receipts over WebSocket and TCP', async () => {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -24,9 +24,26 @@ export function haproxyVersion(): string | undefined {
   return spawnSync(HAPROXY, ['-v'], { encoding: 'utf8', timeout: 5_000 }).stdout.split('\n')[0];
 }
 
-/** Compiles src/ to dist/ (bin/stompbus.js runs dist/cli.js). */
+/**
+ * Compiles src/ to dist/ (bin/stompbus.js runs dist/cli.js), unless dist/ is newer than
+ * every file of src/: spec/build-global-setup.ts has built it for this run already, and
+ * `npm run build` empties dist/ first, under the feet of the instances that specs in other
+ * workers are starting at the same time.
+ */
 export async function buildDist(): Promise<void> {
+  const built = statSync(join(ROOT, 'dist', 'cli.js'), { throwIfNoEntry: false })?.mtimeMs;
+  if (built !== undefined && newestIn(join(ROOT, 'src')) <= built) return;
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 60_000 });
+}
+
+/** The latest modification time of the files under `dir`, ms. */
+function newestIn(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile())
+      newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
 }
 
 /** A free TCP port on 127.0.0.1 (free when asked; used right away). */
@@ -265,10 +282,20 @@ export interface Haproxy extends Child {
   readonly wsUrl: string;
 }
 
-/** Writes the config to a temp dir, validates it (`haproxy -c`), starts HAProxy in the foreground. */
-export async function startHaproxy(instances: Instance[], timeoutMs = 10_000): Promise<Haproxy> {
+/**
+ * Writes the config (by default examples/haproxy.cfg's, see {@link haproxyConfig}) to a
+ * temp dir, validates it (`haproxy -c`), starts HAProxy in the foreground and waits until
+ * each port the config binds accepts connections.
+ */
+export async function startHaproxy(
+  instances: Instance[],
+  timeoutMs = 10_000,
+  configFor: (ports: HaproxyPorts, instances: Instance[]) => string = haproxyConfig,
+): Promise<Haproxy> {
   const ports = { ws: await freePort(), tcp: await freePort() };
-  const config = haproxyConfig(ports, instances);
+  const config = configFor(ports, instances);
+  const bound = [...config.matchAll(/^\s*bind 127\.0\.0\.1:(\d+)\s*$/gm)].map((m) => Number(m[1]));
+  if (bound.length === 0) throw new Error(`the config binds no 127.0.0.1 port:\n${config}`);
   const dir = mkdtempSync(join(tmpdir(), 'stompbus-haproxy-'));
   const file = join(dir, 'haproxy.cfg');
   writeFileSync(file, config);
@@ -285,10 +312,10 @@ export async function startHaproxy(instances: Instance[], timeoutMs = 10_000): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child.exited()) throw new Error(`haproxy exited while starting:\n${child.output()}`);
-    if ((await accepts(ports.ws)) && (await accepts(ports.tcp))) break;
+    if ((await Promise.all(bound.map(accepts))).every(Boolean)) break;
     if (Date.now() > deadline) {
       await killChild(child);
-      throw new Error(`haproxy did not accept on ${ports.ws}/${ports.tcp}:\n${child.output()}`);
+      throw new Error(`haproxy did not accept on ${bound.join('/')}:\n${child.output()}`);
     }
     await sleep(100);
   }

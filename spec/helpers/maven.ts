@@ -1,4 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 import { javaCommand, missingKafkaTools } from '../../scripts/kafka.js';
 
@@ -61,7 +64,66 @@ function mvnPackage(dir: string, offline: boolean) {
  * `~/.m2` has everything), then online one after another for those that failed, so that
  * two Maven processes never download into the same `~/.m2` at the same time.
  */
-export async function mavenPackage(dirs: string[]): Promise<MavenBuild[]> {
+export function mavenPackage(dirs: string[]): Promise<MavenBuild[]> {
+  return whileHolding(BUILD_LOCK, () => packageAll(dirs));
+}
+
+/**
+ * Held while Maven builds: specs in parallel workers that build the same example
+ * (spring.spec.ts and spring-cluster.spec.ts) take turns instead of writing one
+ * target/ folder at the same time.
+ */
+const BUILD_LOCK = join(tmpdir(), 'stompbus-spec-maven.lock');
+
+/** Runs `fn` holding a lock folder (mkdir is atomic); a holder that died leaves it free. */
+async function whileHolding<T>(lock: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + PACKAGE_TIMEOUT_MS;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (holderGone(lock)) rmSync(lock, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`${lock} still held after the build timeout`);
+      else await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/** True when the process named in the lock has exited (not when it is still writing its pid). */
+function holderGone(lock: string): boolean {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+  } catch {
+    return false;
+  }
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * A copy of a built jar in a folder of its own, for a JVM to run: another spec's
+ * `mvn package` may rewrite target/ while this one's app is still running.
+ */
+export function jarCopy(jar: string): string {
+  const copy = join(mkdtempSync(join(tmpdir(), 'stompbus-jar-')), basename(jar));
+  copyFileSync(jar, copy);
+  return copy;
+}
+
+async function packageAll(dirs: string[]): Promise<MavenBuild[]> {
   const started = Date.now();
   const offline = await Promise.allSettled(dirs.map((dir) => mvnPackage(dir, true)));
   const builds: MavenBuild[] = [];
