@@ -98,7 +98,8 @@ export class SharedQueue implements Destination {
   /** A message the backend gave to one of this instance's consumers. */
   assigned(consumer: string, message: Message, deliveries: number): void {
     const sub = this.consumers.get(consumer);
-    if (!sub) return;
+    // Gone, or its DISCONNECT is waiting: the owner gives it to another consumer once it leaves.
+    if (!sub || sub.consumer.leaving) return;
     if (sub.ackMode !== 'auto') {
       // The same assignment read twice (a retried produce): delivered once.
       for (const pending of sub.unacked.values()) {
@@ -157,9 +158,12 @@ export class SharedQueue implements Destination {
     const list = this.written.get(consumer);
     const sub = this.consumers.get(consumer);
     if (!list || !sub) return;
-    if (!force && !sub.consumer.writable) return;
+    if (!force && !sub.consumer.writable && !sub.consumer.leaving) return;
     this.written.delete(consumer);
-    this.queues.settle(this.name, consumer, list, true).catch(() => {});
+    const recorded = this.queues.settle(this.name, consumer, list, true);
+    recorded.catch(() => {});
+    // A DISCONNECT's RECEIPT waits for it.
+    sub.consumer.recording?.(recorded);
   }
 }
 
