@@ -95,7 +95,18 @@ export interface PartitionControl {
   resume(topic: string, partitions: number[]): void;
   /** The next record fetched from the partition is at `offset`. */
   seek(topic: string, partition: number, offset: bigint): void;
+  /**
+   * Optional: resolves when the consumer starts its next fetch (which asks for
+   * every partition resumed before it), or after `timeoutMs`.
+   */
+  nextFetch?(timeoutMs: number): Promise<void>;
 }
+
+/**
+ * Longest wait of a live pick-up for the fetch that includes the partition, ms:
+ * the fetch in flight may wait up to its longest idle wait first.
+ */
+const NEXT_FETCH_TIMEOUT_MS = 500;
 
 /** What {@link PartitionInterest} needs. */
 export interface PartitionInterestOptions {
@@ -356,6 +367,10 @@ export class PartitionInterest {
     offsets.readFrom(topic, partition, from, end);
     this.reading.add(partition);
     if (from < end) await this.readBack(partition, end);
+    // A fetch in flight does not ask for the partition: the SUBSCRIBE is answered once one
+    // that does is under way, so a message sent after its RECEIPT comes with the usual
+    // cross-instance latency rather than after that fetch's idle wait.
+    else await consumer.nextFetch?.(NEXT_FETCH_TIMEOUT_MS);
     return true;
   }
 

@@ -81,6 +81,8 @@ export interface KafkaConsumer {
   resume?(topic: string, partitions: number[]): void;
   /** The next record fetched from the partition is at `offset`. */
   seek?(topic: string, partition: number, offset: bigint): void;
+  /** Resolves when the next fetch starts, or after `timeoutMs`. */
+  nextFetch?(timeoutMs: number): Promise<void>;
 }
 
 /** What {@link KafkaClient.consumeShared} needs: one member of a group every instance joins. */
@@ -417,6 +419,21 @@ class KafkajsClient implements KafkaClient {
       if (running) options.onCrash(event.payload.error);
       else failed(event.payload.error);
     });
+    // kafkajs picks the partitions to ask for as each fetch starts.
+    let fetchWaiters: Array<() => void> = [];
+    consumer.on(consumer.events.FETCH_START, () => {
+      const waiters = fetchWaiters;
+      fetchWaiters = [];
+      for (const wake of waiters) wake();
+    });
+    const nextFetch = (timeoutMs: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        fetchWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
     const stop = async () => {
       await consumer.disconnect().catch(() => {});
     };
@@ -444,6 +461,7 @@ class KafkajsClient implements KafkaClient {
       resume: (topic, partitions) => consumer.resume([{ topic, partitions }]),
       seek: (topic, partition, offset) =>
         consumer.seek({ topic, partition, offset: String(offset) }),
+      nextFetch,
     };
   }
 

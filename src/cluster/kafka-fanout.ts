@@ -397,12 +397,13 @@ export class KafkaFanout implements Fanout {
       client: () => (this.link.ready ? this.link.requireClient() : undefined),
       consumer: () => {
         const consumer = this.link.activeConsumer;
-        const { pause, resume, seek } = consumer ?? {};
+        const { pause, resume, seek, nextFetch } = consumer ?? {};
         if (!consumer || !pause || !resume || !seek) return undefined;
         return {
           pause: (topic, partitions) => pause.call(consumer, topic, partitions),
           resume: (topic, partitions) => resume.call(consumer, topic, partitions),
           seek: (topic, partition, offset) => seek.call(consumer, topic, partition, offset),
+          nextFetch: nextFetch && ((timeoutMs) => nextFetch.call(consumer, timeoutMs)),
         };
       },
       offsets: this.offsets,
