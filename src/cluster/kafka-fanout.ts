@@ -430,12 +430,13 @@ export class KafkaFanout implements Fanout {
     destination: string,
     resumeAfter: Position | undefined,
   ): Promise<void> | undefined {
-    const kind = destinationKind(destination);
-    const fresh = kind === 'user-queue' ? this.readYourWrites.reach(destination) : undefined;
+    const userQueue = destinationKind(destination) === 'user-queue';
     const picked = interest && users && this.pickUp(interest, users, destination, resumeAfter);
-    if (!picked) return fresh;
-    if (!fresh) return picked;
-    return Promise.all([picked, fresh]).then(() => {});
+    if (!userQueue) return picked;
+    // Read-your-writes asks for the end once the partition is read here (picked up first:
+    // until then this instance has no position in it to compare with).
+    if (!picked) return this.readYourWrites.reach(destination);
+    return picked.then(() => this.readYourWrites.reach(destination));
   }
 
   /** Interest: picks up the destination's partition; undefined when it is read already. */
