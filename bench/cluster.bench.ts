@@ -60,6 +60,8 @@ const START_WARMUP_S = Number(process.env.BENCH_START_WARMUP_S ?? (QUICK ? 6 : 1
 const DRAIN_MS = 3_000;
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
+/** More stompbus flags for the cluster instances (BENCH_INSTANCE_FLAGS, e.g. `--kafka-interest all`). */
+const INSTANCE_FLAGS = (process.env.BENCH_INSTANCE_FLAGS ?? '').split(' ').filter(Boolean);
 const GOAL_MS = 10;
 /** Builds compared: ours, plus the `--baseline` one. */
 const BUILDS = args.baseline ? 2 : 1;
@@ -125,9 +127,16 @@ process.once('exit', () => {
 async function startInstance(
   build: Baseline,
   extra: string[],
+  role = 'single',
 ): Promise<{ url: string; child: ChildProcess }> {
-  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`;
+  // with BENCH_FLAGS_FOR (e.g. `cluster-2`: the first build's second cluster instance) only
+  // for that one (bench/cluster-profile.ts profiles one instance this way).
+  const only = process.env.BENCH_FLAGS_FOR;
+  const flags =
+    only === undefined || only === role
+      ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+      : [];
   const args = [
     ...flags,
     join(ROOT, 'bench', 'load', 'run-cli.mjs'),
@@ -897,14 +906,19 @@ async function main(): Promise<void> {
     for (let i = 0; i < INSTANCES; i++) {
       // One after the other: the first creates the topic.
       instances.push(
-        await startInstance(side.build, [
-          '--kafka-brokers',
-          kafka.brokers,
-          '--kafka-topic',
-          topic,
-          '--kafka-partitions',
-          String(PARTITIONS),
-        ]),
+        await startInstance(
+          side.build,
+          [
+            '--kafka-brokers',
+            kafka.brokers,
+            '--kafka-topic',
+            topic,
+            '--kafka-partitions',
+            String(PARTITIONS),
+            ...INSTANCE_FLAGS,
+          ],
+          sides.indexOf(side) === 0 ? `cluster-${i + 1}` : `baseline-${i + 1}`,
+        ),
       );
     }
     log(`cluster of ${INSTANCES}${tagOf(side)} on ${kafka.brokers}, topic ${topic}`);

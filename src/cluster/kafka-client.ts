@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
+import { keyedPartitioner } from './partitioner.js';
 
 /** A record as read from Kafka. */
 export interface ConsumedRecord {
@@ -202,7 +203,7 @@ class KafkajsClient implements KafkaClient {
     this.admin = this.kafka.admin();
     this.producer = this.kafka.producer({
       // Java-compatible murmur2: one destination (key) maps to one partition.
-      createPartitioner: lib.Partitioners.DefaultPartitioner,
+      createPartitioner: () => keyedPartitioner(lib.Partitioners.DefaultPartitioner()),
       allowAutoTopicCreation: false,
       retry: {
         retries: options.produceRetries ?? 3,
