@@ -704,6 +704,11 @@ interface Side {
   coldSame: Scenario;
   /** Cores its instances used during its own measured cluster runs, per round. */
   roundCores: number[];
+  /**
+   * CPU µs the instances spent per message of their own run, per instance (CPU seconds of
+   * the three over the run and its drain ÷ messages sent ÷ 3), per round.
+   */
+  roundMicros: number[];
 }
 
 function goalLine(side: Side, floor: Row, label: string): string {
@@ -715,7 +720,8 @@ function goalLine(side: Side, floor: Row, label: string): string {
     `Goal${label}: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
     `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
     `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
-    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms.`
+    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms. ` +
+    `CPU per message per instance by round: ${side.roundMicros.map((u) => u.toFixed(0)).join(' / ')} µs.`
   );
 }
 
@@ -727,6 +733,7 @@ function comparison(ours: Side, base: Side, floor: Scenario): string[] {
     ['same instance p99 ms', 'lower', ours.same.runP99, base.same.runP99],
     ['same instance p50 ms', 'lower', ours.same.runP50, base.same.runP50],
     ['instances CPU, cores (3 instances, own run)', 'lower', ours.roundCores, base.roundCores],
+    ['instances CPU, µs per message per instance', 'lower', ours.roundMicros, base.roundMicros],
   ];
   const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–');
   const v = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : '–');
@@ -875,6 +882,7 @@ async function main(): Promise<void> {
         warm,
       ),
       roundCores: [],
+      roundMicros: [],
     };
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
@@ -968,6 +976,9 @@ async function main(): Promise<void> {
         );
         usage.push(used);
         side?.roundCores.push(used.cores[side.key] ?? NaN);
+        side?.roundMicros.push(
+          (((used.cores[side.key] ?? NaN) * used.seconds) / PER_RUN / INSTANCES) * 1e6,
+        );
       }
     }
   } finally {
