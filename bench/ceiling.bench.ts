@@ -21,17 +21,27 @@
  * three instances (`node bench/load/run-cli.mjs …`) and the floor's two processes
  * (bench/load/ceiling-floor.mjs), all on 127.0.0.1, and stops every process it started by PID.
  */
-import { type ChildProcess, execFileSync, fork, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { Tracker } from './load/ceiling-track.mjs';
-import { FrameScanner, Kind } from './load/stomp-wire.js';
+import {
+  children,
+  cpuSeconds,
+  type Instance,
+  loadAverage as load,
+  machineJiffies as machineBusy,
+  pace,
+  startInstance as start,
+  stompClient,
+  stopChild,
+} from './load/instances.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -42,7 +52,7 @@ const { values: args } = parseArgs({
     start: { type: 'string', default: '4000' },
     factor: { type: 'string', default: '1.25' },
     'max-rate': { type: 'string', default: '200000' },
-    'limit-ms': { type: 'string', default: '1000' },
+    'limit-ms': { type: 'string', default: '500' },
     keys: { type: 'string', default: '6' },
     partitions: { type: 'string', default: '6' },
     quick: { type: 'boolean', default: false },
@@ -50,7 +60,6 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = args.quick === true;
-const HOST = '127.0.0.1';
 const ROUNDS = Number(args.rounds ?? (QUICK ? 1 : 2));
 const STEP_S = Number(args['step-s'] ?? (QUICK ? 3 : 5));
 const START = Number(args.start);
@@ -62,7 +71,6 @@ const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `/topic/ceiling
 const BODY_SIZE = 256;
 const DRAIN_MS = 5_000;
 const INSTANCES = 3;
-const CLOCK_TICKS = 100;
 /** Bounds the whole run: at most this long, then everything started is stopped. */
 const WATCHDOG_MS = 30 * 60_000;
 
@@ -80,29 +88,7 @@ interface Report {
   max: number;
 }
 
-// ---- processes we started (stopped by PID) ----
-
-const children = new Set<ChildProcess>();
 let kafka: RunningKafka | undefined;
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  try {
-    process.kill(child.pid, 'SIGTERM');
-  } catch {}
-  const timer = setTimeout(() => {
-    try {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-    } catch {}
-  }, 5_000);
-  await exited;
-  clearTimeout(timer);
-  children.delete(child);
-}
 
 async function cleanup(): Promise<void> {
   await Promise.allSettled([...children].map(stopChild));
@@ -113,55 +99,6 @@ async function cleanup(): Promise<void> {
   }
 }
 
-process.once('exit', () => {
-  for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
-});
-
-async function startInstance(
-  build: Baseline,
-  extra: string[],
-): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'bench', 'load', 'run-cli.mjs'),
-      join(build.build, 'cli.js'),
-      '--host',
-      HOST,
-      '--port',
-      '0',
-      '--tcp-port',
-      '0',
-      ...extra,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
-    },
-  );
-  children.add(child);
-  let out = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`stompbus not ready in 30 s\n${out}`)), 30_000);
-    child.once('exit', (code) => reject(new Error(`stompbus exited (${code})\n${out}`)));
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const m = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ url: m[1], child });
-      }
-    };
-    child.stdout?.on('data', onData);
-  });
-}
-
 // ---- the two sides ----
 
 /** One side under test: sends `count` messages from `base` paced at `rate`, reports what arrived. */
@@ -169,27 +106,6 @@ interface Side {
   name: string;
   step(base: number, count: number, rate: number): Promise<Report>;
   close(): Promise<void>;
-}
-
-/** Calls `emit(from, to)` every ~1 ms with the messages due at `rate`; resolves when all are out. */
-function pace(
-  count: number,
-  rate: number,
-  emit: (from: number, to: number) => void,
-): Promise<void> {
-  const start = performance.now();
-  let i = 0;
-  return new Promise((resolve) => {
-    const timer = setInterval(() => {
-      const due = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000));
-      if (due > i) emit(i, due);
-      i = due;
-      if (i >= count) {
-        clearInterval(timer);
-        resolve();
-      }
-    }, 1);
-  });
 }
 
 async function waitFor(done: () => boolean, ms: number): Promise<void> {
@@ -203,39 +119,6 @@ function sendFrame(seq: number, sentMs: number): string {
     `SEND\ndestination:${KEYS[seq % KEYS.length]}\ncontent-type:text/plain\n` +
     `content-length:${BODY_SIZE}\n\n${head}${'x'.repeat(BODY_SIZE - head.length)}\0`
   );
-}
-
-/** Raw STOMP over WebSocket: resolves once CONNECTED (and every SUBSCRIBE receipted). */
-async function stompClient(
-  url: string,
-  subscribe: string[],
-  onMessage: (buf: Buffer, start: number, end: number) => void,
-  onError: (text: string) => void,
-): Promise<WebSocket> {
-  const ws = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false });
-  let receipts = 0;
-  const ready = new Promise<void>((resolve, reject) => {
-    setTimeout(() => reject(new Error(`no CONNECTED/RECEIPT from ${url}`)), 10_000);
-    const scanner = new FrameScanner((buf, start, end) => {
-      const kind = buf[start];
-      if (kind === Kind.MESSAGE) onMessage(buf, start, end);
-      else if (kind === Kind.CONNECTED) {
-        subscribe.forEach((d, i) => {
-          ws.send(`SUBSCRIBE\nid:${i}\ndestination:${d}\nack:auto\nreceipt:r${i}\n\n\0`);
-        });
-        if (subscribe.length === 0) resolve();
-      } else if (kind === Kind.RECEIPT) {
-        if (++receipts === subscribe.length) resolve();
-      } else if (kind === Kind.ERROR) onError(buf.toString('utf8', start, end));
-    });
-    ws.on('message', (data: Buffer) => scanner.push(data));
-    ws.once('error', reject);
-    ws.once('open', () =>
-      ws.send('CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0'),
-    );
-  });
-  await ready;
-  return ws;
 }
 
 async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
@@ -258,6 +141,9 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
     name: 'cluster',
     async step(base, count, rate) {
       if (pub.readyState !== WebSocket.OPEN) pub = await stompClient(pubUrl, [], () => {}, onError);
+      // A failed step's backlog first drains (up to 20 s), so it does not count against this one.
+      const before = tracker;
+      if (before) await waitFor(() => before.received >= before.count, 20_000);
       const t = new Tracker(base, count, KEYS.length);
       tracker = t;
       await pace(count, rate, (from, to) => {
@@ -310,15 +196,18 @@ function ask<T>(child: ChildProcess, message: object, answer: string): Promise<T
   });
 }
 
-async function floorSide(
-  brokers: string,
-  producer: ChildProcess,
-  consumer: ChildProcess,
-): Promise<Side> {
-  void brokers;
+async function floorSide(producer: ChildProcess, consumer: ChildProcess): Promise<Side> {
+  let behind = false;
   return {
     name: 'floor',
     async step(base, count, rate) {
+      // A failed step's backlog first drains (up to 20 s), so it does not count against this one.
+      const drained = Date.now() + 20_000;
+      while (behind && Date.now() < drained) {
+        const r = (await ask<{ report: Report }>(consumer, { type: 'report' }, 'report')).report;
+        behind = r.received < r.expected;
+        if (behind) await sleep(100);
+      }
       consumer.send({ type: 'start', base, count, keys: KEYS });
       await sleep(20);
       const done = await ask<{ failed: number }>(
@@ -334,38 +223,12 @@ async function floorSide(
         if (report.received >= count || Date.now() > deadline) break;
         await sleep(100);
       }
+      behind = report.received < count;
       return report;
     },
     async close() {},
   };
 }
-
-// ---- machine state ----
-
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
-}
-
-function machineBusy(): { busy: number; total: number } {
-  const v = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '')
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  const total = v.reduce((a, b) => a + b, 0);
-  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-}
-
-const load = () =>
-  loadavg()
-    .map((l) => l.toFixed(2))
-    .join(', ');
 
 // ---- the run ----
 
@@ -389,10 +252,10 @@ async function main(): Promise<void> {
   log(`compiled ${build.label}; starting Kafka`);
   kafka = await startKafka();
   const topic = `stompbus-ceiling-${randomBytes(4).toString('hex')}`;
-  const instances: Array<{ url: string; child: ChildProcess }> = [];
+  const instances: Instance[] = [];
   for (let i = 0; i < INSTANCES; i++) {
     instances.push(
-      await startInstance(build, [
+      await start(build.build, [
         '--kafka-brokers',
         kafka.brokers,
         '--kafka-topic',
@@ -416,7 +279,7 @@ async function main(): Promise<void> {
   const floorProducer = await floorProcess('produce', kafka.brokers, floorTopic);
   const [i1, i2] = instances as unknown as [{ url: string }, { url: string }];
   const cluster = await clusterSide(i1.url, i2.url);
-  const floor = await floorSide(kafka.brokers, floorProducer, floorConsumer);
+  const floor = await floorSide(floorProducer, floorConsumer);
   const pids: Record<string, number> = {
     'instance 1': instances[0]?.child.pid ?? 0,
     'instance 2': instances[1]?.child.pid ?? 0,

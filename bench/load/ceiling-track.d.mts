@@ -12,6 +12,7 @@ export interface TrackerReport {
 export declare class Tracker {
   constructor(base: number, count: number, keys: number);
   readonly received: number;
+  readonly count: number;
   body(buf: Uint8Array, offset: number, key: unknown, t: number): void;
   report(): TrackerReport;
 }
