@@ -18,9 +18,10 @@
  * cold quarters: `by partition` (instance i takes the cold destinations of the partitions
  * ≡ i mod 4: interest can skip the others) and `by name` (instance i takes cold
  * destinations 50·i … 50·i+49, spread over every partition: interest cannot skip any).
- * Each round runs the four combinations, each on a fresh cluster and topic, the order of
- * the modes alternating by round; every subscriber must get every message it wants once,
- * in each publisher's order, or the run fails.
+ * Each round runs both placements; for each, the two modes run at the same time, on two
+ * fresh clusters of 4 instances with topics of their own, fed the same traffic in the same
+ * ticks, so that a busy spell of the (shared) machine hits both alike. Every subscriber must
+ * get every message it wants once, in each publisher's order, or the run fails.
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -108,114 +109,163 @@ async function fetchedOf(instance: Instance, topic: string): Promise<number> {
   return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
+/** One cluster of a run: its instances, clients and what its subscribers got. */
+interface Cluster {
+  mode: Mode;
+  topic: string;
+  instances: Instance[];
+  publishers: WebSocket[];
+  wanted: number[];
+  received: number[];
+  problems: string[];
+}
+
+async function startCluster(
+  build: Baseline,
+  brokers: string,
+  mode: Mode,
+  layout: Layout,
+  total: number,
+  sockets: WebSocket[],
+  instances: Instance[],
+): Promise<Cluster> {
+  const topic = `stompbus-skew-${randomBytes(4).toString('hex')}`;
+  const own: Instance[] = [];
+  for (let i = 0; i < INSTANCES; i++) {
+    const instance = await startInstance(build.build, [
+      '--kafka-brokers',
+      brokers,
+      '--kafka-topic',
+      topic,
+      '--kafka-partitions',
+      String(PARTITIONS),
+      '--kafka-interest',
+      mode,
+    ]);
+    own.push(instance);
+    instances.push(instance);
+    log(`${mode} instance ${i + 1}: pid ${instance.child.pid}`);
+  }
+  const owner = new Map(cold.map((d, i) => [d, ownerOf(layout, i)]));
+  const wanted = own.map(() => 0);
+  for (let m = 0; m < total; m++) {
+    const d = destinationOf(m);
+    for (let s = 0; s < INSTANCES; s++) {
+      if (d === HOT || owner.get(d) === s) wanted[s] = (wanted[s] ?? 0) + 1;
+    }
+  }
+  const received = own.map(() => 0);
+  const problems: string[] = [];
+  for (const [s, instance] of own.entries()) {
+    const mine = [HOT, ...cold.filter((_, i) => ownerOf(layout, i) === s)];
+    // The last seq seen per (destination, publisher).
+    const last = new Map<string, number>();
+    sockets.push(
+      await stompClient(
+        instance.url,
+        mine,
+        (buf, start, end) => {
+          const blank = buf.indexOf('\n\n', start);
+          const head = buf.toString('latin1', start, blank);
+          const destination = /\ndestination:([^\n]*)/.exec(head)?.[1] ?? '';
+          const body = buf.toString('latin1', blank + 2, Math.min(end, blank + 24));
+          const seq = Number(body.slice(0, body.indexOf(' ')));
+          const key = `${destination} ${seq % INSTANCES}`;
+          if ((last.get(key) ?? -1) >= seq) {
+            problems.push(`${mode} instance ${s + 1}: ${key} ${seq} again or out of order`);
+          }
+          last.set(key, seq);
+          received[s] = (received[s] ?? 0) + 1;
+        },
+        (text) => problems.push(`${mode} instance ${s + 1}: ${text.slice(0, 120)}`),
+      ),
+    );
+  }
+  const publishers = await Promise.all(own.map((i) => stompClient(i.url, [], () => {})));
+  sockets.push(...publishers);
+  return { mode, topic, instances: own, publishers, wanted, received, problems };
+}
+
+/**
+ * Both modes at once for one placement: two clusters on topics of their own, the same
+ * traffic sent to both in the same ticks, CPU taken over the same window, so that a busy
+ * spell of the machine hits both alike.
+ */
 async function run(
   build: Baseline,
   brokers: string,
   round: number,
-  mode: Mode,
   layout: Layout,
   runSeconds = SECONDS,
-): Promise<Outcome> {
-  const topic = `stompbus-skew-${randomBytes(4).toString('hex')}`;
+): Promise<Outcome[]> {
   const instances: Instance[] = [];
   const sockets: WebSocket[] = [];
+  const total = Math.round(RATE * runSeconds);
   try {
-    for (let i = 0; i < INSTANCES; i++) {
-      instances.push(
-        await startInstance(build.build, [
-          '--kafka-brokers',
-          brokers,
-          '--kafka-topic',
-          topic,
-          '--kafka-partitions',
-          String(PARTITIONS),
-          '--kafka-interest',
-          mode,
-        ]),
-      );
+    const modes: Mode[] = round % 2 ? ['all', 'subscribed'] : ['subscribed', 'all'];
+    const clusters: Cluster[] = [];
+    for (const mode of modes) {
+      clusters.push(await startCluster(build, brokers, mode, layout, total, sockets, instances));
     }
-    const total = Math.round(RATE * runSeconds);
-    // Per instance: what its subscriber wants, and the last seq seen per (destination, publisher).
-    const owner = new Map(cold.map((d, i) => [d, ownerOf(layout, i)]));
-    const wanted = instances.map(() => 0);
-    for (let m = 0; m < total; m++) {
-      const d = destinationOf(m);
-      for (let s = 0; s < INSTANCES; s++) {
-        if (d === HOT || owner.get(d) === s) wanted[s] = (wanted[s] ?? 0) + 1;
-      }
-    }
-    const received = instances.map(() => 0);
-    const problems: string[] = [];
-    for (const [s, instance] of instances.entries()) {
-      const mine = [HOT, ...cold.filter((_, i) => ownerOf(layout, i) === s)];
-      const last = new Map<string, number>();
-      sockets.push(
-        await stompClient(
-          instance.url,
-          mine,
-          (buf, start, end) => {
-            const blank = buf.indexOf('\n\n', start);
-            const head = buf.toString('latin1', start, blank);
-            const destination = /\ndestination:([^\n]*)/.exec(head)?.[1] ?? '';
-            const body = buf.toString('latin1', blank + 2, Math.min(end, blank + 24));
-            const seq = Number(body.slice(0, body.indexOf(' ')));
-            const key = `${destination} ${seq % INSTANCES}`;
-            if ((last.get(key) ?? -1) >= seq)
-              problems.push(`instance ${s + 1}: ${key} ${seq} again or out of order`);
-            last.set(key, seq);
-            received[s] = (received[s] ?? 0) + 1;
-          },
-          (text) => problems.push(`instance ${s + 1}: ${text.slice(0, 120)}`),
-        ),
-      );
-    }
-    const publishers = await Promise.all(instances.map((i) => stompClient(i.url, [], () => {})));
-    sockets.push(...publishers);
     await sleep(1_000); // pick-ups settle
-    const before = await Promise.all(instances.map((i) => fetchedOf(i, topic)));
-    const cpu0 = instances.map((i) => cpuSeconds(i.child.pid ?? 0));
+    const before = await Promise.all(
+      clusters.map((c) => Promise.all(c.instances.map((i) => fetchedOf(i, c.topic)))),
+    );
+    const cpu = () => clusters.map((c) => c.instances.map((i) => cpuSeconds(i.child.pid ?? 0)));
+    const cpu0 = cpu();
     const m0 = machineJiffies();
     const t0 = performance.now();
     const pad = 'x'.repeat(BODY_SIZE);
     await pace(total, RATE, (from, to) => {
-      const frames: string[] = publishers.map(() => '');
+      const frames: string[] = Array.from({ length: INSTANCES }, () => '');
       for (let n = from; n < to; n++) {
         const head = `${n} `;
         frames[n % INSTANCES] +=
           `SEND\ndestination:${destinationOf(n)}\ncontent-length:${BODY_SIZE}\n\n` +
           `${head}${pad.slice(head.length)}\0`;
       }
-      frames.forEach((f, p) => {
-        if (f) publishers[p]?.send(f);
-      });
+      // Alternating which cluster gets a tick's frames first.
+      const order = from % 2 ? [...clusters].reverse() : clusters;
+      for (const c of order) {
+        frames.forEach((f, p) => {
+          if (f) c.publishers[p]?.send(f);
+        });
+      }
     });
+    const done = () => clusters.every((c) => c.received.every((r, s) => r >= (c.wanted[s] ?? 0)));
     const deadline = Date.now() + DRAIN_MS;
-    while (received.some((r, s) => r < (wanted[s] ?? 0)) && Date.now() < deadline) await sleep(50);
+    while (!done() && Date.now() < deadline) await sleep(50);
     const seconds = (performance.now() - t0) / 1000;
-    const cpu1 = instances.map((i) => cpuSeconds(i.child.pid ?? 0));
+    const cpu1 = cpu();
     const m1 = machineJiffies();
     await sleep(300);
-    const after = await Promise.all(instances.map((i) => fetchedOf(i, topic)));
-    received.forEach((r, s) => {
-      if (r !== wanted[s]) problems.push(`instance ${s + 1}: received ${r} of ${wanted[s]}`);
+    const after = await Promise.all(
+      clusters.map((c) => Promise.all(c.instances.map((i) => fetchedOf(i, c.topic)))),
+    );
+    const busy = (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total);
+    return clusters.map((c, k) => {
+      c.received.forEach((r, s) => {
+        if (r !== c.wanted[s])
+          c.problems.push(`${c.mode} instance ${s + 1}: received ${r} of ${c.wanted[s]}`);
+      });
+      if (c.problems.length && round > 0) {
+        throw new Error(`${c.mode}, ${layout}: ${c.problems.slice(0, 5).join('; ')}`);
+      }
+      return {
+        round,
+        mode: c.mode,
+        layout,
+        total,
+        instances: c.instances.map((_, s) => ({
+          fetched: (after[k]?.[s] ?? 0) - (before[k]?.[s] ?? 0),
+          wanted: c.wanted[s] ?? 0,
+          cpuS: (cpu1[k]?.[s] ?? 0) - (cpu0[k]?.[s] ?? 0),
+        })),
+        seconds,
+        busy,
+        load: loadAverage(),
+      };
     });
-    if (problems.length && round > 0) {
-      throw new Error(`${mode}, ${layout}: ${problems.slice(0, 5).join('; ')}`);
-    }
-    return {
-      round,
-      mode,
-      layout,
-      total,
-      instances: instances.map((_, s) => ({
-        fetched: (after[s] ?? 0) - (before[s] ?? 0),
-        wanted: wanted[s] ?? 0,
-        cpuS: (cpu1[s] ?? 0) - (cpu0[s] ?? 0),
-      })),
-      seconds,
-      busy: (m1.busy - m0.busy) / Math.max(1, m1.total - m0.total),
-      load: loadAverage(),
-    };
   } finally {
     for (const s of sockets) s.close();
     await Promise.allSettled(instances.map((i) => stopChild(i.child)));
@@ -301,14 +351,12 @@ async function main(): Promise<void> {
   const outcomes: Outcome[] = [];
   // Round 0: a Kafka JVM started seconds ago is slow; one short run, not reported, not checked.
   log('warm-up run');
-  await run(build, kafka.brokers, 0, 'all', 'by partition', 3);
+  await run(build, kafka.brokers, 0, 'by partition', 3);
   for (let round = 1; round <= ROUNDS; round++) {
-    const modes: Mode[] = round % 2 ? ['all', 'subscribed'] : ['subscribed', 'all'];
     for (const layout of ['by partition', 'by name'] as Layout[]) {
-      for (const mode of modes) {
-        const o = await run(build, kafka.brokers, round, mode, layout);
+      for (const o of await run(build, kafka.brokers, round, layout)) {
         log(
-          `round ${round}, ${layout}, ${mode}: fetched ${o.instances.map((i) => ((100 * i.fetched) / o.total).toFixed(0)).join('/')}%, ` +
+          `round ${round}, ${layout}, ${o.mode}: fetched ${o.instances.map((i) => ((100 * i.fetched) / o.total).toFixed(0)).join('/')}%, ` +
             `CPU ${o.instances.map((i) => ((i.cpuS / o.total) * 1e6).toFixed(0)).join('/')} µs per message`,
         );
         outcomes.push(o);

@@ -50,7 +50,10 @@ export interface Instance {
  * broker), and resolves with its URLs from the ready line.
  */
 export function startInstance(build: string, flags: string[]): Promise<Instance> {
+  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const args = [
+    ...nodeFlags,
     join(REPO, 'bench', 'load', 'run-cli.mjs'),
     join(build, 'cli.js'),
     '--host',
