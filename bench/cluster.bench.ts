@@ -60,6 +60,8 @@ const START_WARMUP_S = Number(process.env.BENCH_START_WARMUP_S ?? (QUICK ? 6 : 1
 const DRAIN_MS = 3_000;
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
+/** More stompbus flags for the cluster instances (BENCH_INSTANCE_FLAGS, e.g. `--kafka-interest all`). */
+const INSTANCE_FLAGS = (process.env.BENCH_INSTANCE_FLAGS ?? '').split(' ').filter(Boolean);
 const GOAL_MS = 10;
 /** Builds compared: ours, plus the `--baseline` one. */
 const BUILDS = args.baseline ? 2 : 1;
@@ -125,9 +127,16 @@ process.once('exit', () => {
 async function startInstance(
   build: Baseline,
   extra: string[],
+  role = 'single',
 ): Promise<{ url: string; child: ChildProcess }> {
-  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-  const flags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`;
+  // with BENCH_FLAGS_FOR (e.g. `cluster-2`: the first build's second cluster instance) only
+  // for that one (bench/cluster-profile.ts profiles one instance this way).
+  const only = process.env.BENCH_FLAGS_FOR;
+  const flags =
+    only === undefined || only === role
+      ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
+      : [];
   const args = [
     ...flags,
     join(ROOT, 'bench', 'load', 'run-cli.mjs'),
@@ -695,6 +704,11 @@ interface Side {
   coldSame: Scenario;
   /** Cores its instances used during its own measured cluster runs, per round. */
   roundCores: number[];
+  /**
+   * CPU µs the instances spent per message of their own run, per instance (CPU seconds of
+   * the three over the run and its drain ÷ messages sent ÷ 3), per round.
+   */
+  roundMicros: number[];
 }
 
 function goalLine(side: Side, floor: Row, label: string): string {
@@ -706,7 +720,8 @@ function goalLine(side: Side, floor: Row, label: string): string {
     `Goal${label}: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
     `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
     `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
-    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms.`
+    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms. ` +
+    `CPU per message per instance by round: ${side.roundMicros.map((u) => u.toFixed(0)).join(' / ')} µs.`
   );
 }
 
@@ -718,6 +733,7 @@ function comparison(ours: Side, base: Side, floor: Scenario): string[] {
     ['same instance p99 ms', 'lower', ours.same.runP99, base.same.runP99],
     ['same instance p50 ms', 'lower', ours.same.runP50, base.same.runP50],
     ['instances CPU, cores (3 instances, own run)', 'lower', ours.roundCores, base.roundCores],
+    ['instances CPU, µs per message per instance', 'lower', ours.roundMicros, base.roundMicros],
   ];
   const x = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)}×` : '–');
   const v = (n: number) => (Number.isFinite(n) ? (n < 10 ? n.toFixed(2) : n.toFixed(1)) : '–');
@@ -866,6 +882,7 @@ async function main(): Promise<void> {
         warm,
       ),
       roundCores: [],
+      roundMicros: [],
     };
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
@@ -897,14 +914,19 @@ async function main(): Promise<void> {
     for (let i = 0; i < INSTANCES; i++) {
       // One after the other: the first creates the topic.
       instances.push(
-        await startInstance(side.build, [
-          '--kafka-brokers',
-          kafka.brokers,
-          '--kafka-topic',
-          topic,
-          '--kafka-partitions',
-          String(PARTITIONS),
-        ]),
+        await startInstance(
+          side.build,
+          [
+            '--kafka-brokers',
+            kafka.brokers,
+            '--kafka-topic',
+            topic,
+            '--kafka-partitions',
+            String(PARTITIONS),
+            ...INSTANCE_FLAGS,
+          ],
+          sides.indexOf(side) === 0 ? `cluster-${i + 1}` : `baseline-${i + 1}`,
+        ),
       );
     }
     log(`cluster of ${INSTANCES}${tagOf(side)} on ${kafka.brokers}, topic ${topic}`);
@@ -954,6 +976,9 @@ async function main(): Promise<void> {
         );
         usage.push(used);
         side?.roundCores.push(used.cores[side.key] ?? NaN);
+        side?.roundMicros.push(
+          (((used.cores[side.key] ?? NaN) * used.seconds) / PER_RUN / INSTANCES) * 1e6,
+        );
       }
     }
   } finally {

@@ -120,6 +120,6 @@ console.log('\nBy function, including callees (stompbus code only)\n');
 console.log(
   markdownTable(
     ['total', 'function'],
-    rows(inclusive, (k) => / (src|dist)\//.test(k)),
+    rows(inclusive, (k) => / (src|dist|bench)\//.test(k)),
   ),
 );

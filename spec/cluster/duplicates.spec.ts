@@ -17,4 +17,14 @@ describe('Duplicates', () => {
     expect(d.repeated('t', 0, '1')).toBe(false);
     expect(d.repeated('t', 0, '4')).toBe(true);
   });
+
+  it('keeps exactly the latest window of ids however often it wraps', () => {
+    const d = new Duplicates(3);
+    for (let i = 0; i < 10; i++) expect(d.repeated('t', 0, String(i))).toBe(false);
+    expect(d.repeated('t', 0, '9')).toBe(true);
+    expect(d.repeated('t', 0, '7')).toBe(true);
+    expect(d.repeated('t', 0, '6')).toBe(false);
+    // '6' came back as new: it pushed '7' out.
+    expect(d.repeated('t', 0, '7')).toBe(false);
+  });
 });

@@ -10,7 +10,7 @@ import {
 } from '../../src/cluster/interest.js';
 import type { ConsumedRecord, KafkaClient } from '../../src/cluster/kafka-client.js';
 import { Offsets } from '../../src/cluster/offsets.js';
-import { murmur2, partitionFor } from '../../src/cluster/partitioner.js';
+import { keyedPartitioner, murmur2, partitionFor } from '../../src/cluster/partitioner.js';
 import { MemoryKafka } from '../helpers/memory-kafka.js';
 
 describe('partitionFor', () => {
@@ -29,6 +29,31 @@ describe('partitionFor', () => {
       }));
       const expected = kafkajs({ topic: 't', partitionMetadata, message: { key, value: null } });
       expect(partitionFor(key, partitions), `${key} of ${partitions}`).toBe(expected);
+    }
+  });
+
+  it('keyedPartitioner places every record where kafkajs’ DefaultPartitioner does, a small key cache included', () => {
+    const kafkajs = Partitioners.DefaultPartitioner();
+    const ours = keyedPartitioner(Partitioners.DefaultPartitioner(), 100);
+    const keys = ['', 'a', '/topic/prices.€', '/topic/日本語'];
+    for (let i = 0; i < 500; i++) keys.push(`/topic/d-${i % 250}`);
+    for (const [i, key] of keys.entries()) {
+      const partitions = 1 + (i % 13);
+      const partitionMetadata = Array.from({ length: partitions }, (_, partitionId) => ({
+        partitionId,
+        leader: 0,
+        partitionErrorCode: 0,
+        replicas: [0],
+        isr: [0],
+      }));
+      for (const message of [
+        { key, value: null },
+        { key: Buffer.from(key), value: null },
+        { key, value: null, partition: 0 },
+      ]) {
+        const args = { topic: 't', partitionMetadata, message };
+        expect(ours(args), `${key} of ${partitions}`).toBe(kafkajs(args));
+      }
     }
   });
 

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
-import { partitionFor } from './partitioner.js';
+import { keyedPartitioner, partitionFor } from './partitioner.js';
 
 /** A record as read from Kafka. */
 export interface ConsumedRecord {
@@ -255,7 +255,7 @@ class KafkajsClient implements KafkaClient {
       // Java-compatible murmur2: one destination (key) maps to one partition;
       // a record with a partition key is placed by that key the same way.
       createPartitioner: () => {
-        const byKey = lib.Partitioners.DefaultPartitioner();
+        const byKey = keyedPartitioner(lib.Partitioners.DefaultPartitioner());
         return (args) => {
           const key = this.partitionKeys.get(args.message);
           return key === undefined ? byKey(args) : partitionFor(key, args.partitionMetadata.length);

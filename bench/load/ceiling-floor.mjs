@@ -1,0 +1,136 @@
+// The Kafka floor of bench/ceiling.bench.ts: a plain kafkajs producer or consumer in a
+// process of its own (forked by the benchmark, driven over IPC), so that the floor's
+// producer and consumer each get a process, as instance 1 (producing) and instance 2
+// (consuming) do in the cluster.
+//
+//   node bench/load/ceiling-floor.mjs produce <brokers> <topic>
+//   node bench/load/ceiling-floor.mjs consume <brokers> <topic>
+//
+// The producer batches like the fan-out's produce queue (src/cluster/produce-queue.ts): the
+// records of one event-loop turn in one `sendBatch`, at most 1,000 per request, `acks: -1`,
+// one request in flight; each record carries the two headers a stompbus record of the
+// benchmark's SEND carries (`content-type` and a message id). The consumer uses the
+// fan-out's consumer settings (`eachBatch`, 250 ms longest fetch wait, heart-beat 2 s).
+// Plain JavaScript: no TypeScript loader in the measured processes.
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { Tracker } from './ceiling-track.mjs';
+
+const [role, brokers, topic] = process.argv.slice(2);
+const MAX_BATCH_RECORDS = 1_000;
+const BODY_SIZE = 256;
+const now = () => performance.timeOrigin + performance.now();
+const send = (m) => process.send?.(m);
+
+const kafka = new Kafka({
+  clientId: `stompbus-ceiling-floor-${role}`,
+  brokers: brokers.split(','),
+  logLevel: logLevel.NOTHING,
+  connectionTimeout: 3_000,
+  requestTimeout: 10_000,
+});
+
+/** `<seq> <sent-ms> ` padded with `x` to the body size, as the STOMP publisher writes it. */
+export function body(seq, sentMs) {
+  const head = `${seq} ${sentMs.toFixed(3)} `;
+  return Buffer.from(head + 'x'.repeat(BODY_SIZE - head.length));
+}
+
+async function produce() {
+  const producer = kafka.producer({
+    createPartitioner: Partitioners.DefaultPartitioner,
+    allowAutoTopicCreation: false,
+  });
+  await producer.connect();
+  const idBase = `stompbus-floor-${randomBytes(3).toString('hex')}-`;
+  const queue = [];
+  let scheduled = false;
+  let flushing;
+  let failed = 0;
+  const flush = async () => {
+    while (queue.length > 0) {
+      const messages = queue.splice(0, MAX_BATCH_RECORDS);
+      await producer.sendBatch({ topicMessages: [{ topic, messages }], acks: -1 }).catch(() => {
+        failed += messages.length;
+      });
+    }
+  };
+  const schedule = () => {
+    if (scheduled || flushing) return;
+    scheduled = true;
+    setImmediate(() => {
+      scheduled = false;
+      flushing ??= flush().finally(() => {
+        flushing = undefined;
+        if (queue.length > 0) schedule();
+      });
+    });
+  };
+  process.on('message', async (m) => {
+    if (m.type === 'run') {
+      const { base, count, rate, keys } = m;
+      const start = performance.now();
+      let i = 0;
+      await new Promise((resolve) => {
+        const timer = setInterval(() => {
+          const due = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000));
+          for (; i < due; i++) {
+            const seq = base + i;
+            queue.push({
+              key: keys[seq % keys.length],
+              value: body(seq, now()),
+              headers: { 'content-type': 'text/plain', 'stompbus-message-id': `${idBase}${seq}` },
+            });
+          }
+          if (due > 0) schedule();
+          if (i >= count) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 1);
+      });
+      const seconds = (performance.now() - start) / 1000;
+      while (flushing || queue.length > 0) await (flushing ?? new Promise(setImmediate));
+      send({ type: 'done', seconds, failed });
+      failed = 0;
+    } else if (m.type === 'stop') {
+      await producer.disconnect().catch(() => {});
+      process.exit(0);
+    }
+  });
+  send({ type: 'ready' });
+}
+
+async function consume() {
+  const consumer = kafka.consumer({
+    groupId: `${topic}-${randomBytes(3).toString('hex')}`,
+    sessionTimeout: 6_000,
+    heartbeatInterval: 2_000,
+    maxWaitTimeInMs: 250,
+    allowAutoTopicCreation: false,
+  });
+  let tracker;
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise((resolve) => consumer.on(consumer.events.GROUP_JOIN, resolve));
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      const t = now();
+      for (const m of batch.messages) if (m.value) tracker?.body(m.value, 0, m.key, t);
+    },
+  });
+  await joined;
+  process.on('message', async (m) => {
+    if (m.type === 'start') tracker = new Tracker(m.base, m.count, m.keys.length);
+    else if (m.type === 'report') send({ type: 'report', report: tracker?.report() });
+    else if (m.type === 'stop') {
+      await consumer.disconnect().catch(() => {});
+      process.exit(0);
+    }
+  });
+  send({ type: 'ready' });
+}
+
+if (role === 'produce') await produce();
+else if (role === 'consume') await consume();
+else throw new Error(`usage: ceiling-floor.mjs produce|consume <brokers> <topic>`);

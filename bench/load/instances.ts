@@ -1,0 +1,184 @@
+/**
+ * What the multi-process cluster benchmarks (ceiling.bench.ts, interest-skew.bench.ts)
+ * share: stompbus instances as child processes of a compiled src/ (stopped by PID), a raw
+ * STOMP-over-WebSocket client, and the CPU figures of `/proc`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { FrameScanner, Kind } from './stomp-wire.js';
+import { REPO } from './targets.js';
+
+/** Processes started here and not stopped yet. */
+export const children = new Set<ChildProcess>();
+
+process.once('exit', () => {
+  for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
+});
+
+/** SIGTERM, SIGKILL after 5 s; resolves once the process exited. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
+    children.delete(child);
+    return;
+  }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, sig);
+    } catch {} // already gone
+  };
+  signal('SIGTERM');
+  const timer = setTimeout(() => signal('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+export interface Instance {
+  url: string;
+  /** The admin port's base URL (metrics at `/metrics`). */
+  admin: string | undefined;
+  child: ChildProcess;
+}
+
+/**
+ * Starts the stompbus of a compiled src/ (`<build>/cli.js`, see `compileCheckout`) on
+ * 127.0.0.1 with `flags`, through bench/load/run-cli.mjs (no TypeScript loader in the
+ * broker), and resolves with its URLs from the ready line.
+ */
+export function startInstance(build: string, flags: string[]): Promise<Instance> {
+  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const args = [
+    ...nodeFlags,
+    join(REPO, 'bench', 'load', 'run-cli.mjs'),
+    join(build, 'cli.js'),
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--tcp-port',
+    '0',
+    ...flags,
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
+  });
+  children.add(child);
+  let out = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const fail = (e: Error) => {
+      clearTimeout(timer);
+      void stopChild(child);
+      reject(new Error(`${e.message}\n${out}`));
+    };
+    const timer = setTimeout(() => fail(new Error('stompbus not ready in 30 s')), 30_000);
+    const onExit = (code: number | null) => fail(new Error(`stompbus exited (${code})`));
+    child.once('exit', onExit);
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const ws = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out)?.[1];
+      if (ws) {
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        child.stdout?.off('data', onData);
+        child.stdout?.resume(); // keep draining the pipe
+        const admin = /"admin":"(http:\/\/[^"]+)\/console"/.exec(out)?.[1];
+        resolve({ url: ws, admin, child });
+      }
+    };
+    child.stdout?.on('data', onData);
+  });
+}
+
+/**
+ * Raw STOMP over WebSocket: resolves once CONNECTED and every SUBSCRIBE of
+ * `subscribe` is receipted. MESSAGE frames go to `onMessage`, ERROR frames to `onError`.
+ */
+export async function stompClient(
+  url: string,
+  subscribe: readonly string[],
+  onMessage: (buf: Buffer, start: number, end: number) => void,
+  onError: (text: string) => void = () => {},
+): Promise<WebSocket> {
+  const ws = new WebSocket(url, ['v12.stomp'], { perMessageDeflate: false });
+  let receipts = 0;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no CONNECTED/RECEIPT from ${url}`)), 20_000);
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const scanner = new FrameScanner((buf, start, end) => {
+      const kind = buf[start];
+      if (kind === Kind.MESSAGE) onMessage(buf, start, end);
+      else if (kind === Kind.CONNECTED) {
+        subscribe.forEach((d, i) => {
+          ws.send(`SUBSCRIBE\nid:${i}\ndestination:${d}\nack:auto\nreceipt:r${i}\n\n\0`);
+        });
+        if (subscribe.length === 0) done();
+      } else if (kind === Kind.RECEIPT) {
+        if (++receipts === subscribe.length) done();
+      } else if (kind === Kind.ERROR) onError(buf.toString('utf8', start, end));
+    });
+    ws.on('message', (data: Buffer) => scanner.push(data));
+    ws.once('error', reject);
+    ws.once('open', () =>
+      ws.send('CONNECT\naccept-version:1.2\nhost:localhost\nheart-beat:0,0\n\n\0'),
+    );
+  });
+  return ws;
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc/<pid>/stat. */
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // USER_HZ
+  } catch {
+    return NaN;
+  }
+}
+
+/** Busy and total jiffies of the whole machine (any process), from /proc/stat. */
+export function machineJiffies(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+
+export const loadAverage = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(', ');
+
+/** Calls `emit(from, to)` every ~1 ms with the messages due at `rate`; resolves when all are out. */
+export function pace(
+  count: number,
+  rate: number,
+  emit: (from: number, to: number) => void,
+): Promise<void> {
+  const start = performance.now();
+  let i = 0;
+  return new Promise((resolve) => {
+    const timer = setInterval(() => {
+      const due = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000));
+      if (due > i) emit(i, due);
+      i = due;
+      if (i >= count) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 1);
+  });
+}
