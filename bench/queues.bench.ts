@@ -26,13 +26,15 @@
  * stompbus child processes (`node bench/load/run-cli.mjs <build>/cli.js …`) on 127.0.0.1
  * only, and stops every process it started by PID; a watchdog ends a run that hangs.
  *
- * Environment: BENCH_ROUNDS (4), BENCH_MAX_S (5), BENCH_PACED_S (6), BENCH_RATE (1000),
+ * Environment: BENCH_ROUNDS (4), BENCH_MAX_S (5), BENCH_PACED_S (6), BENCH_RATES (`250,1000`),
  * BENCH_LOSS_REPS (3), BENCH_PREFETCH (100), BENCH_PARTS (`throughput,consumer,owner,fast`:
- * which parts run; a run without all of them is a trial, its report names the parts).
+ * which parts run; a run without all of them is a trial, its report names the parts),
+ * BENCH_CHECKOUT (compile and run another checkout's src/, e.g. a patched copy), BENCH_LOG_DIR
+ * (each instance's stderr into `<dir>/<pid>.log`).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -53,7 +55,8 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const MAX_S = Number(process.env.BENCH_MAX_S ?? 5);
 /** Seconds of one paced run; the first second is not counted. */
 const PACED_S = Number(process.env.BENCH_PACED_S ?? 6);
-const RATE = Number(process.env.BENCH_RATE ?? 1000);
+/** Paced rates, messages/s: one the cluster keeps up with on a busy 2-core machine, and 1,000. */
+const RATES = (process.env.BENCH_RATES ?? '250,1000').split(',').map(Number);
 const LOSS_REPS = Number(process.env.BENCH_LOSS_REPS ?? 3);
 const BODY_SIZE = 256;
 const PARTITIONS = 6;
@@ -140,7 +143,9 @@ async function startInstance(build: Baseline, extra: string[]): Promise<Instance
   children.add(child);
   let out = '';
   let err = '';
+  const logFile = process.env.BENCH_LOG_DIR && join(process.env.BENCH_LOG_DIR, `${child.pid}.log`);
   child.stderr?.on('data', (d: Buffer) => {
+    if (logFile) appendFileSync(logFile, d);
     err += d.toString();
     if (err.length > 20_000) err = err.slice(-10_000);
   });
@@ -413,7 +418,8 @@ interface Side {
 
 interface RunResult {
   round: number;
-  kind: 'max' | 'paced';
+  /** `max`, or `paced <rate>/s`. */
+  kind: string;
   sent: number;
   delivered: number;
   duplicates: number;
@@ -460,7 +466,7 @@ function attach(side: Side, run: Run, onDelivery?: () => void): void {
 
 function result(
   round: number,
-  kind: 'max' | 'paced',
+  kind: string,
   run: Run,
   side: Side,
   receipts0: number[],
@@ -543,18 +549,18 @@ async function maxRun(side: Side, round: number): Promise<RunResult> {
   return result(round, 'max', run, side, receipts0, usage, perSecond, drainMs);
 }
 
-/** RATE messages/s over the producers in turn, PACED_S seconds; the first second not measured. */
-async function pacedRun(side: Side, round: number): Promise<RunResult> {
-  const count = RATE * PACED_S;
+/** `rate` messages/s over the producers in turn, PACED_S seconds; the first second not measured. */
+async function pacedRun(side: Side, round: number, rate: number): Promise<RunResult> {
+  const count = rate * PACED_S;
   const run = new Run(count);
-  run.measureFrom = RATE;
+  run.measureFrom = rate;
   const receipts0 = side.producers.map((p) => p.receipts);
   attach(side, run);
   const usage = await measureUsage(side.pids, async () => {
     const start = performance.now();
     await new Promise<void>((resolve) => {
       const timer = setInterval(() => {
-        const due = Math.min(count, Math.floor(((performance.now() - start) * RATE) / 1000));
+        const due = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000));
         const used = new Set<Conn>();
         while (run.sent < due) {
           const p = side.producers[run.sent % side.producers.length] as Conn;
@@ -570,7 +576,7 @@ async function pacedRun(side: Side, round: number): Promise<RunResult> {
     });
   });
   const drainMs = await drainRun(side, run, receipts0);
-  return result(round, 'paced', run, side, receipts0, usage, RATE, drainMs);
+  return result(round, `paced ${rate}/s`, run, side, receipts0, usage, rate, drainMs);
 }
 
 // ---- part 2: an instance's loss ----
@@ -582,7 +588,7 @@ async function metricsOf(instance: Instance): Promise<number[]> {
   );
 }
 
-/** Waits until every partition of the queues topic has exactly one owner; partition → index. */
+/** Waits until every partition of the queues topic has one owner and every instance owns some. */
 async function ownersSettled(instances: Instance[]): Promise<Map<number, number>> {
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -594,7 +600,9 @@ async function ownersSettled(instances: Instance[]): Promise<Map<number, number>
         owners.set(p, i);
       }
     }
-    if (!twice && owners.size === PARTITIONS) return owners;
+    // A restarted instance takes its share in a rebalance: settled once every one owns some.
+    const members = new Set(owners.values());
+    if (!twice && owners.size === PARTITIONS && members.size === instances.length) return owners;
     if (Date.now() > deadline) throw new Error(`queue partitions not settled: ${[...owners]}`);
     await sleep(250);
   }
@@ -603,10 +611,11 @@ async function ownersSettled(instances: Instance[]): Promise<Map<number, number>
 /** A fresh queue name whose partition instance `index` owns. */
 function queueOwnedBy(owners: Map<number, number>, index: number, prefix: string): string {
   const base = `/queue/${prefix}-${randomBytes(3).toString('hex')}`;
-  for (let n = 0; ; n++) {
+  for (let n = 0; n < 10_000; n++) {
     const name = `${base}-${n}`;
     if (owners.get(partitionFor(name, PARTITIONS)) === index) return name;
   }
+  throw new Error(`instance ${index} owns no partition of the queues topic`);
 }
 
 async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -834,7 +843,7 @@ function report(
       `${loadAverage()}`,
     '',
     `Command: \`npx tsx bench/queues.bench.ts\` (BENCH_ROUNDS=${ROUNDS}, BENCH_MAX_S=${MAX_S}, ` +
-      `BENCH_PACED_S=${PACED_S}, BENCH_RATE=${RATE}, BENCH_LOSS_REPS=${LOSS_REPS}, ` +
+      `BENCH_PACED_S=${PACED_S}, BENCH_RATES=${RATES.join(',')}, BENCH_LOSS_REPS=${LOSS_REPS}, ` +
       `BENCH_PREFETCH=${PREFETCH}, BENCH_PARTS=${[...PARTS].join(',')})`,
     '',
     '## Throughput and latency',
@@ -847,7 +856,7 @@ function report(
       'are raw STOMP over WebSocket in the harness process. **max**: closed loop, each ' +
       `producer at most ${WINDOW} SENDs without RECEIPT and at most ${IN_FLIGHT} messages ` +
       `sent but not delivered in all, ${MAX_S} s, deliveries/s over the last ${MAX_S - 1} s. ` +
-      `**paced**: ${RATE} messages/s over the 3 producers in turn for ${PACED_S} s; latency = ` +
+      `**paced**: ${RATES.join(' and ')} messages/s over the 3 producers in turn for ${PACED_S} s; latency = ` +
       'send time stamped in the body → MESSAGE read, for the messages after the first second. ' +
       'Every SEND asks for a RECEIPT. After each run the harness waits until every message ' +
       'was delivered and receipted; lost / duplicated / strays count what was not delivered, ' +
@@ -865,9 +874,9 @@ function report(
           `${r.missingReceipts} | ${r.redelivered} | ${r.drainMs} | ${f2(r.usage.brokers)} | ` +
           `${f2(r.usage.kafka)} | ${f2(r.usage.harness)} | ${(r.usage.machineBusy * 100).toFixed(0)}% | ${r.usage.load} |`,
       );
-  const of = (side: Side, kind: 'max' | 'paced', k: 'perSecond' | 'p50' | 'p99') =>
+  const of = (side: Side, kind: string, k: 'perSecond' | 'p50' | 'p99') =>
     side.results.filter((r) => r.round > 0 && r.kind === kind).map((r) => r[k]);
-  const ratio = (kind: 'max' | 'paced', k: 'perSecond' | 'p50' | 'p99') => {
+  const ratio = (kind: string, k: 'perSecond' | 'p50' | 'p99') => {
     const a = of(cluster, kind, k);
     const b = of(single, kind, k);
     return a.map((x, i) => x / (b[i] ?? NaN));
@@ -880,12 +889,15 @@ function report(
     '| figure | cluster median (range) | single median (range) | cluster ÷ single, median (range) |',
     '|---|---|---|---|',
   );
-  const rows: Array<[string, 'max' | 'paced', 'perSecond' | 'p50' | 'p99', (n: number) => string]> =
-    [
-      ['max deliveries/s', 'max', 'perSecond', (n) => String(Math.round(n))],
-      [`p50 ms at ${RATE}/s`, 'paced', 'p50', f1],
-      [`p99 ms at ${RATE}/s`, 'paced', 'p99', f1],
-    ];
+  const rows: Array<[string, string, 'perSecond' | 'p50' | 'p99', (n: number) => string]> = [
+    ['max deliveries/s', 'max', 'perSecond', (n) => String(Math.round(n))],
+    ...RATES.flatMap(
+      (rate): Array<[string, string, 'p50' | 'p99', (n: number) => string]> => [
+        [`p50 ms at ${rate}/s`, `paced ${rate}/s`, 'p50', f1],
+        [`p99 ms at ${rate}/s`, `paced ${rate}/s`, 'p99', f1],
+      ],
+    ),
+  ];
   for (const [name, kind, k, fmt] of rows)
     lines.push(
       `| ${name} | ${fmt(median(of(cluster, kind, k)))} (${range(of(cluster, kind, k), fmt)}) | ` +
@@ -933,8 +945,10 @@ function report(
 
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
-  log('compiling src/ into bench/load/.build-queues');
-  const build = compileCheckout(ROOT, '.build-queues');
+  // BENCH_CHECKOUT: another checkout's src/ (e.g. a patched copy), compiled into its own bench/load/.
+  const checkout = process.env.BENCH_CHECKOUT ?? ROOT;
+  log(`compiling ${checkout}/src into bench/load/.build-queues`);
+  const build = compileCheckout(checkout, '.build-queues');
   log('starting Kafka');
   kafka = await startKafka();
   const kafkaArgs = (topic: string, presence: number) => [
@@ -981,7 +995,7 @@ async function main(): Promise<void> {
     currentRun = `warm-up, ${side.name}, max`;
     side.results.push(await maxRun(side, 0));
     currentRun = `warm-up, ${side.name}, paced`;
-    side.results.push(await pacedRun(side, 0));
+    side.results.push(await pacedRun(side, 0, RATES[0] ?? 250));
   }
   for (let round = 1; round <= rounds; round++) {
     const order = round % 2 ? sides : [...sides].reverse();
@@ -989,9 +1003,11 @@ async function main(): Promise<void> {
       currentRun = `round ${round}, ${side.name}, max`;
       side.results.push(await maxRun(side, round));
     }
-    for (const side of order) {
-      currentRun = `round ${round}, ${side.name}, paced`;
-      side.results.push(await pacedRun(side, round));
+    for (const rate of RATES) {
+      for (const side of order) {
+        currentRun = `round ${round}, ${side.name}, paced ${rate}/s`;
+        side.results.push(await pacedRun(side, round, rate));
+      }
     }
   }
   for (const side of sides) for (const conn of [...side.producers, ...side.consumers]) conn.close();
