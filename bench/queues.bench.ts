@@ -4,7 +4,7 @@
  * instance's loss costs.
  *
  * ```sh
- * npx tsx bench/queues.bench.ts        # ~6-8 min, writes bench/results/queues.md
+ * npx tsx bench/queues.bench.ts        # ~6-10 min, writes bench/results/queues.md
  * ```
  *
  * Part 1, side by side, rounds alternating the order after a warm-up: 4 competing
