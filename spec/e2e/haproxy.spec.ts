@@ -514,7 +514,7 @@ describe.skipIf(!haproxy || skipKafka)('HAProxy in front of a rolling restart', 
     try {
       await admin.connect();
       await admin.deleteTopics({
-        topics: [topic, `${topic}.users`, `${topic}.presence`],
+        topics: [topic, `${topic}.users`, `${topic}.presence`, `${topic}.queues`],
         timeout: 5_000,
       });
     } catch {

@@ -336,7 +336,7 @@ describe.skipIf(skipKafka)('stompbus in cluster mode', () => {
 
   it('logs the connection to the real Kafka once made', async () => {
     const topic = uniqueName('stompbus-spec-logs');
-    deleteTopicsAfterTest([topic, `${topic}.users`, `${topic}.presence`]);
+    deleteTopicsAfterTest([topic, `${topic}.users`, `${topic}.presence`, `${topic}.queues`]);
     const { broker } = await serve(['--kafka-brokers', kafkaBrokers, '--kafka-topic', topic]);
     const connected = await broker.line((l) => l.kafka === 'connected', 30_000);
     expect(connected).toMatchObject({
@@ -344,7 +344,7 @@ describe.skipIf(skipKafka)('stompbus in cluster mode', () => {
       component: 'kafka',
       brokers: kafkaBrokers,
       durationMs: expect.any(Number),
-      topics: [topic, `${topic}.users`, `${topic}.presence`],
+      topics: [topic, `${topic}.users`, `${topic}.presence`, `${topic}.queues`],
     });
     expect(await broker.line((l) => l.event === 'ready')).toMatchObject({ mode: 'cluster' });
     expect(await broker.stop()).toBe(0);
