@@ -8,7 +8,7 @@ import type {
   DestinationType,
 } from './destinations/destination.js';
 import { QUEUE } from './destinations/queue.js';
-import { SharedQueue, sharedQueueType } from './destinations/shared-queue.js';
+import { sharedQueueType } from './destinations/shared-queue.js';
 import { TOPIC } from './destinations/topic.js';
 import { USER_QUEUE } from './destinations/user-queue.js';
 import { History, type Replay } from './history.js';
@@ -166,8 +166,7 @@ export class Router implements DestinationContext {
 
   /** A shared queue's message given to one of this instance's consumers. */
   assigned(queue: string, consumer: string, message: Message, deliveries: number): void {
-    const target = this.destinations.get(queue);
-    if (target instanceof SharedQueue) target.assigned(consumer, message, deliveries);
+    this.destinations.get(queue)?.assigned?.(consumer, message, deliveries);
   }
 
   /** Another instance consumed a user-queue message: forget it here too. */

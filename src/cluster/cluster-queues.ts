@@ -10,6 +10,7 @@
 import type { Outgoing } from '../broker/message.js';
 import { createMessage } from '../broker/message.js';
 import type { FanoutSink, SharedQueues } from '../broker/seams.js';
+import { Duplicates } from './duplicates.js';
 import type { ConsumedRecord, KafkaClient, ProducedRecord } from './kafka-client.js';
 import type { Log } from './notices.js';
 import type { OwnerPolicy } from './queue-owner.js';
@@ -55,6 +56,8 @@ export class ClusterQueues implements SharedQueues {
   private ownership: QueueOwnership | undefined;
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
+  /** Assignments read twice (a retried produce of the owner): delivered once. */
+  private readonly assignments = new Duplicates();
   private sink: Pick<FanoutSink, 'assigned'> = {};
 
   constructor(private readonly options: ClusterQueuesOptions) {}
@@ -164,6 +167,8 @@ export class ClusterQueues implements SharedQueues {
     if (!consumer || !this.locals.has(consumer)) return;
     const op = decodeQueueRecord(record);
     if (op?.op !== 'assign') return;
+    const key = `${op.message.id}/${op.deliveries}`;
+    if (this.assignments.repeated(record.topic, record.partition, key)) return;
     const message = createMessage(op.message, undefined, record.timestamp);
     this.sink.assigned?.(op.queue, consumer, message, op.deliveries);
   }

@@ -375,57 +375,8 @@ class KafkajsClient implements KafkaClient {
   }
 
   async consume(options: ConsumeOptions): Promise<KafkaConsumer> {
-    const consumer = this.kafka.consumer({
-      groupId: options.groupId,
-      sessionTimeout: this.options.sessionTimeoutMs ?? 6_000,
-      heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
-      // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
-      // short, so that stop() does not wait long for the fetch in flight.
-      maxWaitTimeInMs: options.fetchMaxWaitMs ?? 250,
-      allowAutoTopicCreation: false,
-      // KafkaFanout restarts a crashed consumer itself, in a fresh group (see onCrash).
-      retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
-    });
-    let joined: () => void = () => {};
-    let failed: (error: Error) => void = () => {};
-    // Before the first join a crash fails consume(); after it, onCrash reports it.
-    let running = false;
-    const join = new Promise<void>((resolve, reject) => {
-      joined = resolve;
-      failed = reject;
-    });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      // Offsets are never committed: every (re)join starts where delivery left off.
-      // The listener runs inside the join, before the first fetch resolves offsets.
-      const { paused } = options;
-      if (paused) {
-        for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
-          const pause = partitions.filter((partition) => paused(topic, partition));
-          if (pause.length > 0) consumer.pause([{ topic, partitions: pause }]);
-        }
-      }
-      const positions = options.positions();
-      for (const [topic, partitions] of Object.entries(event.payload.memberAssignment)) {
-        const known = positions.get(topic);
-        for (const partition of partitions) {
-          const offset = known?.get(partition);
-          if (offset !== undefined) consumer.seek({ topic, partition, offset: String(offset) });
-        }
-      }
-      running = true;
-      joined();
-    });
-    consumer.on(consumer.events.CRASH, (event) => {
-      if (running) options.onCrash(event.payload.error);
-      else failed(event.payload.error);
-    });
     // kafkajs picks the partitions to ask for as each fetch starts.
     let fetchWaiters: Array<() => void> = [];
-    consumer.on(consumer.events.FETCH_START, () => {
-      const waiters = fetchWaiters;
-      fetchWaiters = [];
-      for (const wake of waiters) wake();
-    });
     const nextFetch = (timeoutMs: number) =>
       new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -434,29 +385,50 @@ class KafkajsClient implements KafkaClient {
           resolve();
         });
       });
-    const stop = async () => {
-      await consumer.disconnect().catch(() => {});
-    };
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topics: [...options.topics], fromBeginning: false });
-      void consumer
-        .run({
-          autoCommit: false,
-          eachBatch: async ({ batch, heartbeat }) => {
-            options.onPartitionEnd?.(batch.topic, batch.partition, BigInt(batch.highWatermark));
-            options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
-            await heartbeat();
-          },
-        })
-        .catch((error: unknown) => failed(error as Error));
-      await withTimeout(join, options.joinTimeoutMs, 'the consumer group join');
-    } catch (error) {
-      await stop();
-      throw error;
-    }
+    const consumer = await this.startConsumer({
+      groupId: options.groupId,
+      topics: options.topics,
+      // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
+      // short, so that stop() does not wait long for the fetch in flight.
+      maxWaitMs: options.fetchMaxWaitMs ?? 250,
+      fromBeginning: false,
+      what: 'the consumer group join',
+      joinTimeoutMs: options.joinTimeoutMs,
+      onCrash: options.onCrash,
+      listen: (c) => {
+        c.on(c.events.GROUP_JOIN, (event) => {
+          // Offsets are never committed: every (re)join starts where delivery left off.
+          // The listener runs inside the join, before the first fetch resolves offsets.
+          const { paused } = options;
+          const assignment = Object.entries(event.payload.memberAssignment);
+          if (paused) {
+            for (const [topic, partitions] of assignment) {
+              const pause = partitions.filter((partition) => paused(topic, partition));
+              if (pause.length > 0) c.pause([{ topic, partitions: pause }]);
+            }
+          }
+          const positions = options.positions();
+          for (const [topic, partitions] of assignment) {
+            const known = positions.get(topic);
+            for (const partition of partitions) {
+              const offset = known?.get(partition);
+              if (offset !== undefined) c.seek({ topic, partition, offset: String(offset) });
+            }
+          }
+        });
+        c.on(c.events.FETCH_START, () => {
+          const waiters = fetchWaiters;
+          fetchWaiters = [];
+          for (const wake of waiters) wake();
+        });
+      },
+      onBatch: (batch) => {
+        options.onPartitionEnd?.(batch.topic, batch.partition, BigInt(batch.highWatermark));
+        options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
+      },
+    });
     return {
-      stop,
+      stop: () => consumer.disconnect().catch(() => {}),
       pause: (topic, partitions) => consumer.pause([{ topic, partitions }]),
       resume: (topic, partitions) => consumer.resume([{ topic, partitions }]),
       seek: (topic, partition, offset) =>
@@ -467,11 +439,56 @@ class KafkajsClient implements KafkaClient {
 
   async consumeShared(options: SharedConsumeOptions): Promise<SharedConsumer> {
     const { topic } = options;
-    const consumer = this.kafka.consumer({
+    const consumer = await this.startConsumer({
       groupId: options.groupId,
+      topics: [topic],
+      maxWaitMs: 100,
+      // A partition no member ever committed is read from its first record.
+      fromBeginning: true,
+      what: 'the shared group join',
+      joinTimeoutMs: options.joinTimeoutMs,
+      onCrash: options.onCrash,
+      listen: (c) => {
+        c.on(c.events.REBALANCING, () => options.onRebalancing());
+        c.on(c.events.GROUP_JOIN, (event) => {
+          options.onAssigned([...(event.payload.memberAssignment[topic] ?? [])]);
+        });
+      },
+      onBatch: (batch) => options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m))),
+    });
+    return {
+      stop: () => consumer.disconnect().catch(() => {}),
+      seek: (partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
+      commit: (offsets) =>
+        consumer.commitOffsets(
+          [...offsets].map(([partition, offset]) => ({ topic, partition, offset: String(offset) })),
+        ),
+    };
+  }
+
+  /**
+   * A running kafkajs consumer that has joined its group: offsets never
+   * auto-committed, no restart of its own (the caller replaces a crashed
+   * one), `listen` adds its listeners before the join (a GROUP_JOIN listener
+   * runs inside the join, before the first fetch). Before the first join a
+   * crash rejects; after it, `onCrash` reports it.
+   */
+  private async startConsumer(spec: {
+    groupId: string;
+    topics: readonly string[];
+    maxWaitMs: number;
+    fromBeginning: boolean;
+    what: string;
+    joinTimeoutMs: number;
+    onCrash: (error: Error) => void;
+    listen: (consumer: Kafkajs.Consumer) => void;
+    onBatch: (batch: Kafkajs.Batch) => void;
+  }): Promise<Kafkajs.Consumer> {
+    const consumer = this.kafka.consumer({
+      groupId: spec.groupId,
       sessionTimeout: this.options.sessionTimeoutMs ?? 6_000,
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
-      maxWaitTimeInMs: 100,
+      maxWaitTimeInMs: spec.maxWaitMs,
       allowAutoTopicCreation: false,
       retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
     });
@@ -482,45 +499,33 @@ class KafkajsClient implements KafkaClient {
       joined = resolve;
       failed = reject;
     });
-    consumer.on(consumer.events.REBALANCING, () => options.onRebalancing());
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      options.onAssigned([...(event.payload.memberAssignment[topic] ?? [])]);
+    spec.listen(consumer);
+    consumer.on(consumer.events.GROUP_JOIN, () => {
       running = true;
       joined();
     });
     consumer.on(consumer.events.CRASH, (event) => {
-      if (running) options.onCrash(event.payload.error);
+      if (running) spec.onCrash(event.payload.error);
       else failed(event.payload.error);
     });
-    const stop = async () => {
-      await consumer.disconnect().catch(() => {});
-    };
     try {
       await consumer.connect();
-      // A partition no member ever committed is read from its first record.
-      await consumer.subscribe({ topics: [topic], fromBeginning: true });
+      await consumer.subscribe({ topics: [...spec.topics], fromBeginning: spec.fromBeginning });
       void consumer
         .run({
           autoCommit: false,
           eachBatch: async ({ batch, heartbeat }) => {
-            options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
+            spec.onBatch(batch);
             await heartbeat();
           },
         })
         .catch((error: unknown) => failed(error as Error));
-      await withTimeout(join, options.joinTimeoutMs, 'the shared group join');
+      await withTimeout(join, spec.joinTimeoutMs, spec.what);
     } catch (error) {
-      await stop();
+      await consumer.disconnect().catch(() => {});
       throw error;
     }
-    return {
-      stop,
-      seek: (partition, offset) => consumer.seek({ topic, partition, offset: String(offset) }),
-      commit: (offsets) =>
-        consumer.commitOffsets(
-          [...offsets].map(([partition, offset]) => ({ topic, partition, offset: String(offset) })),
-        ),
-    };
+    return consumer;
   }
 
   async groupOffsets(groupId: string, topic: string): Promise<Map<number, GroupOffsets>> {

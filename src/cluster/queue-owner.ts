@@ -114,8 +114,8 @@ class OwnedQueue {
   /** Consumers in the order they came. */
   readonly consumers: string[] = [];
   next = 0;
-  /** Said to be full (SENDs refused), since when (ms since 1970). */
-  fullSince: number | undefined;
+  /** While full (SENDs refused): when that was last said, ms since 1970. */
+  fullSaidAt: number | undefined;
 
   constructor(readonly name: string) {}
 
@@ -266,8 +266,8 @@ export class OwnedPartition {
   }
 
   private onSend(message: Outgoing, offset: bigint, at: number): void {
-    // A copy written by a retried produce request.
-    if (this.sends.repeated(message.destination, 0, message.id)) return;
+    // A copy written by a retried produce request (ids are unique across queues).
+    if (this.sends.repeated(this.records.topic, this.partition, message.id)) return;
     const q = this.queue(message.destination);
     if (q.messages.has(message.id)) return;
     q.messages.set(message.id, {
@@ -289,15 +289,15 @@ export class OwnedPartition {
 
   /** Tells every instance to refuse SENDs to `q` (again every second while it stays full). */
   private sayFull(q: OwnedQueue, now: number): void {
-    if (q.fullSince !== undefined && now - q.fullSince < 1_000) return;
-    q.fullSince = now;
+    if (q.fullSaidAt !== undefined && now - q.fullSaidAt < 1_000) return;
+    q.fullSaidAt = now;
     this.produce(this.records.full(q.name, true));
   }
 
   /** Full queues with room again (under 90% of the limit) take SENDs again. */
   private checkRoom(q: OwnedQueue): void {
-    if (q.fullSince === undefined || q.depth >= 0.9 * this.policy.maxQueueMessages) return;
-    q.fullSince = undefined;
+    if (q.fullSaidAt === undefined || q.depth >= 0.9 * this.policy.maxQueueMessages) return;
+    q.fullSaidAt = undefined;
     this.produce(this.records.full(q.name, false));
   }
 

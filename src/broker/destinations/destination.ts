@@ -48,6 +48,12 @@ export interface Destination extends DestinationCounters {
   nack(sub: Subscription, settled: readonly Pending[]): void | Promise<void>;
   /** The subscription's connection has room again. */
   drained(sub: Subscription): void;
+  /**
+   * Optional (queues shared by every instance): the backend gave `message`
+   * to `consumer`, one of this destination's local consumers; `deliveries`
+   * counts this delivery.
+   */
+  assigned?(consumer: string, message: Message, deliveries: number): void;
 }
 
 /** A kind of destination: how to make one, and what to keep of a message nobody here subscribes to. */

@@ -100,12 +100,6 @@ export class SharedQueue implements Destination {
     const sub = this.consumers.get(consumer);
     // Gone, or its DISCONNECT is waiting: the owner gives it to another consumer once it leaves.
     if (!sub || sub.consumer.leaving) return;
-    if (sub.ackMode !== 'auto') {
-      // The same assignment read twice (a retried produce): delivered once.
-      for (const pending of sub.unacked.values()) {
-        if (pending.message.id === message.id && pending.deliveries === deliveries) return;
-      }
-    }
     this.messagesOut++;
     const pending: Pending = { message, deliveries };
     handOut(this.context, sub, pending, deliveries > 1);
