@@ -155,6 +155,10 @@ describe('the owner of a queue partition', () => {
     expect(dead.message.headers).toContainEqual(['delivery-count', '3']);
     expect(log.ops('drop')).toHaveLength(1);
     expect(log.owner.depth(Q)).toBe(0);
+    // The dead letter waits in the DLQ, in the same partition: an id of its own, not taken
+    // for a copy of the original.
+    expect(dead.message.id).toBe('m0.dead');
+    expect(log.owner.depth('/queue/DLQ')).toBe(1);
   });
 
   it('a consumer that leaves, or whose instance goes quiet, gives back what it held, in order', async () => {
@@ -220,7 +224,7 @@ describe('the owner of a queue partition', () => {
     expect(log.owner.depth(Q)).toBe(4);
     const dead = log.ops('send') as Array<Extract<QueueOp, { op: 'send' }>>;
     expect(dead.filter((op) => op.queue === '/queue/DLQ').map((op) => op.message.id)).toEqual([
-      'm0',
+      'm0.dead',
     ]);
     log.join('b/1', 'b', 10);
     await settle();

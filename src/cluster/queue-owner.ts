@@ -455,7 +455,10 @@ export class OwnedPartition {
         ['delivery-count', String(held.deliveries)],
         ['x-dead-letter-reason', reason],
       ];
-      this.produce(this.records.send({ ...message, destination: target, headers }));
+      // An id of its own: the dead letter may share the partition (and its duplicate check) with
+      // the original. Derived, so that the same dead letter keeps the same id.
+      const id = `${message.id}.dead`;
+      this.produce(this.records.send({ ...message, id, destination: target, headers }));
       this.counters.deadLettered++;
     }
     this.produce(this.records.drop(q.name, [message.id]));
