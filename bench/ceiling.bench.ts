@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     'limit-ms': { type: 'string', default: '500' },
     keys: { type: 'string', default: '6' },
     partitions: { type: 'string', default: '6' },
+    headers: { type: 'string', default: 'packed' },
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/ceiling.md' },
   },
@@ -67,6 +68,11 @@ const FACTOR = Number(args.factor);
 const MAX_RATE = Number(args['max-rate']);
 const LIMIT_MS = Number(args['limit-ms']);
 const PARTITIONS = Number(args.partitions);
+/**
+ * The record format on both sides (`--headers packed|each`): the instances run with
+ * `--kafka-headers <it>`, and the floor's records carry the same headers as theirs.
+ */
+const HEADERS = args.headers === 'each' ? 'each' : 'packed';
 const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `/topic/ceiling-${i}`);
 const BODY_SIZE = 256;
 const DRAIN_MS = 5_000;
@@ -165,7 +171,8 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
 
 /** Forks bench/load/ceiling-floor.mjs in `role` and waits for it to be ready. */
 async function floorProcess(role: string, brokers: string, topic: string): Promise<ChildProcess> {
-  const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), [role, brokers, topic], {
+  const floorArgs = [role, brokers, topic, HEADERS];
+  const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), floorArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv: [],
@@ -262,6 +269,8 @@ async function main(): Promise<void> {
         topic,
         '--kafka-partitions',
         String(PARTITIONS),
+        '--kafka-headers',
+        HEADERS,
       ]),
     );
   }
@@ -396,7 +405,7 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
       `connection over WebSocket) on instance 1, a subscriber to all ${KEYS.length} destinations on instance 2; ` +
       `${BODY_SIZE}-byte bodies. Floor: plain kafkajs, producer and consumer each in a process of its own, same ` +
       `Kafka, a topic of as many partitions, the fan-out's batching and consumer settings, the same ${KEYS.length} keys ` +
-      `and record headers. Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
+      `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records). Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
       `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.`,
     '',
     '| round | cluster ceiling, msg/s | floor ceiling, msg/s | cluster ÷ floor |',

@@ -465,6 +465,18 @@ export const FLAGS: Flag[] = [
       o.kafkaInterest = v;
     },
   },
+  {
+    flag: '--kafka-headers',
+    env: 'STOMPBUS_KAFKA_HEADERS',
+    arg: 'packed|each',
+    help: `how a message's STOMP headers travel on --kafka-topic and its users topic: all in one record header, or one record header each, as earlier versions wrote them (for a rolling upgrade from such a version, or Kafka consumers that read the headers); both are always read (${d.kafkaHeaders})`,
+    apply: (o, v) => {
+      if (v !== 'packed' && v !== 'each') {
+        throw new Error(`stompbus: --kafka-headers needs packed or each, got "${v}"`);
+      }
+      o.kafkaHeaders = v;
+    },
+  },
   numeric(
     '--kafka-interest-linger',
     'STOMPBUS_KAFKA_INTEREST_LINGER',

@@ -15,6 +15,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import type { KafkaInterest } from './cluster/interest.js';
 import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
+import type { RecordFormat } from './cluster/records.js';
 import { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
 import { securityHooks } from './security/hooks.js';
 import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';
@@ -88,6 +89,8 @@ export interface ClusterOptions {
   kafkaInterest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
   kafkaInterestLingerMs: number;
+  /** How STOMP headers travel on the topics and users topics (`--kafka-headers`; see RecordFormat). */
+  kafkaHeaders: RecordFormat;
   /** `/queue/…` in cluster mode: `cluster` (shared by every instance, docs/cluster-queues.md) or `local`. Default `cluster`. */
   queues: 'cluster' | 'local';
   /** Cluster queues: oldest a waiting message may get before it is dead-lettered, ms. Default 24 hours. */
@@ -147,6 +150,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   // unit specs) reads everything unless asked, as a sink without a router declares no interest.
   kafkaInterest: 'subscribed',
   kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
+  kafkaHeaders: DEFAULT_KAFKA_FANOUT_OPTIONS.recordFormat,
   queues: DEFAULT_KAFKA_FANOUT_OPTIONS.queues,
   queueMaxAgeMs: DEFAULT_KAFKA_FANOUT_OPTIONS.queueMaxAgeMs,
 });
@@ -365,6 +369,7 @@ export class StompServer {
       maxPendingBytes: o.kafkaMaxPendingBytes,
       interest: o.kafkaInterest,
       interestLingerMs: o.kafkaInterestLingerMs,
+      recordFormat: o.kafkaHeaders,
       queues: o.queues,
       queueMaxAgeMs: o.queueMaxAgeMs,
       maxQueueMessages: o.maxQueueMessages,

@@ -3,20 +3,22 @@
 // producer and consumer each get a process, as instance 1 (producing) and instance 2
 // (consuming) do in the cluster.
 //
-//   node bench/load/ceiling-floor.mjs produce <brokers> <topic>
+//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each]
 //   node bench/load/ceiling-floor.mjs consume <brokers> <topic>
 //
 // The producer batches like the fan-out's produce queue (src/cluster/produce-queue.ts): the
 // records of one event-loop turn in one `sendBatch`, at most 1,000 per request, `acks: -1`,
-// one request in flight; each record carries the two headers a stompbus record of the
-// benchmark's SEND carries (`content-type` and a message id). The consumer uses the
+// one request in flight; each record carries the headers a stompbus record of the
+// benchmark's SEND carries: `content-type` and a message id, packed in one record header
+// (`stompbus-headers`, stompbus's default format) or one header each (`each`, the 4th
+// argument, as `--kafka-headers each` writes them). The consumer uses the
 // fan-out's consumer settings (`eachBatch`, 250 ms longest fetch wait, heart-beat 2 s).
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Tracker } from './ceiling-track.mjs';
 
-const [role, brokers, topic] = process.argv.slice(2);
+const [role, brokers, topic, format = 'packed'] = process.argv.slice(2);
 const MAX_BATCH_RECORDS = 1_000;
 const BODY_SIZE = 256;
 const now = () => performance.timeOrigin + performance.now();
@@ -79,7 +81,10 @@ async function produce() {
             queue.push({
               key: keys[seq % keys.length],
               value: body(seq, now()),
-              headers: { 'content-type': 'text/plain', 'stompbus-message-id': `${idBase}${seq}` },
+              headers:
+                format === 'each'
+                  ? { 'content-type': 'text/plain', 'stompbus-message-id': `${idBase}${seq}` }
+                  : { 'stompbus-headers': `${idBase}${seq}\ncontent-type:text/plain` },
             });
           }
           if (due > 0) schedule();

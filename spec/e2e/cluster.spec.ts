@@ -163,9 +163,59 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
     );
     for (const r of records) {
       expect(r.key).toBe('/topic/receipts');
-      expect(r.headers['stompbus-message-id']).toMatch(/.+/);
-      expect(r.headers['x-n']).toBe(r.value.slice(5));
+      // The packed record format: the message id, then the SEND's headers, in one record header.
+      expect(Object.keys(r.headers)).toEqual(['stompbus-headers']);
+      const [id, ...lines] = (r.headers['stompbus-headers'] ?? '').split('\n');
+      expect(id).toMatch(/.+/);
+      expect(lines).toContain(`x-n:${r.value.slice(5)}`);
     }
+  });
+
+  it('mixes instances writing --kafka-headers each and packed in one cluster: each reads the other, headers and ids intact', async () => {
+    const topic = uniqueName('stompbus-spec-headers');
+    const {
+      instances: [older],
+    } = await startCluster(1, { kafkaTopic: topic, kafkaHeaders: 'each' });
+    const {
+      instances: [newer],
+    } = await startCluster(1, { kafkaTopic: topic });
+    const inboxes: Inbox[] = [];
+    for (const server of [older, newer]) {
+      const subscriber = await stompClient(server!.url);
+      inboxes.push(await subscribed(subscriber, '/topic/mixed'));
+    }
+    // (No backslash before a c or n: stompjs reads \\c back as \: and \\n as \ and a line break.)
+    const odd = 'a:b\\x\nd\re ü';
+    for (const [i, server] of [older, newer].entries()) {
+      const publisher = await stompClient(server!.url);
+      await publishWithReceipt(publisher, {
+        destination: '/topic/mixed',
+        body: `from ${i}`,
+        headers: { 'x-odd': odd, 'x-from': String(i), 'content-type': 'text/plain' },
+      });
+    }
+    const seen = await Promise.all(inboxes.map((inbox) => inbox.waitFor(2, DELIVERY_TIMEOUT_MS)));
+    for (const messages of seen) {
+      expect(messages.map((m) => m.body)).toEqual(['from 0', 'from 1']);
+      for (const m of messages) {
+        expect(m.headers['x-odd']).toBe(odd);
+        expect(m.headers['x-from']).toBe(m.body.slice(5));
+        expect(m.headers['content-type']).toBe('text/plain');
+        expect(m.headers['stompbus-headers']).toBeUndefined();
+        expect(m.headers['stompbus-message-id']).toBeUndefined();
+      }
+    }
+    // One message-id per message, the same on both instances.
+    expect(seen[1]?.map((m) => m.headers['message-id'])).toEqual(
+      seen[0]?.map((m) => m.headers['message-id']),
+    );
+    const records = await readTopic(topic, 2);
+    const byFrom = (r: (typeof records)[number]) => r.value.slice(5);
+    const each = records.find((r) => byFrom(r) === '0');
+    const packed = records.find((r) => byFrom(r) === '1');
+    expect(each?.headers['x-odd']).toBe(odd);
+    expect(each?.headers['stompbus-message-id']).toMatch(/.+/);
+    expect(Object.keys(packed?.headers ?? {})).toEqual(['stompbus-headers']);
   });
 
   it('starts without Kafka, serves local queues (--queues local), and answers a topic SEND that waited past --kafka-send-timeout with an ERROR carrying the receipt-id', async () => {

@@ -119,7 +119,7 @@ export class KafkaFanout implements Fanout {
     this.options = { ...DEFAULT_KAFKA_FANOUT_OPTIONS, ...options };
     const brokers = parseBrokers(this.options.brokers);
     this.topics = clusterTopics(this.options.topic, this.options.bridges);
-    this.records = new RecordMapper(this.topics);
+    this.records = new RecordMapper(this.topics, this.options.recordFormat);
     this.lines = kafkaLog(this.options.logger);
     this.notices = new Notices(this.lines);
     const plan = topicPlan(this.topics, this.options);

@@ -7,6 +7,7 @@ import { DEFAULT_BROKER_OPTIONS } from '../broker/options.js';
 import type { Logger } from '../ops/log.js';
 import type { KafkaInterest } from './interest.js';
 import type { KafkaClient } from './kafka-client.js';
+import type { RecordFormat } from './records.js';
 
 /** Settings of `KafkaFanout` (cluster mode). */
 export interface KafkaFanoutOptions {
@@ -30,6 +31,12 @@ export interface KafkaFanoutOptions {
    * session here (docs/cluster-interest.md), or `all`. Default `all`.
    */
   interest: KafkaInterest;
+  /**
+   * How a message's STOMP headers travel on {@link topic} and its users topic: `packed` in
+   * one record header, or `each` in a record header of its own (see `RecordFormat`); both are
+   * always read. Default `packed`.
+   */
+  recordFormat: RecordFormat;
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
   interestLingerMs: number;
   /**
@@ -107,6 +114,7 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,
+    recordFormat: 'packed',
     queues: 'cluster',
     queueMaxAgeMs: 24 * 60 * 60_000,
     maxQueueMessages: DEFAULT_BROKER_OPTIONS.maxQueueMessages,

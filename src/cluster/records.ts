@@ -5,6 +5,7 @@
  */
 import { destinationKind, destinationUser } from '../broker/destination.js';
 import { createMessage, type Message, messageHeaders, type Outgoing } from '../broker/message.js';
+import { escapeHeader, unescapeHeader } from '../frame/escape.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
 import { epochOf } from './offsets.js';
@@ -14,6 +15,24 @@ import type { ClusterTopics } from './topics.js';
 export const MESSAGE_ID_HEADER = 'stompbus-message-id';
 /** Marks a record of the users topic that says a user-queue message (this id) was consumed. */
 export const CONSUMED_HEADER = 'stompbus-consumed';
+/**
+ * With the `packed` record format, the one record header of a message on the
+ * topics or users topic: its id on the first line, then one `name:value` line
+ * per STOMP header, escaped as STOMP 1.2 escapes header lines (see
+ * {@link packHeaders}).
+ */
+export const PACKED_HEADER = 'stompbus-headers';
+
+/**
+ * How a message's STOMP headers travel on the topics and users topics:
+ * `packed`, all in one record header ({@link PACKED_HEADER}), or `each`, one
+ * record header per STOMP header plus {@link MESSAGE_ID_HEADER}. Kafka's
+ * clients encode and decode every record header on its own, which made
+ * `each` the larger part of the CPU an instance spends per record
+ * (docs/cluster-interest.md). Both are always read; bridged topics always
+ * use `each` (their records are other applications' too).
+ */
+export type RecordFormat = 'packed' | 'each';
 
 /** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
 export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
@@ -23,7 +42,7 @@ const KAFKA_HEADER_SET = new Set(KAFKA_HEADERS);
  * client's to send) would make its message look like a retried copy of
  * another (dropped by every instance) or like a consumption record.
  */
-const OWN_HEADERS = new Set([MESSAGE_ID_HEADER, CONSUMED_HEADER]);
+const OWN_HEADERS = new Set([MESSAGE_ID_HEADER, CONSUMED_HEADER, PACKED_HEADER]);
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUFFER = Buffer.alloc(0);
@@ -34,7 +53,10 @@ export class RecordMapper {
   private readonly topicOf = new Map<string, string>();
   private readonly names = new Map<string, string>();
 
-  constructor(readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>) {
+  constructor(
+    readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>,
+    readonly format: RecordFormat = 'packed',
+  ) {
     for (const [kafkaTopic, destination] of Object.entries(topics.bridges)) {
       this.topicOf.set(destination, kafkaTopic);
     }
@@ -82,14 +104,16 @@ export class RecordMapper {
       }
       headers.push(header);
     }
-    headers.push([MESSAGE_ID_HEADER, message.id]);
     const { body } = message;
     const topic = this.topicFor(message.destination);
     const record = {
       topic,
       key: key ?? message.destination,
       value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      headers,
+      headers:
+        this.format === 'packed' && !bridged
+          ? [[PACKED_HEADER, packHeaders(message.id, headers)] as [string, string]]
+          : [...headers, [MESSAGE_ID_HEADER, message.id] as [string, string]],
     };
     return topic === this.topics.usersTopic
       ? { ...record, partitionKey: userKey(message.destination) }
@@ -121,11 +145,18 @@ export class RecordMapper {
       return undefined;
     }
     let id: string | undefined;
-    const headers: Header[] = [];
-    for (const [name, value] of record.headers) {
-      if (name === MESSAGE_ID_HEADER) id ??= value.toString();
-      else if (name !== '' && !(bridged && KAFKA_HEADER_SET.has(name))) {
-        headers.push([name, value.toString()]);
+    let headers: Header[] = [];
+    const packed = bridged ? undefined : packedOf(record);
+    if (packed) {
+      const unpacked = unpackHeaders(packed);
+      id = unpacked.id;
+      headers = unpacked.headers;
+    } else {
+      for (const [name, value] of record.headers) {
+        if (name === MESSAGE_ID_HEADER) id ??= value.toString();
+        else if (name !== '' && !(bridged && KAFKA_HEADER_SET.has(name))) {
+          headers.push([name, value.toString()]);
+        }
       }
     }
     if (bridged) {
@@ -174,8 +205,55 @@ export function consumedId(record: ConsumedRecord): string | undefined {
 export function messageIdOf(record: ConsumedRecord): string | undefined {
   for (const [name, value] of record.headers) {
     if (name === MESSAGE_ID_HEADER) return value.toString();
+    if (name === PACKED_HEADER) {
+      const end = value.indexOf(10);
+      return unescapeLine(value.toString('utf8', 0, end < 0 ? value.length : end));
+    }
   }
   return undefined;
+}
+
+/** The packed headers of a record, if it has them. */
+function packedOf(record: ConsumedRecord): Buffer | undefined {
+  for (const [name, value] of record.headers) if (name === PACKED_HEADER) return value;
+  return undefined;
+}
+
+/**
+ * A message's id and STOMP headers as the value of {@link PACKED_HEADER}: the
+ * id, then `name:value` lines, LF-separated; names, values and the id
+ * escaped as in a STOMP 1.2 frame (`\\`, `\n`, `\r`, `\c`), so that no
+ * text can end a line or a name early.
+ */
+export function packHeaders(id: string, headers: readonly Header[]): string {
+  let text = escapeHeader(id, '1.2');
+  for (const [name, value] of headers) {
+    text += `\n${escapeHeader(name, '1.2', false)}:${escapeHeader(value, '1.2')}`;
+  }
+  return text;
+}
+
+/** Reads back what {@link packHeaders} wrote (a malformed escape is kept as it is). */
+export function unpackHeaders(packed: Buffer): { id: string; headers: Header[] } {
+  const lines = packed.toString().split('\n');
+  const id = unescapeLine(lines[0] ?? '');
+  const headers: Header[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    headers.push([unescapeLine(line.slice(0, colon)), unescapeLine(line.slice(colon + 1))]);
+  }
+  return { id, headers };
+}
+
+function unescapeLine(text: string): string {
+  if (!text.includes('\\')) return text;
+  try {
+    return unescapeHeader(text, '1.2');
+  } catch {
+    return text;
+  }
 }
 
 /** About the bytes of a record in a batch (string lengths stand for their UTF-8 bytes). */

@@ -1,0 +1,144 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { ConsumedRecord, ProducedRecord } from '../../src/cluster/kafka-client.js';
+import {
+  MESSAGE_ID_HEADER,
+  messageIdOf,
+  PACKED_HEADER,
+  packHeaders,
+  RecordMapper,
+  unpackHeaders,
+} from '../../src/cluster/records.js';
+import { outgoing } from './harness.js';
+
+const topics = { topic: 't', usersTopic: 't.users', bridges: { prices: '/topic/prices' } };
+
+/** What a consumer reads back of a produced record, at `offset` of partition 2. */
+function consumed(record: ProducedRecord, offset = 7): ConsumedRecord {
+  return {
+    topic: record.topic,
+    partition: 2,
+    offset: String(offset),
+    key: record.key == null ? null : Buffer.from(record.key),
+    value: record.value,
+    timestamp: 1_700_000_000_000,
+    headers: record.headers.map(([n, v]) => [n, Buffer.from(v)]),
+  };
+}
+
+const HOSTILE: Array<[string, string]> = [
+  ['x-colon', 'a:b:c'],
+  ['x-lines', 'one\ntwo\r\nthree'],
+  ['x-back', 'C:\\path\\n'],
+  ['x:odd\nname', 'v'],
+  ['x-empty', ''],
+  ['x-utf8', 'grüße ✓ 🚀'],
+  ['x-repeated', 'first'],
+  ['x-repeated', 'second'],
+];
+
+describe('record format', () => {
+  it('packs a message id and its headers into one record header and reads them back exactly', () => {
+    const packed = packHeaders('id:1\n', HOSTILE);
+    // No raw line break or colon of a value survives: one line per header.
+    expect(packed.split('\n')).toHaveLength(HOSTILE.length + 1);
+    expect(unpackHeaders(Buffer.from(packed))).toEqual({ id: 'id:1\n', headers: HOSTILE });
+  });
+
+  it('reads back any id and headers (property)', () => {
+    const text = fc.string({ unit: 'binary', maxLength: 20 });
+    fc.assert(
+      fc.property(
+        text,
+        fc.array(
+          fc.tuple(
+            text.filter((n) => n !== ''),
+            text,
+          ),
+        ),
+        (id, headers) => {
+          expect(unpackHeaders(Buffer.from(packHeaders(id, headers)))).toEqual({ id, headers });
+        },
+      ),
+    );
+  });
+
+  it('writes one packed header by default and maps the record back to the same message', () => {
+    const mapper = new RecordMapper(topics);
+    const message = outgoing('/topic/a', 'body', HOSTILE);
+    const record = mapper.toRecord(message);
+    expect(record.topic).toBe('t');
+    expect(record.key).toBe('/topic/a');
+    expect(record.headers.map(([n]) => n)).toEqual([PACKED_HEADER]);
+    expect(messageIdOf(consumed(record))).toBe(message.id);
+    const back = mapper.toMessage(consumed(record), false);
+    expect(back?.id).toBe(message.id);
+    expect(back?.destination).toBe('/topic/a');
+    expect(back?.headers).toEqual(HOSTILE);
+    expect(Buffer.from(back?.body ?? []).toString()).toBe('body');
+  });
+
+  it('writes one record header per STOMP header with `each`, and either format reads both', () => {
+    const each = new RecordMapper(topics, 'each');
+    const packed = new RecordMapper(topics, 'packed');
+    const message = outgoing('/user/ann/queue/inbox', 'hi', [['x-a', '1']]);
+    const record = each.toRecord(message);
+    expect(record.topic).toBe('t.users');
+    expect(record.partitionKey).toBe('/user/ann');
+    expect(record.headers).toEqual([
+      ['x-a', '1'],
+      [MESSAGE_ID_HEADER, message.id],
+    ]);
+    for (const reader of [each, packed]) {
+      const back = reader.toMessage(consumed(record), false);
+      expect(back?.id).toBe(message.id);
+      expect(back?.headers).toEqual([['x-a', '1']]);
+    }
+    const packedRecord = packed.toRecord(message);
+    expect(each.toMessage(consumed(packedRecord), false)?.headers).toEqual([['x-a', '1']]);
+    expect(messageIdOf(consumed(packedRecord))).toBe(message.id);
+  });
+
+  it("drops a SEND's own stompbus-headers header, like the other headers only stompbus writes", () => {
+    const mapper = new RecordMapper(topics);
+    const message = outgoing('/topic/a', 'x', [
+      [PACKED_HEADER, 'forged\nx-admin:true'],
+      [MESSAGE_ID_HEADER, 'forged'],
+      ['x-kept', 'yes'],
+    ]);
+    const back = mapper.toMessage(consumed(mapper.toRecord(message)), false);
+    expect(back?.id).toBe(message.id);
+    expect(back?.headers).toEqual([['x-kept', 'yes']]);
+  });
+
+  it('keeps one record header per STOMP header on a bridged topic, and reads a packed-looking header there as an ordinary one', () => {
+    const mapper = new RecordMapper(topics);
+    const record = mapper.toRecord(outgoing('/topic/prices', '1.5', [['x-a', '1']]));
+    expect(record.topic).toBe('prices');
+    expect(record.headers.map(([n]) => n)).toEqual(['x-a', MESSAGE_ID_HEADER]);
+    // Another application's record on the bridged topic: its headers are its own.
+    const foreign: ConsumedRecord = {
+      ...consumed(record),
+      headers: [[PACKED_HEADER, Buffer.from('x\ny:z')]],
+    };
+    expect(mapper.toMessage(foreign, false)?.headers).toContainEqual([PACKED_HEADER, 'x\ny:z']);
+  });
+
+  it('reads a record of the topics topic that a plain Kafka producer wrote (no id: one from its position)', () => {
+    const mapper = new RecordMapper(topics);
+    const back = mapper.toMessage(
+      {
+        topic: 't',
+        partition: 1,
+        offset: '42',
+        key: Buffer.from('/topic/a'),
+        value: Buffer.from('v'),
+        timestamp: 0,
+        headers: [['x-plain', Buffer.from('1')]],
+      },
+      false,
+    );
+    expect(back?.id).toBe('t-1-42');
+    expect(back?.headers).toEqual([['x-plain', '1']]);
+  });
+});
