@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
+import { fixKafkajsRequestQueue } from './kafkajs-timer-fix.js';
 import { keyedPartitioner, partitionFor } from './partitioner.js';
 
 /** A record as read from Kafka. */
@@ -222,6 +223,8 @@ export function kafkajsLogCreator(lib: typeof Kafkajs, logger: Logger): Kafkajs.
  */
 export async function createKafkajsClient(options: KafkajsClientOptions): Promise<KafkaClient> {
   const kafkajs = await import('kafkajs');
+  // kafkajs 2.2.4 wakes the event loop every millisecond per connection (see the file).
+  fixKafkajsRequestQueue();
   return new KafkajsClient(kafkajs, options);
 }
 
