@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
+import { fixKafkajsRequestQueue } from '../src/cluster/kafkajs-timer-fix.js';
 import { FrameScanner, headerOf, Kind } from './load/stomp-wire.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -798,6 +799,7 @@ function report(
     `${RATE.toLocaleString('en-US')} messages/s, ${BODY_SIZE}-byte bodies, one destination; ` +
       `${INSTANCES} stompbus child processes${two ? ' per build, each build on a Kafka topic of its own' : ' on one Kafka topic'} of ${PARTITIONS} partitions; raw ` +
       'STOMP over WebSocket clients (`ws`) and the plain kafkajs floor client in the harness ' +
+      '(kafkajs with the request-queue timer fixed as stompbus runs it) ' +
       'process; latency = send time stamped in a header → MESSAGE (or record) received. ' +
       `After Kafka and the instances start, ${START_WARMUP_S} s of paced traffic through ` +
       `${two ? 'each cluster' : 'the cluster'} (shown apart in the last rows) and then ${START_WARMUP_S / 2} s through the floor ` +
@@ -859,6 +861,9 @@ function report(
 async function main(): Promise<void> {
   const loadBefore = loadAverage();
   log('compiling src/ into bench/load/.build-cluster');
+  // The floor's kafkajs without 2.2.4's millisecond timer loop, as stompbus runs it
+  // (src/cluster/kafkajs-timer-fix.ts): the floor is kafkajs at its best.
+  fixKafkajsRequestQueue();
   const builds = [compileCheckout(ROOT, '.build-cluster')];
   if (args.baseline) {
     log(`compiling the baseline ${args.baseline}`);

@@ -3,8 +3,8 @@
 // producer and consumer each get a process, as instance 1 (producing) and instance 2
 // (consuming) do in the cluster.
 //
-//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each]
-//   node bench/load/ceiling-floor.mjs consume <brokers> <topic>
+//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each] [timer-fix.js]
+//   node bench/load/ceiling-floor.mjs consume <brokers> <topic> [packed|each] [timer-fix.js]
 //
 // The producer batches like the fan-out's produce queue (src/cluster/produce-queue.ts): the
 // records of one event-loop turn in one `sendBatch`, at most 1,000 per request, `acks: -1`,
@@ -18,7 +18,10 @@ import { randomBytes } from 'node:crypto';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Tracker } from './ceiling-track.mjs';
 
-const [role, brokers, topic, format = 'packed'] = process.argv.slice(2);
+const [role, brokers, topic, format = 'packed', timerFix] = process.argv.slice(2);
+// kafkajs as the instances run it: without 2.2.4's millisecond timer loop (the compiled
+// src/cluster/kafkajs-timer-fix.js, given by the benchmark).
+if (timerFix) (await import(timerFix)).fixKafkajsRequestQueue();
 const MAX_BATCH_RECORDS = 1_000;
 const BODY_SIZE = 256;
 const now = () => performance.timeOrigin + performance.now();
