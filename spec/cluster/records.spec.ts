@@ -70,7 +70,7 @@ describe('record format', () => {
     expect(record.topic).toBe('t');
     expect(record.key).toBe('/topic/a');
     expect(record.headers.map(([n]) => n)).toEqual([PACKED_HEADER]);
-    expect(messageIdOf(consumed(record))).toBe(message.id);
+    expect(mapper.idOf(consumed(record))).toBe(message.id);
     const back = mapper.toMessage(consumed(record), false);
     expect(back?.id).toBe(message.id);
     expect(back?.destination).toBe('/topic/a');
@@ -96,7 +96,8 @@ describe('record format', () => {
     }
     const packedRecord = packed.toRecord(message);
     expect(each.toMessage(consumed(packedRecord), false)?.headers).toEqual([['x-a', '1']]);
-    expect(messageIdOf(consumed(packedRecord))).toBe(message.id);
+    expect(each.idOf(consumed(packedRecord))).toBe(message.id);
+    expect(messageIdOf(consumed(record))).toBe(message.id);
   });
 
   it("drops a SEND's own stompbus-headers header, like the other headers only stompbus writes", () => {
@@ -122,6 +123,8 @@ describe('record format', () => {
       headers: [[PACKED_HEADER, Buffer.from('x\ny:z')]],
     };
     expect(mapper.toMessage(foreign, false)?.headers).toContainEqual([PACKED_HEADER, 'x\ny:z']);
+    // …and no id of ours: two such records are never taken for copies of each other.
+    expect(mapper.idOf(foreign)).toBeUndefined();
   });
 
   it('reads a record of the topics topic that a plain Kafka producer wrote (no id: one from its position)', () => {

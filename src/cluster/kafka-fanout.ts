@@ -23,7 +23,7 @@ import { Offsets, partitionOf } from './offsets.js';
 import { Presence } from './presence.js';
 import { ProduceQueue } from './produce-queue.js';
 import { ReadYourWrites } from './read-your-writes.js';
-import { consumedId, keyOfUser, messageIdOf, RecordMapper, userKey } from './records.js';
+import { consumedId, keyOfUser, RecordMapper, userKey } from './records.js';
 import { type ClusterTopics, clusterTopics, topicPlan } from './topics.js';
 
 /**
@@ -484,7 +484,7 @@ export class KafkaFanout implements Fanout {
       const fetched = this.offsets.advance(record);
       // A gap: fetched again from its start, where this record comes again.
       if (fetched === 'seen' || fetched === 'gap') continue;
-      const id = messageIdOf(record);
+      const id = this.records.idOf(record);
       if (id !== undefined && this.duplicates.repeated(record.topic, record.partition, id)) {
         continue;
       }

@@ -52,6 +52,9 @@ export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
   private readonly names = new Map<string, string>();
+  /** The last record {@link unpacked} read, and what it read. */
+  private lastRecord: ConsumedRecord | undefined;
+  private lastUnpacked: { id: string; headers: Header[] } | undefined;
 
   constructor(
     readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>,
@@ -73,6 +76,28 @@ export class RecordMapper {
     if (this.names.size >= 10_000) this.names.clear();
     this.names.set(text, text);
     return text;
+  }
+
+  /**
+   * The broker's message id a record carries (undefined for a record no
+   * stompbus wrote): from its packed headers on the topics and users topics,
+   * else from {@link MESSAGE_ID_HEADER}.
+   */
+  idOf(record: ConsumedRecord): string | undefined {
+    return this.unpacked(record)?.id ?? messageIdOf(record);
+  }
+
+  /**
+   * The packed headers of a record of the topics or users topic, read once
+   * for the {@link idOf} and {@link toMessage} of the same record.
+   */
+  private unpacked(record: ConsumedRecord): { id: string; headers: Header[] } | undefined {
+    if (record === this.lastRecord) return this.lastUnpacked;
+    const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
+    const packed = ours ? packedOf(record) : undefined;
+    this.lastRecord = record;
+    this.lastUnpacked = packed && unpackHeaders(packed);
+    return this.lastUnpacked;
   }
 
   /** Whether the destination is bridged to a Kafka topic of its own. */
@@ -146,9 +171,8 @@ export class RecordMapper {
     }
     let id: string | undefined;
     let headers: Header[] = [];
-    const packed = bridged ? undefined : packedOf(record);
-    if (packed) {
-      const unpacked = unpackHeaders(packed);
+    const unpacked = this.unpacked(record);
+    if (unpacked) {
       id = unpacked.id;
       headers = unpacked.headers;
     } else {
@@ -201,14 +225,13 @@ export function consumedId(record: ConsumedRecord): string | undefined {
   return undefined;
 }
 
-/** The broker's message id a record of ours carries (undefined for others' records). */
+/**
+ * The message id a record carries in {@link MESSAGE_ID_HEADER} (the `each`
+ * format, and bridged topics); {@link RecordMapper.idOf} reads packed ones too.
+ */
 export function messageIdOf(record: ConsumedRecord): string | undefined {
   for (const [name, value] of record.headers) {
     if (name === MESSAGE_ID_HEADER) return value.toString();
-    if (name === PACKED_HEADER) {
-      const end = value.indexOf(10);
-      return unescapeLine(value.toString('utf8', 0, end < 0 ? value.length : end));
-    }
   }
   return undefined;
 }
