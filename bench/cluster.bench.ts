@@ -15,7 +15,8 @@
  * <build>/cli.js …`) on 127.0.0.1 only, and stops every process it started by PID.
  *
  * Options: `--baseline <dir>`, `--rounds <n>` (default BENCH_ROUNDS or 6), `--quick`
- * (3 rounds of 3 s measured, 6 s start warm-up), `--out <file>`.
+ * (3 rounds of 3 s measured, 6 s start warm-up), `--out <file>`; `BENCH_RATE` (messages/s,
+ * default 5,000: the issue's goal is at that rate; higher rates are for profiles).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
