@@ -21,11 +21,14 @@ export {
   type TopicSpec,
 } from './cluster/kafka-client.js';
 export { KafkaFanout } from './cluster/kafka-fanout.js';
-export { DEFAULT_KAFKA_FANOUT_OPTIONS, type KafkaFanoutOptions } from './cluster/kafka-options.js';
+export {
+  DEFAULT_KAFKA_FANOUT_OPTIONS,
+  type KafkaFanoutOptions,
+  type RecordFormat,
+} from './cluster/kafka-options.js';
 export {
   CONSUMED_HEADER,
   KAFKA_HEADERS,
   MESSAGE_ID_HEADER,
   PACKED_HEADER,
-  type RecordFormat,
 } from './cluster/records.js';

@@ -14,8 +14,7 @@ import {
 import { createServer as createTlsServer } from 'node:tls';
 import type { Fanout } from './broker/seams.js';
 import type { KafkaInterest } from './cluster/interest.js';
-import { DEFAULT_KAFKA_FANOUT_OPTIONS } from './cluster/kafka-options.js';
-import type { RecordFormat } from './cluster/records.js';
+import { DEFAULT_KAFKA_FANOUT_OPTIONS, type RecordFormat } from './cluster/kafka-options.js';
 import { type AdminOptions, AdminServer, DEFAULT_ADMIN_OPTIONS } from './ops/admin.js';
 import { securityHooks } from './security/hooks.js';
 import { DEFAULT_SECURITY_OPTIONS, type SecurityOptions } from './security/options.js';

@@ -7,7 +7,17 @@ import { DEFAULT_BROKER_OPTIONS } from '../broker/options.js';
 import type { Logger } from '../ops/log.js';
 import type { KafkaInterest } from './interest.js';
 import type { KafkaClient } from './kafka-client.js';
-import type { RecordFormat } from './records.js';
+
+/**
+ * How a message's STOMP headers travel on the topics and users topics:
+ * `packed`, all in one record header (`stompbus-headers`, records.ts), or `each`, one
+ * record header per STOMP header plus `stompbus-message-id`. Kafka's
+ * clients encode and decode every record header on its own, which made
+ * `each` the larger part of the CPU an instance spends per record
+ * (docs/clustering.md, "Record format"). Both are always read; bridged topics always
+ * use `each` (their records are other applications' too).
+ */
+export type RecordFormat = 'packed' | 'each';
 
 /** Settings of `KafkaFanout` (cluster mode). */
 export interface KafkaFanoutOptions {

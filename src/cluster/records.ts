@@ -8,6 +8,7 @@ import { createMessage, type Message, messageHeaders, type Outgoing } from '../b
 import { escapeHeader, unescapeHeader } from '../frame/escape.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
+import type { RecordFormat } from './kafka-options.js';
 import { epochOf } from './offsets.js';
 import type { ClusterTopics } from './topics.js';
 
@@ -22,17 +23,6 @@ export const CONSUMED_HEADER = 'stompbus-consumed';
  * {@link packHeaders}).
  */
 export const PACKED_HEADER = 'stompbus-headers';
-
-/**
- * How a message's STOMP headers travel on the topics and users topics:
- * `packed`, all in one record header ({@link PACKED_HEADER}), or `each`, one
- * record header per STOMP header plus {@link MESSAGE_ID_HEADER}. Kafka's
- * clients encode and decode every record header on its own, which made
- * `each` the larger part of the CPU an instance spends per record
- * (docs/cluster-interest.md). Both are always read; bridged topics always
- * use `each` (their records are other applications' too).
- */
-export type RecordFormat = 'packed' | 'each';
 
 /** Headers a MESSAGE from a bridged Kafka topic gets from the record itself. */
 export const KAFKA_HEADERS = ['kafka-key', 'kafka-partition', 'kafka-offset', 'kafka-topic'];
