@@ -9,6 +9,8 @@ import {
   RecordMapper,
   unpackHeaders,
 } from '../../src/cluster/records.js';
+import { parseArgs } from '../../src/config.js';
+import { DEFAULT_SERVER_OPTIONS } from '../../src/server.js';
 import { outgoing } from './harness.js';
 
 const topics = { topic: 't', usersTopic: 't.users', bridges: { prices: '/topic/prices' } };
@@ -143,5 +145,26 @@ describe('record format', () => {
     );
     expect(back?.id).toBe('t-1-42');
     expect(back?.headers).toEqual([['x-plain', '1']]);
+  });
+});
+
+describe('--kafka-headers', () => {
+  it('is packed unless told otherwise, from the flag or STOMPBUS_KAFKA_HEADERS', () => {
+    expect(DEFAULT_SERVER_OPTIONS.kafkaHeaders).toBe('packed');
+    expect(parseArgs(['--kafka-headers', 'each'], {})).toMatchObject({
+      options: { kafkaHeaders: 'each' },
+    });
+    expect(parseArgs([], { STOMPBUS_KAFKA_HEADERS: 'each' })).toMatchObject({
+      options: { kafkaHeaders: 'each' },
+    });
+    expect(parseArgs(['--kafka-headers=packed'], { STOMPBUS_KAFKA_HEADERS: 'each' })).toMatchObject(
+      { options: { kafkaHeaders: 'packed' } },
+    );
+  });
+
+  it('refuses another value with a one-line message', () => {
+    expect(() => parseArgs(['--kafka-headers', 'json'], {})).toThrow(
+      'stompbus: --kafka-headers needs packed or each, got "json"',
+    );
   });
 });
