@@ -56,6 +56,7 @@ const { values: args } = parseArgs({
     keys: { type: 'string', default: '6' },
     partitions: { type: 'string', default: '6' },
     headers: { type: 'string', default: 'packed' },
+    publishers: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/ceiling.md' },
   },
@@ -73,6 +74,11 @@ const PARTITIONS = Number(args.partitions);
  * `--kafka-headers <it>`, and the floor's records carry the same headers as theirs.
  */
 const HEADERS = args.headers === 'each' ? 'each' : 'packed';
+/**
+ * STOMP connections publishing on instance 1 (`--publishers`): destination d is published
+ * by connection d mod n, so each destination keeps one order.
+ */
+const PUBLISHERS = Math.max(1, Number(args.publishers));
 const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `/topic/ceiling-${i}`);
 const BODY_SIZE = 256;
 const DRAIN_MS = 5_000;
@@ -142,20 +148,28 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
     },
     onError,
   );
-  let pub = await stompClient(pubUrl, [], () => {}, onError);
+  const pubs: Array<Awaited<ReturnType<typeof stompClient>>> = [];
+  for (let p = 0; p < PUBLISHERS; p++) pubs.push(await stompClient(pubUrl, [], () => {}, onError));
   return {
     name: 'cluster',
     async step(base, count, rate) {
-      if (pub.readyState !== WebSocket.OPEN) pub = await stompClient(pubUrl, [], () => {}, onError);
+      for (let p = 0; p < pubs.length; p++) {
+        if (pubs[p]?.readyState !== WebSocket.OPEN) {
+          pubs[p] = await stompClient(pubUrl, [], () => {}, onError);
+        }
+      }
       // A failed step's backlog first drains (up to 20 s), so it does not count against this one.
       const before = tracker;
       if (before) await waitFor(() => before.received >= before.count, 20_000);
       const t = new Tracker(base, count, KEYS.length);
       tracker = t;
       await pace(count, rate, (from, to) => {
-        let frames = '';
-        for (let i = from; i < to; i++) frames += sendFrame(base + i, now());
-        pub.send(frames);
+        const frames = pubs.map(() => '');
+        for (let i = from; i < to; i++) {
+          const p = ((base + i) % KEYS.length) % pubs.length;
+          frames[p] += sendFrame(base + i, now());
+        }
+        for (let p = 0; p < pubs.length; p++) if (frames[p]) pubs[p]?.send(frames[p] as string);
       });
       await waitFor(() => t.received >= count, DRAIN_MS);
       const report = t.report();
@@ -164,7 +178,7 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
     },
     async close() {
       sub.close();
-      pub.close();
+      for (const pub of pubs) pub.close();
     },
   };
 }
@@ -406,8 +420,8 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
     `Date: ${new Date().toISOString()} · machine: ${nproc} CPU (\`nproc\`), ${cpus()[0]?.model.trim() ?? '?'} · ` +
       `Node ${process.version} · Kafka ${KAFKA_VERSION} (one KRaft node, loopback) · load average before: ${loadBefore}, after: ${loadAfter}`,
     '',
-    `Code: \`${build.label}\`. ${INSTANCES} instances on one topic of ${PARTITIONS} partitions; a publisher (one STOMP ` +
-      `connection over WebSocket) on instance 1, a subscriber to all ${KEYS.length} destinations on instance 2; ` +
+    `Code: \`${build.label}\`. ${INSTANCES} instances on one topic of ${PARTITIONS} partitions; \`--publishers ${PUBLISHERS}\` publishing STOMP ` +
+      `connection(s) over WebSocket on instance 1 (destination d on connection d mod ${PUBLISHERS}), a subscriber to all ${KEYS.length} destinations on instance 2; ` +
       `${BODY_SIZE}-byte bodies. Floor: plain kafkajs, producer and consumer each in a process of its own, same ` +
       `Kafka, a topic of as many partitions, the fan-out's batching and consumer settings, the same ${KEYS.length} keys ` +
       `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records), and ` +
