@@ -183,12 +183,12 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
   };
 }
 
-/** The compiled src/cluster/kafkajs-timer-fix.js the floor's processes apply. */
-let timerFix = '';
+/** The compiled src/cluster/kafkajs-fixes.js the floor's processes apply. */
+let kafkajsFixes = '';
 
 /** Forks bench/load/ceiling-floor.mjs in `role` and waits for it to be ready. */
 async function floorProcess(role: string, brokers: string, topic: string): Promise<ChildProcess> {
-  const floorArgs = [role, brokers, topic, HEADERS, timerFix];
+  const floorArgs = [role, brokers, topic, HEADERS, kafkajsFixes];
   const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), floorArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -273,8 +273,8 @@ function passes(r: Report): boolean {
 async function main(): Promise<void> {
   const loadBefore = load();
   const build = compileCheckout(ROOT, '.build-ceiling');
-  // The floor's kafkajs without 2.2.4's millisecond timer loop, as the instances run it.
-  timerFix = join(build.build, 'cluster', 'kafkajs-timer-fix.js');
+  // The floor's kafkajs with 2.2.4's two fixes, as the instances run it.
+  kafkajsFixes = join(build.build, 'cluster', 'kafkajs-fixes.js');
   log(`compiled ${build.label}; starting Kafka`);
   kafka = await startKafka();
   const topic = `stompbus-ceiling-${randomBytes(4).toString('hex')}`;
@@ -425,7 +425,7 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
       `${BODY_SIZE}-byte bodies. Floor: plain kafkajs, producer and consumer each in a process of its own, same ` +
       `Kafka, a topic of as many partitions, the fan-out's batching and consumer settings, the same ${KEYS.length} keys ` +
       `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records), and ` +
-      `kafkajs with the request-queue timer fixed as in the instances. Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
+      `kafkajs with the request-queue timer and the grouping of records fixed as in the instances. Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
       `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.`,
     '',
     '| round | cluster ceiling, msg/s | floor ceiling, msg/s | cluster ÷ floor |',

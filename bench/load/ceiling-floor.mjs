@@ -3,8 +3,8 @@
 // producer and consumer each get a process, as instance 1 (producing) and instance 2
 // (consuming) do in the cluster.
 //
-//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each] [timer-fix.js]
-//   node bench/load/ceiling-floor.mjs consume <brokers> <topic> [packed|each] [timer-fix.js]
+//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each] [kafkajs-fixes.js]
+//   node bench/load/ceiling-floor.mjs consume <brokers> <topic> [packed|each] [kafkajs-fixes.js]
 //
 // The producer batches like the fan-out's produce queue (src/cluster/produce-queue.ts): the
 // records of one event-loop turn in one `sendBatch`, at most 1,000 per request, `acks: -1`,
@@ -15,13 +15,13 @@
 // fan-out's consumer settings (`eachBatch`, 250 ms longest fetch wait, heart-beat 2 s).
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { Tracker } from './ceiling-track.mjs';
 
-const [role, brokers, topic, format = 'packed', timerFix] = process.argv.slice(2);
-// kafkajs as the instances run it: without 2.2.4's millisecond timer loop (the compiled
-// src/cluster/kafkajs-timer-fix.js, given by the benchmark).
-if (timerFix) (await import(timerFix)).fixKafkajsRequestQueue();
+const [role, brokers, topic, format = 'packed', fixes] = process.argv.slice(2);
+// kafkajs as the instances run it, with 2.2.4's two fixes (the compiled
+// src/cluster/kafkajs-fixes.js, given by the benchmark), applied before kafkajs loads.
+if (fixes) (await import(fixes)).fixKafkajs();
+const { Kafka, logLevel, Partitioners } = await import('kafkajs');
 const MAX_BATCH_RECORDS = 1_000;
 const BODY_SIZE = 256;
 const now = () => performance.timeOrigin + performance.now();

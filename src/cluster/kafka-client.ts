@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
-import { fixKafkajsRequestQueue } from './kafkajs-timer-fix.js';
+import { fixKafkajs } from './kafkajs-fixes.js';
 import { keyedPartitioner, partitionFor } from './partitioner.js';
 
 /** A record as read from Kafka. */
@@ -222,9 +222,10 @@ export function kafkajsLogCreator(lib: typeof Kafkajs, logger: Logger): Kafkajs.
  * embedded broker never loads it.
  */
 export async function createKafkajsClient(options: KafkajsClientOptions): Promise<KafkaClient> {
+  // Two kafkajs 2.2.4 bugs (a millisecond timer per connection, quadratic grouping of
+  // records), fixed before kafkajs loads: see kafkajs-fixes.ts.
+  fixKafkajs();
   const kafkajs = await import('kafkajs');
-  // kafkajs 2.2.4 wakes the event loop every millisecond per connection (see the file).
-  fixKafkajsRequestQueue();
   return new KafkajsClient(kafkajs, options);
 }
 

@@ -1,6 +1,13 @@
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fixKafkajsRequestQueue } from '../../src/cluster/kafkajs-timer-fix.js';
+import {
+  fixKafkajsGrouping,
+  fixKafkajsRequestQueue,
+  groupByPartition,
+} from '../../src/cluster/kafkajs-fixes.js';
 import { skipKafka, startCluster } from '../helpers/cluster.js';
 import { publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 
@@ -22,6 +29,7 @@ const RequestQueue = createRequire(import.meta.url)(
 ) as {
   prototype: Queue;
 };
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const proto = RequestQueue.prototype;
 const original = proto.checkPendingRequests;
 afterEach(() => {
@@ -92,4 +100,51 @@ describe("kafkajs' request queue timers", () => {
       await client.deactivate();
     },
   );
+});
+
+describe("kafkajs' grouping of a request's records by partition", () => {
+  // This process loaded kafkajs before (the spec helpers import it): the original stays.
+  const original = createRequire(import.meta.url)(
+    'kafkajs/src/producer/groupMessagesPerPartition.js',
+  ) as typeof groupByPartition;
+
+  it('is too late to replace once kafkajs is loaded, and leaves the original then', () => {
+    expect(fixKafkajsGrouping()).toBe('too late');
+    expect(original.toString()).toContain('[...current, message]');
+  });
+
+  it('groups exactly as kafkajs does: every partition, its records in their order (property)', () => {
+    const partitionMetadata = Array.from({ length: 8 }, (_, partitionId) => ({ partitionId }));
+    fc.assert(
+      fc.property(fc.array(fc.nat({ max: 7 }), { maxLength: 200 }), (partitions) => {
+        const messages = partitions.map((partition, i) => ({ i, partition }));
+        const args = {
+          topic: 't',
+          partitionMetadata,
+          messages,
+          partitioner: ({ message }: { message: { partition: number } }) => message.partition,
+        };
+        expect(groupByPartition(args)).toEqual(original(args));
+      }),
+    );
+    expect(
+      groupByPartition({ topic: 't', partitionMetadata: [], messages: [1], partitioner: () => 0 }),
+    ).toEqual({});
+  });
+
+  it('is replaced in a process that creates the client before loading kafkajs, as the stompbus command does', () => {
+    // The compiled client (spec/build-global-setup.ts builds dist/); no Kafka is contacted.
+    const script = `
+      import { createRequire } from 'node:module';
+      const { createKafkajsClient } = await import(${JSON.stringify(`${REPO}dist/cluster/kafka-client.js`)});
+      await createKafkajsClient({ brokers: ['127.0.0.1:9'] });
+      const require = createRequire(${JSON.stringify(`${REPO}dist/cluster/kafka-client.js`)});
+      console.log(require('kafkajs/src/producer/groupMessagesPerPartition.js').name);
+    `;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: REPO,
+      encoding: 'utf8',
+    });
+    expect(out.trim()).toBe('groupByPartition');
+  });
 });

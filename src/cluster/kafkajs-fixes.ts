@@ -1,0 +1,165 @@
+/**
+ * Two fixes for kafkajs 2.2.4, applied when the client is loaded
+ * ({@link fixKafkajs}); each replaces one function only when it is the known
+ * code (the version and the shape of its code match), so a kafkajs that fixed
+ * it is left alone. docs/kafka.md lists them with the figures.
+ *
+ * **The request queue's timer.** Every broker connection of kafkajs has a
+ * request queue, whose `scheduleCheckPendingRequests` arms a timer to send
+ * the requests it holds back (while the broker throttles the client, or too
+ * many are in flight). In 2.2.4 it arms that timer even when it holds
+ * nothing, with a negative delay (1 ms), and the timer's callback arms it
+ * again: once a connection has answered one request, it wakes the event loop
+ * about a thousand times a second for as long as it lives. An idle stompbus
+ * instance, with its producer, two consumers and the admin client, made
+ * about 1,600 event-loop wake-ups a second with nothing to read (`strace -c`,
+ * 6 s); on a busy one the timers compete with the traffic. The replacement
+ * arms the timer only while requests wait, for as long as the throttle lasts
+ * (at least kafkajs' own 10 ms re-check). Nothing else needs it: a request
+ * that is not held back is sent at once, and one held back by the in-flight
+ * limit is sent when an answer or a timeout frees a slot (`fulfillRequest`
+ * and the request timeout call `checkPendingRequests`).
+ *
+ * **Grouping a request's records by partition.** The producer's
+ * `groupMessagesPerPartition` copies a partition's array for every record it
+ * adds (`[...current, message]`): quadratic in the records per partition,
+ * 2.3 µs a record for a 1,000-record request to one partition, and as much
+ * garbage. The replacement appends (12 ns a record). kafkajs' producer takes
+ * that function once, when its module loads, so it is replaced only when
+ * kafkajs' producer is not loaded yet (as in the `stompbus` command, which
+ * loads kafkajs on the first connect); an application that loaded kafkajs
+ * before keeps the original, which gives the same result, slower.
+ */
+import { createRequire } from 'node:module';
+
+/** kafkajs' own re-check interval while throttled (`CHECK_PENDING_REQUESTS_INTERVAL`). */
+const RECHECK_MS = 10;
+
+/** The part of kafkajs' RequestQueue the fix touches. */
+interface RequestQueueLike {
+  pending: unknown[];
+  throttledUntil: number;
+  throttleCheckTimeoutId: NodeJS.Timeout | null;
+  checkPendingRequests(): void;
+  scheduleCheckPendingRequests(): void;
+}
+
+type Outcome = 'applied' | 'already' | 'not needed' | 'too late';
+let outcome: Outcome | undefined;
+let groupingOutcome: Outcome | undefined;
+
+/** Applies both fixes (see the top of this file); call it before kafkajs is imported. */
+export function fixKafkajs(): { requestQueue: Outcome; grouping: Outcome } {
+  const grouping = fixKafkajsGrouping();
+  return { requestQueue: fixKafkajsRequestQueue(), grouping };
+}
+
+/**
+ * Replaces kafkajs' `RequestQueue.prototype.scheduleCheckPendingRequests`
+ * (once per process); says what it did.
+ */
+export function fixKafkajsRequestQueue(): Outcome {
+  if (outcome !== undefined) return outcome === 'applied' ? 'already' : outcome;
+  const require = createRequire(import.meta.url);
+  let version: string | undefined;
+  let RequestQueue: { prototype: RequestQueueLike } | undefined;
+  try {
+    version = (require('kafkajs/package.json') as { version?: string }).version;
+    RequestQueue = require('kafkajs/src/network/requestQueue/index.js');
+  } catch {
+    outcome = 'not needed';
+    return outcome;
+  }
+  const proto = RequestQueue?.prototype;
+  const original = proto?.scheduleCheckPendingRequests?.toString() ?? '';
+  // The 2.2.4 code: the delay computed before the pending check, used whatever it is.
+  const known =
+    version === '2.2.4' &&
+    original.includes('this.throttledUntil - Date.now()') &&
+    original.includes('if (this.pending.length > 0)');
+  if (!proto || !known) {
+    outcome = 'not needed';
+    return outcome;
+  }
+  proto.scheduleCheckPendingRequests = function scheduleCheckPendingRequests(
+    this: RequestQueueLike,
+  ) {
+    if (this.throttleCheckTimeoutId || this.pending.length === 0) return;
+    const throttled = this.throttledUntil - Date.now();
+    this.throttleCheckTimeoutId = setTimeout(
+      () => {
+        this.throttleCheckTimeoutId = null;
+        this.checkPendingRequests();
+      },
+      Math.max(throttled, RECHECK_MS),
+    );
+  };
+  outcome = 'applied';
+  return outcome;
+}
+
+/** What kafkajs' producer passes to `groupMessagesPerPartition`. */
+interface GroupArgs<M> {
+  topic: string;
+  partitionMetadata: readonly unknown[];
+  messages: readonly M[];
+  partitioner: (args: {
+    topic: string;
+    partitionMetadata: readonly unknown[];
+    message: M;
+  }) => number;
+}
+
+/**
+ * kafkajs' `groupMessagesPerPartition` in linear time: the same object (partition →
+ * its records in their order), built by appending.
+ */
+export function groupByPartition<M>(args: GroupArgs<M>): Record<number, M[]> {
+  const { topic, partitionMetadata, messages, partitioner } = args;
+  const groups: Record<number, M[]> = {};
+  if (partitionMetadata.length === 0) return groups;
+  for (const message of messages) {
+    const partition = partitioner({ topic, partitionMetadata, message });
+    const group = groups[partition];
+    if (group) group.push(message);
+    else groups[partition] = [message];
+  }
+  return groups;
+}
+
+/**
+ * Puts {@link groupByPartition} in the place of kafkajs 2.2.4's
+ * `groupMessagesPerPartition`, if kafkajs' producer has not loaded it yet
+ * (once per process); says what it did.
+ */
+export function fixKafkajsGrouping(): Outcome {
+  if (groupingOutcome !== undefined) {
+    return groupingOutcome === 'applied' ? 'already' : groupingOutcome;
+  }
+  const require = createRequire(import.meta.url);
+  let groupPath: string;
+  let sendPath: string;
+  let version: string | undefined;
+  try {
+    version = (require('kafkajs/package.json') as { version?: string }).version;
+    groupPath = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
+    sendPath = require.resolve('kafkajs/src/producer/sendMessages.js');
+  } catch {
+    groupingOutcome = 'not needed';
+    return groupingOutcome;
+  }
+  // The producer holds the function it required: replacing it now would change nothing.
+  if (require.cache[sendPath]) {
+    groupingOutcome = 'too late';
+    return groupingOutcome;
+  }
+  const original = require(groupPath) as (...args: unknown[]) => unknown;
+  const cached = require.cache[groupPath];
+  if (version !== '2.2.4' || !original.toString().includes('[...current, message]') || !cached) {
+    groupingOutcome = 'not needed';
+    return groupingOutcome;
+  }
+  cached.exports = groupByPartition;
+  groupingOutcome = 'applied';
+  return groupingOutcome;
+}
