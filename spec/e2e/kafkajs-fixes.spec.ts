@@ -13,7 +13,7 @@ import { publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
 
 if (skipKafka) {
   console.warn(
-    '!!! kafkajs-timers.spec.ts: the Kafka part SKIPPED (see spec/kafka-global-setup.ts)',
+    '!!! kafkajs-fixes.spec.ts: the Kafka part SKIPPED (see spec/kafka-global-setup.ts)',
   );
 }
 
