@@ -129,6 +129,22 @@ describe('record format', () => {
     expect(mapper.idOf(foreign)).toBeUndefined();
   });
 
+  it('takes an empty packed id for none: no duplicate check, an id from the position', () => {
+    const mapper = new RecordMapper(topics);
+    const record: ConsumedRecord = {
+      topic: 't',
+      partition: 0,
+      offset: '5',
+      key: Buffer.from('/topic/a'),
+      value: Buffer.from('v'),
+      timestamp: 0,
+      headers: [[PACKED_HEADER, Buffer.from('\nx-a:1')]],
+    };
+    expect(mapper.idOf(record)).toBeUndefined();
+    expect(mapper.toMessage(record, false)?.id).toBe('t-0-5');
+    expect(mapper.toMessage(record, false)?.headers).toEqual([['x-a', '1']]);
+  });
+
   it('reads a record of the topics topic that a plain Kafka producer wrote (no id: one from its position)', () => {
     const mapper = new RecordMapper(topics);
     const back = mapper.toMessage(

@@ -74,7 +74,8 @@ export class RecordMapper {
    * else from {@link MESSAGE_ID_HEADER}.
    */
   idOf(record: ConsumedRecord): string | undefined {
-    return this.unpacked(record)?.id ?? messageIdOf(record);
+    // An empty id is none: it would make every such record a copy of the first.
+    return this.unpacked(record)?.id || messageIdOf(record) || undefined;
   }
 
   /**
@@ -182,7 +183,7 @@ export class RecordMapper {
       );
     }
     const message = {
-      id: id ?? `${record.topic}-${record.partition}-${record.offset}`,
+      id: id || `${record.topic}-${record.partition}-${record.offset}`,
       destination,
       // A record header named like a STOMP transport header (destination, ack…) is dropped.
       headers: messageHeaders(headers),
