@@ -14,11 +14,11 @@
  * instance, with its producer, two consumers and the admin client, made
  * about 1,600 event-loop wake-ups a second with nothing to read (`strace -c`,
  * 6 s); on a busy one the timers compete with the traffic. The replacement
- * arms the timer only while requests wait, for as long as the throttle lasts
- * (at least kafkajs' own 10 ms re-check). Nothing else needs it: a request
- * that is not held back is sent at once, and one held back by the in-flight
- * limit is sent when an answer or a timeout frees a slot (`fulfillRequest`
- * and the request timeout call `checkPendingRequests`).
+ * arms the timer only while requests wait, with kafkajs' own delay then (the
+ * rest of the throttle, else its 10 ms re-check). Nothing else needs it: a
+ * request that is not held back is sent at once, and one held back by the
+ * in-flight limit is sent when an answer or a timeout frees a slot
+ * (`fulfillRequest` and the request timeout call `checkPendingRequests`).
  *
  * **Grouping a request's records by partition.** The producer's
  * `groupMessagesPerPartition` copies a partition's array for every record it
@@ -91,7 +91,7 @@ export function fixKafkajsRequestQueue(): Outcome {
         this.throttleCheckTimeoutId = null;
         this.checkPendingRequests();
       },
-      Math.max(throttled, RECHECK_MS),
+      throttled > 0 ? throttled : RECHECK_MS,
     );
   };
   outcome = 'applied';
