@@ -484,10 +484,6 @@ export class KafkaFanout implements Fanout {
       const fetched = this.offsets.advance(record);
       // A gap: fetched again from its start, where this record comes again.
       if (fetched === 'seen' || fetched === 'gap') continue;
-      const id = this.records.idOf(record);
-      if (id !== undefined && this.duplicates.repeated(record.topic, record.partition, id)) {
-        continue;
-      }
       if (record.topic === this.topics.presenceTopic) {
         this.presence.onRecord(record);
         continue;
@@ -507,6 +503,8 @@ export class KafkaFanout implements Fanout {
         this.notices.warnOnce(topic, `skipping records on ${topic} without a destination key`);
         continue;
       }
+      // Only messages carry our ids (a record without one gets its position, never repeated).
+      if (this.duplicates.repeated(record.topic, record.partition, message.id)) continue;
       try {
         this.sink.deliver(message);
       } catch (error) {

@@ -42,9 +42,6 @@ export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
   private readonly names = new Map<string, string>();
-  /** The last record {@link unpacked} read, and what it read. */
-  private lastRecord: ConsumedRecord | undefined;
-  private lastUnpacked: { id: string; headers: Header[] } | undefined;
 
   constructor(
     readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>,
@@ -66,29 +63,6 @@ export class RecordMapper {
     if (this.names.size >= 10_000) this.names.clear();
     this.names.set(text, text);
     return text;
-  }
-
-  /**
-   * The broker's message id a record carries (undefined for a record no
-   * stompbus wrote): from its packed headers on the topics and users topics,
-   * else from {@link MESSAGE_ID_HEADER}.
-   */
-  idOf(record: ConsumedRecord): string | undefined {
-    // An empty id is none: it would make every such record a copy of the first.
-    return this.unpacked(record)?.id || messageIdOf(record) || undefined;
-  }
-
-  /**
-   * The packed headers of a record of the topics or users topic, read once
-   * for the {@link idOf} and {@link toMessage} of the same record.
-   */
-  private unpacked(record: ConsumedRecord): { id: string; headers: Header[] } | undefined {
-    if (record === this.lastRecord) return this.lastUnpacked;
-    const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
-    const packed = ours ? packedOf(record) : undefined;
-    this.lastRecord = record;
-    this.lastUnpacked = packed && unpackHeaders(packed);
-    return this.lastUnpacked;
   }
 
   /** Whether the destination is bridged to a Kafka topic of its own. */
@@ -120,16 +94,17 @@ export class RecordMapper {
       }
       headers.push(header);
     }
+    const packed = this.format === 'packed' && !bridged;
+    if (!packed) headers.push([MESSAGE_ID_HEADER, message.id]);
     const { body } = message;
     const topic = this.topicFor(message.destination);
     const record = {
       topic,
       key: key ?? message.destination,
       value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      headers:
-        this.format === 'packed' && !bridged
-          ? [[PACKED_HEADER, packHeaders(message.id, headers)] as [string, string]]
-          : [...headers, [MESSAGE_ID_HEADER, message.id] as [string, string]],
+      headers: packed
+        ? [[PACKED_HEADER, packHeaders(message.id, headers)] as [string, string]]
+        : headers,
     };
     return topic === this.topics.usersTopic
       ? { ...record, partitionKey: userKey(message.destination) }
@@ -162,10 +137,9 @@ export class RecordMapper {
     }
     let id: string | undefined;
     let headers: Header[] = [];
-    const unpacked = this.unpacked(record);
-    if (unpacked) {
-      id = unpacked.id;
-      headers = unpacked.headers;
+    const packed = bridged ? undefined : packedOf(record);
+    if (packed) {
+      ({ id, headers } = unpackHeaders(packed));
     } else {
       for (const [name, value] of record.headers) {
         if (name === MESSAGE_ID_HEADER) id ??= value.toString();
@@ -213,17 +187,6 @@ export function keyOfUser(user: string): string {
 /** The message id a "consumed" record of the users topic names, if it is one. */
 export function consumedId(record: ConsumedRecord): string | undefined {
   for (const [name, value] of record.headers) if (name === CONSUMED_HEADER) return value.toString();
-  return undefined;
-}
-
-/**
- * The message id a record carries in {@link MESSAGE_ID_HEADER} (the `each`
- * format, and bridged topics); {@link RecordMapper.idOf} reads packed ones too.
- */
-export function messageIdOf(record: ConsumedRecord): string | undefined {
-  for (const [name, value] of record.headers) {
-    if (name === MESSAGE_ID_HEADER) return value.toString();
-  }
   return undefined;
 }
 
