@@ -40,7 +40,7 @@ import {
   pace,
   startInstance as start,
   stompClient,
-  stopChild,
+  stopChildren,
 } from './load/instances.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -103,7 +103,7 @@ interface Report {
 let kafka: RunningKafka | undefined;
 
 async function cleanup(): Promise<void> {
-  await Promise.allSettled([...children].map(stopChild));
+  await stopChildren();
   if (kafka) {
     const k = kafka;
     kafka = undefined;

@@ -18,7 +18,7 @@
  * (3 rounds of 3 s measured, 6 s start warm-up), `--out <file>`; `BENCH_RATE` (messages/s,
  * default 5,000: the issue's goal is at that rate; higher rates are for profiles).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -29,6 +29,12 @@ import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
+import {
+  type Instance,
+  startInstance as startStompbus,
+  stopChild,
+  stopChildren,
+} from './load/instances.js';
 import { FrameScanner, headerOf, Kind } from './load/stomp-wire.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -42,7 +48,6 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = args.quick === true;
-const HOST = '127.0.0.1';
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const BODY_SIZE = 256;
@@ -85,33 +90,12 @@ const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string) => console.error(`[cluster.bench] ${msg}`);
 
-// ---- processes we started (stopped by PID) ----
+// ---- processes we started (stopped by PID, bench/load/instances.ts) ----
 
-const children = new Set<ChildProcess>();
 let kafka: RunningKafka | undefined;
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, sig);
-    } catch {} // already gone
-  };
-  const started = Date.now();
-  signal('SIGTERM');
-  const timer = setTimeout(() => signal('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-  log(`stopped pid ${child.pid} in ${Date.now() - started} ms`);
-  children.delete(child);
-}
-
 async function cleanup(): Promise<void> {
-  await Promise.allSettled([...children].map(stopChild));
+  await stopChildren();
   if (kafka) {
     const k = kafka;
     kafka = undefined;
@@ -119,73 +103,19 @@ async function cleanup(): Promise<void> {
   }
 }
 
-process.once('exit', () => {
-  for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
-});
-
 /**
- * Starts the stompbus of `build` (a compiled src/, see {@link compileCheckout}) through
- * bench/load/run-cli.mjs and resolves with its WebSocket URL from the ready lines.
+ * Starts the stompbus of `build` (a compiled src/, see {@link compileCheckout}). Node flags
+ * from BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; with BENCH_FLAGS_FOR
+ * (e.g. `cluster-2`: the first build's second cluster instance) only for that one
+ * (bench/cluster-profile.ts profiles one instance this way).
  */
-async function startInstance(
-  build: Baseline,
-  extra: string[],
-  role = 'single',
-): Promise<{ url: string; child: ChildProcess }> {
-  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`;
-  // with BENCH_FLAGS_FOR (e.g. `cluster-2`: the first build's second cluster instance) only
-  // for that one (bench/cluster-profile.ts profiles one instance this way).
+function startInstance(build: Baseline, extra: string[], role = 'single'): Promise<Instance> {
   const only = process.env.BENCH_FLAGS_FOR;
-  const flags =
+  const nodeFlags =
     only === undefined || only === role
       ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
       : [];
-  const args = [
-    ...flags,
-    join(ROOT, 'bench', 'load', 'run-cli.mjs'),
-    join(build.build, 'cli.js'),
-    '--host',
-    HOST,
-    '--port',
-    '0',
-    '--tcp-port',
-    '0',
-    ...extra,
-  ];
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
-  });
-  children.add(child);
-  let out = '';
-  let err = '';
-  child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('stompbus not ready in 30 s')), 30_000);
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      void stopChild(child);
-      reject(new Error(`${e.message}\n${out}${err}`));
-    };
-    const onExit = (code: number | null) => fail(new Error(`stompbus exited (${code})`));
-    child.once('exit', onExit);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      // The ready line: JSON, since stdout is a pipe.
-      const m = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out);
-      if (m?.[1]) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        child.stdout?.off('data', onData);
-        child.stdout?.resume(); // keep draining the pipe
-        resolve({ url: m[1], child });
-      }
-    };
-    child.stdout?.on('data', onData);
-  });
+  return startStompbus(build.build, extra, { nodeFlags });
 }
 
 // ---- raw STOMP over WebSocket clients ----
@@ -994,7 +924,7 @@ async function main(): Promise<void> {
     for (const bench of benches) await bench.close();
     await floorBench.close();
   }
-  await Promise.allSettled([...children].map(stopChild));
+  await stopChildren();
 
   const md = report(sides, floor, usage, loadBefore, loadAverage());
   const file = args.out ?? 'bench/results/cluster.md';

@@ -34,7 +34,6 @@ import type WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { partitionFor } from '../src/cluster/partitioner.js';
 import {
-  children,
   cpuSeconds,
   type Instance,
   loadAverage,
@@ -43,6 +42,7 @@ import {
   startInstance,
   stompClient,
   stopChild,
+  stopChildren,
 } from './load/instances.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -373,7 +373,7 @@ async function main(): Promise<void> {
 
 const watchdog = setTimeout(() => {
   log('watchdog: stopping');
-  void Promise.allSettled([...children].map(stopChild))
+  void stopChildren()
     .then(() => kafka?.stop())
     .finally(() => process.exit(1));
 }, WATCHDOG_MS);
@@ -384,7 +384,7 @@ try {
   console.error(error);
   process.exitCode = 1;
 } finally {
-  await Promise.allSettled([...children].map(stopChild));
+  await stopChildren();
   await kafka?.stop().catch(() => {});
   clearTimeout(watchdog);
 }

@@ -32,9 +32,9 @@
  * BENCH_CHECKOUT (compile and run another checkout's src/, e.g. a patched copy), BENCH_LOG_DIR
  * (each instance's stderr into `<dir>/<pid>.log`).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,7 @@ import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { partitionFor } from '../src/cluster/partitioner.js';
+import { startInstance as startStompbus, stopChild, stopChildren } from './load/instances.js';
 import { FrameScanner, headerOf, Kind, readStamp, type Stamp } from './load/stomp-wire.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -49,7 +50,6 @@ const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const { values: args } = parseArgs({
   options: { out: { type: 'string', default: 'bench/results/queues.md' } },
 });
-const HOST = '127.0.0.1';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 /** Seconds of one max-rate run; the first second is not counted. */
 const MAX_S = Number(process.env.BENCH_MAX_S ?? 5);
@@ -77,41 +77,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (msg: string) =>
   console.error(`[queues.bench ${new Date().toISOString().slice(11, 23)}] ${msg}`);
 
-// ---- processes we started (stopped by PID) ----
+// ---- processes we started (stopped by PID, bench/load/instances.ts) ----
 
-const children = new Set<ChildProcess>();
 let kafka: RunningKafka | undefined;
 
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const kill = (sig: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, sig);
-    } catch {} // already gone
-  };
-  kill(signal);
-  const timer = setTimeout(() => kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-  children.delete(child);
-}
-
 async function cleanup(): Promise<void> {
-  await Promise.allSettled([...children].map((c) => stopChild(c)));
+  await stopChildren();
   if (kafka) {
     const k = kafka;
     kafka = undefined;
     await k.stop().catch((e: unknown) => log(`stopping Kafka: ${String(e)}`));
   }
 }
-
-process.once('exit', () => {
-  for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
-});
 
 interface Instance {
   url: string;
@@ -120,58 +97,15 @@ interface Instance {
   args: string[];
 }
 
-/** Starts a stompbus of `build` and resolves with its URLs from the JSON ready line. */
+/** Starts a stompbus of `build` (heart-beats off, admin port on) with `extra` flags. */
 async function startInstance(build: Baseline, extra: string[]): Promise<Instance> {
-  const cliArgs = [
-    join(ROOT, 'bench', 'load', 'run-cli.mjs'),
-    join(build.build, 'cli.js'),
-    '--host',
-    HOST,
-    '--port',
-    '0',
-    '--tcp-port',
-    '0',
-    '--heartbeat',
-    '0,0',
-    ...extra,
-  ];
-  const child = spawn(process.execPath, cliArgs, {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
+  const started = await startStompbus(build.build, ['--heartbeat', '0,0', ...extra], {
+    nodeFlags: [],
+    readyTimeoutMs: 60_000,
+    logDir: process.env.BENCH_LOG_DIR,
   });
-  children.add(child);
-  let out = '';
-  let err = '';
-  const logFile = process.env.BENCH_LOG_DIR && join(process.env.BENCH_LOG_DIR, `${child.pid}.log`);
-  child.stderr?.on('data', (d: Buffer) => {
-    if (logFile) appendFileSync(logFile, d);
-    err += d.toString();
-    if (err.length > 20_000) err = err.slice(-10_000);
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => fail(new Error('stompbus not ready in 60 s')), 60_000);
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      void stopChild(child);
-      reject(new Error(`${e.message}\n${out}${err}`));
-    };
-    const onExit = (code: number | null) => fail(new Error(`stompbus exited (${code})`));
-    child.once('exit', onExit);
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      const ws = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out)?.[1];
-      const admin = /"admin":"(http:\/\/[^"/]+)/.exec(out)?.[1];
-      if (ws && admin) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        resolve({ url: ws, admin, child, args: extra });
-      }
-    };
-    child.stdout?.on('data', onData);
-  });
+  if (!started.admin) throw new Error('stompbus started without its admin port');
+  return { ...started, admin: started.admin, args: extra };
 }
 
 // ---- raw STOMP over WebSocket ----

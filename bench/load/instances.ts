@@ -1,10 +1,10 @@
 /**
- * What the multi-process cluster benchmarks (ceiling.bench.ts, interest-skew.bench.ts)
+ * What the multi-process cluster benchmarks (cluster, ceiling, interest-skew, queues)
  * share: stompbus instances as child processes of a compiled src/ (stopped by PID), a raw
  * STOMP-over-WebSocket client, and the CPU figures of `/proc`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -18,23 +18,31 @@ process.once('exit', () => {
   for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
 });
 
-/** SIGTERM, SIGKILL after 5 s; resolves once the process exited. */
-export async function stopChild(child: ChildProcess): Promise<void> {
+/** `signal` (SIGTERM), SIGKILL after 5 s; resolves once the process exited. */
+export async function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
     children.delete(child);
     return;
   }
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const signal = (sig: NodeJS.Signals) => {
+  const kill = (sig: NodeJS.Signals) => {
     try {
       if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, sig);
     } catch {} // already gone
   };
-  signal('SIGTERM');
-  const timer = setTimeout(() => signal('SIGKILL'), 5_000);
+  kill(signal);
+  const timer = setTimeout(() => kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
   children.delete(child);
+}
+
+/** Stops every process started here and not stopped yet. */
+export function stopChildren(): Promise<unknown> {
+  return Promise.allSettled([...children].map((child) => stopChild(child)));
 }
 
 export interface Instance {
@@ -44,14 +52,29 @@ export interface Instance {
   child: ChildProcess;
 }
 
+/** More of {@link startInstance}. */
+export interface StartOptions {
+  /** Node flags of the instance; default `BENCH_NODE_FLAGS` (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
+  nodeFlags?: string[];
+  /** How long it may take to print its ready line, ms. Default 30,000. */
+  readyTimeoutMs?: number;
+  /** A folder where `<pid>.log` gets the instance's log lines (stderr) too. */
+  logDir?: string;
+}
+
 /**
  * Starts the stompbus of a compiled src/ (`<build>/cli.js`, see `compileCheckout`) on
  * 127.0.0.1 with `flags`, through bench/load/run-cli.mjs (no TypeScript loader in the
  * broker), and resolves with its URLs from the ready line.
  */
-export function startInstance(build: string, flags: string[]): Promise<Instance> {
-  // BENCH_NODE_FLAGS: Node flags for the instances, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
-  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+export function startInstance(
+  build: string,
+  flags: string[],
+  options: StartOptions = {},
+): Promise<Instance> {
+  const nodeFlags =
+    options.nodeFlags ?? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const readyMs = options.readyTimeoutMs ?? 30_000;
   const args = [
     ...nodeFlags,
     join(REPO, 'bench', 'load', 'run-cli.mjs'),
@@ -71,20 +94,25 @@ export function startInstance(build: string, flags: string[]): Promise<Instance>
   });
   children.add(child);
   let out = '';
+  let err = '';
+  const logFile = options.logDir && join(options.logDir, `${child.pid}.log`);
   child.stderr?.on('data', (d: Buffer) => {
-    out += d.toString();
+    if (logFile) appendFileSync(logFile, d);
+    err += d.toString();
+    if (err.length > 20_000) err = err.slice(-10_000);
   });
   return new Promise((resolve, reject) => {
     const fail = (e: Error) => {
       clearTimeout(timer);
       void stopChild(child);
-      reject(new Error(`${e.message}\n${out}`));
+      reject(new Error(`${e.message}\n${out}${err}`));
     };
-    const timer = setTimeout(() => fail(new Error('stompbus not ready in 30 s')), 30_000);
+    const timer = setTimeout(() => fail(new Error(`stompbus not ready in ${readyMs} ms`)), readyMs);
     const onExit = (code: number | null) => fail(new Error(`stompbus exited (${code})`));
     child.once('exit', onExit);
     const onData = (d: Buffer) => {
       out += d.toString();
+      // The ready line: JSON, since stdout is a pipe.
       const ws = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out)?.[1];
       if (ws) {
         clearTimeout(timer);
