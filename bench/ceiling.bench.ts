@@ -192,7 +192,8 @@ async function floorProcess(role: string, brokers: string, topic: string): Promi
   const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), floorArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    execArgv: [],
+    // BENCH_FLOOR_NODE_FLAGS profiles the floor as BENCH_NODE_FLAGS does the instances.
+    execArgv: (process.env.BENCH_FLOOR_NODE_FLAGS ?? '').split(' ').filter(Boolean),
   });
   children.add(child);
   await new Promise<void>((resolve, reject) => {
