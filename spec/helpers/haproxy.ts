@@ -74,8 +74,8 @@ export interface Child {
 
 const children = new Set<Child>();
 
-function spawnChild(name: string, command: string, args: string[]): Child {
-  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnChild(name: string, command: string, args: string[], cwd = ROOT): Child {
+  const child = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   if (child.pid === undefined) throw new Error(`${name}: could not start ${command}`);
   let output = '';
   let hasExited = false;
@@ -121,7 +121,7 @@ export async function killAllChildren(): Promise<void> {
   await Promise.all([...children].map((c) => killChild(c)));
 }
 
-/** A stompbus instance started as `node bin/stompbus.js`. */
+/** A stompbus instance started as `node bin/stompbus.js` (of this checkout or `root`). */
 export interface Instance extends Child {
   readonly port: number;
   readonly tcpPort: number;
@@ -131,7 +131,8 @@ export interface Instance extends Child {
 
 /**
  * Starts `node bin/stompbus.js` in cluster mode and waits until its /readyz
- * answers 200 (listening, Kafka joined, history read back).
+ * answers 200 (listening, Kafka joined, history read back). The checkout's own
+ * bin/stompbus.js and dist/, or with `root` another build's (an older release's).
  */
 export async function startInstance(
   name: string,
@@ -145,27 +146,34 @@ export async function startInstance(
     adminPort?: number;
     /** More command-line flags. */
     args?: string[];
+    /** The folder whose bin/stompbus.js runs, from that folder (compiled there). Default ROOT. */
+    root?: string;
   },
 ): Promise<Instance> {
   const port = options.port ?? (await freePort());
   const tcpPort = options.tcpPort ?? (await freePort());
   const adminPort = options.adminPort ?? (await freePort());
-  const child = spawnChild(name, process.execPath, [
-    'bin/stompbus.js',
-    '--host',
-    '127.0.0.1',
-    '--port',
-    String(port),
-    '--tcp-port',
-    String(tcpPort),
-    '--admin-port',
-    String(adminPort),
-    '--kafka-brokers',
-    options.kafkaBrokers,
-    '--kafka-topic',
-    options.kafkaTopic,
-    ...(options.args ?? []),
-  ]);
+  const child = spawnChild(
+    name,
+    process.execPath,
+    [
+      'bin/stompbus.js',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--tcp-port',
+      String(tcpPort),
+      '--admin-port',
+      String(adminPort),
+      '--kafka-brokers',
+      options.kafkaBrokers,
+      '--kafka-topic',
+      options.kafkaTopic,
+      ...(options.args ?? []),
+    ],
+    options.root,
+  );
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
     if (child.exited()) throw new Error(`${name} exited while starting:\n${child.output()}`);
