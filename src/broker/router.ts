@@ -100,7 +100,16 @@ export class Router implements DestinationContext {
    * coded error when the destination is invalid or full.
    */
   send(destination: string, headers: readonly Header[], body: Uint8Array): void | Promise<void> {
-    const target = this.resolve(destination);
+    let target = this.destinations.get(destination);
+    if (!target) {
+      // The usual case of a publishing instance: nobody here subscribes, so no
+      // destination is made for one message and forgotten right after it.
+      const type = this.typeOf(destination);
+      if (type?.sendStateless) {
+        return type.sendStateless({ id: this.messageId(), destination, headers, body }, this);
+      }
+      target = this.resolve(destination);
+    }
     try {
       return target.send({ id: this.messageId(), destination, headers, body });
     } finally {

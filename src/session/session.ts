@@ -44,6 +44,18 @@ const WS_GOING_AWAY = 1001;
 const WS_PROTOCOL_ERROR = 1002;
 
 let sessionSeq = 0;
+
+/** A frame whose answer waits for its work or for the frames before it ({@link Session.chain}). */
+interface Answer {
+  readonly frame: Frame;
+  readonly receipt: string | undefined;
+  /** Its work is asynchronous (counted in `waiting`). */
+  waits: boolean;
+  done: boolean;
+  extra: ReceiptExtra;
+  failed?: boolean;
+  error?: unknown;
+}
 const ANONYMOUS: Identity = Object.freeze({ user: undefined, scopes: [], expiresAt: undefined });
 
 /** The refusal of a frame the broker does not allow (nothing of it is delivered). */
@@ -136,9 +148,14 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   private held: Frame[] | undefined;
   /** Counts holds: only the latest one lets the held frames go. */
   private holds = 0;
-  /** Receipts waiting for asynchronous work (Kafka), kept in frame order. */
-  private receiptChain: Promise<void> | undefined;
-  /** Frames on the receipt chain whose work is asynchronous and not answered yet. */
+  /**
+   * Frames whose answer (RECEIPT, close, ERROR) waits, in frame order: those
+   * whose work is asynchronous (Kafka) and those behind them. `answersAt` is
+   * the first not answered yet.
+   */
+  private answers: Answer[] = [];
+  private answersAt = 0;
+  /** Frames among {@link answers} whose work is asynchronous and not answered yet. */
   private waiting = 0;
   /** Consumption records of this session's `auto` deliveries not durable yet (cluster mode). */
   private unrecorded: Set<Promise<void>> | undefined;
@@ -419,12 +436,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         this.disconnecting = true;
         this.reason ??= 'disconnect';
       }
-      const finish = (extra: ReceiptExtra) => {
-        if (receipt !== undefined) this.sendReceipt(receipt, extra);
-        if (frame.command === 'DISCONNECT') this.close();
-      };
-      if (result instanceof Promise || this.receiptChain) this.chain(frame, result, finish);
-      else finish(result ?? undefined);
+      if (result instanceof Promise || this.answersAt < this.answers.length) {
+        this.chain(frame, receipt, result);
+      } else {
+        this.finish(frame, receipt, result ?? undefined);
+      }
     } catch (error) {
       this.fail(error, receipt);
     } finally {
@@ -443,31 +459,64 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     }
   }
 
-  /** Keeps receipts in frame order when some of them wait for asynchronous work. */
-  private chain(frame: Frame, work: HandlerResult, finish: (extra: ReceiptExtra) => void) {
-    const waits = work instanceof Promise;
-    if (waits) {
-      // The chain handles a rejection later; mark it handled now so that an
-      // early failure is not an unhandled rejection meanwhile.
-      work.catch(() => {});
+  /** A handled frame's answer: its RECEIPT, and the close after a DISCONNECT. */
+  private finish(frame: Frame, receipt: string | undefined, extra: ReceiptExtra): void {
+    if (receipt !== undefined) this.sendReceipt(receipt, extra);
+    if (frame.command === 'DISCONNECT') this.close();
+  }
+
+  /**
+   * Keeps answers in frame order when some of them wait for asynchronous
+   * work: each waits for its own work and for every frame before it. One
+   * reaction per asynchronous frame, none for the others (a publisher's
+   * SENDs in cluster mode are many: a promise chain cost several per SEND).
+   */
+  private chain(frame: Frame, receipt: string | undefined, work: HandlerResult): void {
+    const answer: Answer = { frame, receipt, waits: false, done: true, extra: undefined };
+    if (work instanceof Promise) {
+      answer.waits = true;
+      answer.done = false;
       // Too many unanswered: stop reading this client until half are answered.
       if (++this.waiting >= this.options.maxPendingSends) this.pauseReading(WAITING);
-    }
-    const next = (this.receiptChain ?? Promise.resolve())
-      .then(() => work)
-      .then(
+      work.then(
         (extra) => {
-          if (this.state === CONNECTED) finish(extra ?? undefined);
+          answer.done = true;
+          answer.extra = extra ?? undefined;
+          this.answerReady();
         },
-        (error: unknown) => this.failOn(frame, error),
-      )
-      .finally(() => {
-        if (waits && --this.waiting <= this.options.maxPendingSends / 2) {
-          this.resumeReading(WAITING);
-        }
-        if (this.receiptChain === next) this.receiptChain = undefined;
-      });
-    this.receiptChain = next;
+        (error: unknown) => {
+          answer.done = true;
+          answer.failed = true;
+          answer.error = error;
+          this.answerReady();
+        },
+      );
+    } else {
+      answer.extra = work ?? undefined;
+    }
+    this.answers.push(answer);
+  }
+
+  /** Gives the answers whose turn has come: every one whose frames before it are answered. */
+  private answerReady(): void {
+    const answers = this.answers;
+    while (this.answersAt < answers.length) {
+      const answer = answers[this.answersAt] as Answer;
+      if (!answer.done) break;
+      this.answersAt++;
+      if (answer.failed) this.failOn(answer.frame, answer.error);
+      else if (this.state === CONNECTED) this.finish(answer.frame, answer.receipt, answer.extra);
+      if (answer.waits && --this.waiting <= this.options.maxPendingSends / 2) {
+        this.resumeReading(WAITING);
+      }
+    }
+    if (this.answersAt === answers.length) {
+      this.answers = [];
+      this.answersAt = 0;
+    } else if (this.answersAt > 1024 && this.answersAt * 2 > answers.length) {
+      this.answers = answers.slice(this.answersAt);
+      this.answersAt = 0;
+    }
   }
 
   /** Called by the CONNECT handler once the version is agreed and the user known. */

@@ -63,6 +63,12 @@ export interface DestinationType {
   create(name: string, context: DestinationContext): Destination;
   /** Keeps a message for a destination with no local subscriber (history, offline mailbox). */
   keep(message: Message, context: DestinationContext): void;
+  /**
+   * Sends to a destination that has no state here (no local subscriber):
+   * what `create(…).send(message)` would do, without making the destination
+   * only to forget it again. Types whose send needs no state define it.
+   */
+  readonly sendStateless?: (message: Outgoing, context: DestinationContext) => void | Promise<void>;
 }
 
 /** What destinations share: limits, the cluster seams, the kept messages, ids. */

@@ -52,7 +52,7 @@ export class Topic implements Destination {
   }
 
   send(message: Outgoing): void | Promise<void> {
-    return this.context.bus.publish(message);
+    return TOPIC.sendStateless?.(message, this.context);
   }
 
   deliver(message: Message): void {
@@ -198,4 +198,6 @@ export const TOPIC: DestinationType = {
   resumable: true,
   create: (name, context) => new Topic(name, context),
   keep: (message, context) => context.history.append(message, Date.now()),
+  // Through the bus, so that every instance (this one too) delivers it in one order.
+  sendStateless: (message, context) => context.bus.publish(message),
 };
