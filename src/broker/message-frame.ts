@@ -37,26 +37,36 @@ export function deliveryHeaders(
  * after it: kept messages hold no encoding.
  */
 export class EncodedMessage {
-  private tails: Partial<Record<EscapeMode, Buffer>> | undefined;
+  /** The STOMP 1.2 tail (nearly every client's), then the others by mode. */
+  private tail12: Buffer | undefined;
+  private others: Partial<Record<EscapeMode, Buffer>> | undefined;
 
   constructor(readonly message: Message) {}
 
   /** The encoded tail in `mode`. */
   tail(mode: EscapeMode): Buffer {
-    this.tails ??= {};
-    const cached = this.tails[mode];
+    if (mode === '1.2') {
+      this.tail12 ??= encodeTail(this.message, mode);
+      return this.tail12;
+    }
+    this.others ??= {};
+    const cached = this.others[mode];
     if (cached) return cached;
     const encoded = encodeTail(this.message, mode);
-    this.tails[mode] = encoded;
+    this.others[mode] = encoded;
     return encoded;
   }
 }
 
 function encodeTail(message: Message, mode: EscapeMode): Buffer {
-  const esc = (text: string, isValue = true) => escapeHeader(text, mode, isValue);
-  let head = `message-id:${esc(message.id)}\ndestination:${esc(shownDestination(message.destination))}\n`;
-  if (message.position) head += `${POSITION_HEADER}:${esc(positionToken(message.position))}\n`;
-  for (const [name, value] of message.headers) head += `${esc(name, false)}:${esc(value)}\n`;
+  const id = escapeHeader(message.id, mode);
+  let head = `message-id:${id}\ndestination:${escapeHeader(shownDestination(message.destination), mode)}\n`;
+  if (message.position) {
+    head += `${POSITION_HEADER}:${escapeHeader(positionToken(message.position), mode)}\n`;
+  }
+  for (const [name, value] of message.headers) {
+    head += `${escapeHeader(name, mode, false)}:${escapeHeader(value, mode)}\n`;
+  }
   head += `content-length:${message.body.length}\n\n`;
   const headLength = Buffer.byteLength(head);
   const tail = Buffer.allocUnsafe(headLength + message.body.length + 1);

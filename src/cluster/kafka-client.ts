@@ -584,9 +584,16 @@ function toKafkaHeaders(record: ProducedRecord): Kafkajs.IHeaders {
 
 function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): ConsumedRecord {
   const headers: Array<[string, Buffer]> = [];
-  for (const [name, value] of Object.entries(m.headers ?? {})) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      if (v !== undefined) headers.push([name, typeof v === 'string' ? Buffer.from(v) : v]);
+  const given = m.headers;
+  // for…in rather than Object.entries: no array per record and per header (every fetched record).
+  for (const name in given) {
+    const value = given[name];
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        if (v !== undefined) headers.push([name, typeof v === 'string' ? Buffer.from(v) : v]);
+      }
+    } else if (value !== undefined) {
+      headers.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
     }
   }
   return {

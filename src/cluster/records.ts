@@ -83,6 +83,7 @@ export class RecordMapper {
   /** A SEND as a record: destination as key, STOMP headers as record headers. */
   toRecord(message: Outgoing): ProducedRecord {
     const bridged = this.topicOf.has(message.destination);
+    if (this.format === 'packed' && !bridged) return this.packedRecord(message);
     const headers: Array<[string, string]> = [];
     let key: string | undefined;
     for (const header of message.headers) {
@@ -108,6 +109,31 @@ export class RecordMapper {
     };
     return topic === this.topics.usersTopic
       ? { ...record, partitionKey: userKey(message.destination) }
+      : record;
+  }
+
+  /**
+   * {@link toRecord} in the packed format: the header text is written as the
+   * headers are read (a publishing instance does this for every SEND).
+   */
+  private packedRecord(message: Outgoing): ProducedRecord {
+    let text = escapeHeader(message.id, '1.2');
+    for (const [name, value] of message.headers) {
+      if (OWN_HEADERS.has(name)) continue;
+      text += `\n${escapeHeader(name, '1.2', false)}:${escapeHeader(value, '1.2')}`;
+    }
+    const { body, destination } = message;
+    const topic = this.topicFor(destination);
+    const record = {
+      topic,
+      key: destination,
+      value: Buffer.isBuffer(body)
+        ? body
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
+      headers: [[PACKED_HEADER, text] as [string, string]],
+    };
+    return topic === this.topics.usersTopic
+      ? { ...record, partitionKey: userKey(destination) }
       : record;
   }
 
