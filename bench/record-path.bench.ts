@@ -26,6 +26,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { ConsumedRecord } from '../src/cluster/kafka-client.js';
 import { median } from './harness.js';
+import { countingConnection, turn } from './inproc.js';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -41,6 +42,11 @@ const ROUNDS = Number(values.rounds);
 const PAIR = 20_000;
 const PAIRS = 10;
 const BATCH = 25;
+/** SEND frames per chunk of bytes a session reads (ceiling.bench.ts writes a 1 ms tick's). */
+const TICK = 40;
+/** Records per fetched batch (one partition) in the delivery case. */
+const DELIVER_BATCH = 100;
+const BODY = 'x'.repeat(256);
 const TOPIC = 'stompbus.topics';
 
 interface Side {
@@ -49,6 +55,17 @@ interface Side {
   consume(records: ConsumedRecord[]): number;
   /** Calls the producer's partitioner once per record key. */
   partition(records: ConsumedRecord[]): number;
+  /**
+   * Feeds `count` SEND frames to a connected session, `TICK` frames at a time, and resolves
+   * once the fan-out's produce queue has handed every record to its (instant) request.
+   */
+  publish(from: number, count: number): Promise<number>;
+  /**
+   * Feeds `records` (packed, 6 destinations) to the batch handler of a fan-out under a broker
+   * with one subscriber to all 6; resolves with `records.length` when the bytes written to
+   * it hold a MESSAGE (its body at least) per record.
+   */
+  deliver(records: ConsumedRecord[]): Promise<number>;
 }
 
 function commitOf(root: string): string {
@@ -81,6 +98,40 @@ async function loadSide(root: string): Promise<Side> {
     typeof partitionerModule.keyedPartitioner === 'function'
       ? partitionerModule.keyedPartitioner(kafkajs.Partitioners.DefaultPartitioner())
       : kafkajs.Partitioners.DefaultPartitioner();
+  // The publishing side: a broker whose bus is a second fan-out, never started either; its
+  // produce queue's request is answered at once, so that only stompbus's code is timed.
+  const brokerModule = await import(pathToFileURL(join(root, 'src/stomp-broker.ts')).href);
+  const connectionModule = await import(
+    pathToFileURL(join(root, 'src/transport/connection.ts')).href
+  );
+  const publisher = new fanoutModule.KafkaFanout({ brokers: '127.0.0.1:1', interest: 'all' });
+  let produced = 0;
+  const queue = (publisher as { queue: { options: object; pending: number } }).queue;
+  queue.options = {
+    ...queue.options,
+    send: (batch: readonly unknown[]) => {
+      produced += batch.length;
+      return Promise.resolve();
+    },
+  };
+  const broker = brokerModule.createBroker({ fanout: publisher });
+  const connection = countingConnection(connectionModule.Connection);
+  broker.accept(connection);
+  connection.receive('CONNECT\naccept-version:1.2\nhost:localhost\n\n\0');
+  await turn();
+  // The delivering side: a broker over a third fan-out (never started), one subscriber.
+  const delivering = new fanoutModule.KafkaFanout({ brokers: '127.0.0.1:1', interest: 'all' });
+  const deliveringBroker = brokerModule.createBroker({ fanout: delivering });
+  const subscriber = countingConnection(connectionModule.Connection);
+  deliveringBroker.accept(subscriber);
+  let subscribe = 'CONNECT\naccept-version:1.2\nhost:localhost\n\n\0';
+  for (let d = 0; d < 6; d++)
+    subscribe += `SUBSCRIBE\nid:s${d}\ndestination:/topic/bench-${d}\n\n\0`;
+  subscriber.receive(subscribe);
+  await turn();
+  const deliverRecords = (
+    delivering as { onRecords: (r: ConsumedRecord[]) => void }
+  ).onRecords.bind(delivering);
   const partitionMetadata = Array.from({ length: 6 }, (_, partitionId) => ({
     partitionId,
     leader: 0,
@@ -95,6 +146,28 @@ async function loadSide(root: string): Promise<Side> {
       for (let i = 0; i < records.length; i += BATCH) onRecords(records.slice(i, i + BATCH));
       return delivered;
     },
+    async deliver(records) {
+      const before = subscriber.bytes;
+      for (let i = 0; i < records.length; i += DELIVER_BATCH) {
+        deliverRecords(records.slice(i, i + DELIVER_BATCH));
+        if (i % (DELIVER_BATCH * 6) === 0) await turn();
+      }
+      await turn();
+      // Every record's MESSAGE carries its 256-byte body: fewer bytes, fewer frames.
+      const bytes = subscriber.bytes - before;
+      return bytes >= records.length * 256 ? records.length : Math.floor(bytes / 256);
+    },
+    async publish(from, count) {
+      produced = 0;
+      for (let i = 0; i < count; i += TICK) {
+        let frames = '';
+        for (let n = from + i; n < from + Math.min(count, i + TICK); n++) frames += sendFrame(n);
+        connection.receive(frames);
+        await turn();
+      }
+      while (queue.pending > 0) await turn();
+      return produced;
+    },
     partition(records) {
       let sum = 0;
       for (const r of records) {
@@ -107,6 +180,15 @@ async function loadSide(root: string): Promise<Side> {
       return sum;
     },
   };
+}
+
+/** A SEND as cluster.bench.ts's publishers write it: its headers, a 256-byte body. */
+function sendFrame(n: number): string {
+  const sent = (1_764_000_000_000 + n).toFixed(3);
+  return (
+    `SEND\ndestination:/topic/bench-${n % 6}\ncontent-type:text/plain\nx-seq:${n}\n` +
+    `x-sent:${sent}\ncontent-length:256\n\n${BODY}\0`
+  );
 }
 
 /** Records as kafka-client.ts hands them over, offsets going on from `from`. */
@@ -133,19 +215,48 @@ function records(from: number, count: number, tag: string): ConsumedRecord[] {
   return out;
 }
 
-function time(fn: () => number, expected: number | undefined): number {
+/**
+ * Packed records of 6 destinations (one per partition), in batches of `DELIVER_BATCH` per
+ * partition as a fetch at a high rate brings them: the content-type and a message id.
+ */
+function packedRecords(from: number, count: number, tag: string): ConsumedRecord[] {
+  const out: ConsumedRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = from + i;
+    const partition = Math.floor(n / DELIVER_BATCH) % 6;
+    // Each partition's offsets go on without a gap from batch to batch.
+    const offset = Math.floor(n / (DELIVER_BATCH * 6)) * DELIVER_BATCH + (n % DELIVER_BATCH);
+    out.push({
+      topic: TOPIC,
+      partition,
+      offset: String(offset),
+      key: Buffer.from(`/topic/bench-${partition}`),
+      value: Buffer.alloc(256, 'x'),
+      timestamp: Date.now(),
+      headers: [
+        ['stompbus-headers', Buffer.from(`host-1234-abcdef-${tag}-${n}\ncontent-type:text/plain`)],
+      ],
+    });
+  }
+  return out;
+}
+
+async function time(
+  fn: () => number | Promise<number>,
+  expected: number | undefined,
+): Promise<number> {
   collectGarbage();
   const t = process.cpuUsage();
-  const n = fn();
+  const n = await fn();
   const used = process.cpuUsage(t);
-  if (expected !== undefined && n !== expected) throw new Error(`delivered ${n} of ${expected}`);
+  if (expected !== undefined && n !== expected) throw new Error(`handled ${n} of ${expected}`);
   return used.user + used.system; // µs
 }
 
 const sides = [await loadSide(REPO), await loadSide(values.baseline)] as [Side, Side];
 const offsets = [0, 0];
 const rows: string[] = [];
-for (const what of ['consume', 'partition'] as const) {
+for (const what of ['consume', 'deliver', 'publish', 'partition'] as const) {
   const perRound: Array<{ a: number; b: number; ratio: number }> = [];
   for (let round = 0; round <= ROUNDS; round++) {
     const a: number[] = [];
@@ -157,11 +268,16 @@ for (const what of ['consume', 'partition'] as const) {
       for (const s of order) {
         const side = sides[s as 0 | 1];
         const batch = records(offsets[s] ?? 0, PAIR, String(s));
+        const packed = what === 'deliver' ? packedRecords(offsets[s] ?? 0, PAIR, String(s)) : [];
         offsets[s] = (offsets[s] ?? 0) + PAIR;
         us[s] =
           what === 'consume'
-            ? time(() => side.consume(batch), PAIR)
-            : time(() => side.partition(batch), undefined);
+            ? await time(() => side.consume(batch), PAIR)
+            : what === 'deliver'
+              ? await time(() => side.deliver(packed), PAIR)
+              : what === 'publish'
+                ? await time(() => side.publish(offsets[s] ?? 0, PAIR), PAIR)
+                : await time(() => side.partition(batch), undefined);
       }
       a.push((us[0] ?? 0) / PAIR);
       b.push((us[1] ?? 0) / PAIR);
@@ -174,7 +290,11 @@ for (const what of ['consume', 'partition'] as const) {
   const label =
     what === 'consume'
       ? 'fetched record → message (onRecords, per record)'
-      : 'producer partitioner (per record)';
+      : what === 'deliver'
+        ? 'fetched packed record → MESSAGE written to a subscriber (per record)'
+        : what === 'publish'
+          ? 'SEND frame → record handed to the producer (per message)'
+          : 'producer partitioner (per record)';
   rows.push(
     `| ${label} | ${median(perRound.map((p) => p.a)).toFixed(3)} | ${median(perRound.map((p) => p.b)).toFixed(3)} | ` +
       `${median(r).toFixed(2)}× | ${Math.min(...r).toFixed(2)}×–${Math.max(...r).toFixed(2)}× |`,
