@@ -58,6 +58,7 @@ const { values: args } = parseArgs({
     headers: { type: 'string', default: 'packed' },
     publishers: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
+    'publisher-nice': { type: 'string' },
     out: { type: 'string', default: 'bench/results/ceiling.md' },
   },
 });
@@ -79,6 +80,12 @@ const HEADERS = args.headers === 'each' ? 'each' : 'packed';
  * by connection d mod n, so each destination keeps one order.
  */
 const PUBLISHERS = Math.max(1, Number(args.publishers));
+/**
+ * `--publisher-nice=-10`: instance 1 and the floor's producer at that nice value (a diagnostic
+ * of what the shared cores cost the publishing process; root only for negative values).
+ */
+const PUBLISHER_NICE =
+  args['publisher-nice'] === undefined ? undefined : Number(args['publisher-nice']);
 const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `/topic/ceiling-${i}`);
 const BODY_SIZE = 256;
 const DRAIN_MS = 5_000;
@@ -306,6 +313,13 @@ async function main(): Promise<void> {
   await admin.disconnect();
   const floorConsumer = await floorProcess('consume', kafka.brokers, floorTopic);
   const floorProducer = await floorProcess('produce', kafka.brokers, floorTopic);
+  if (PUBLISHER_NICE !== undefined) {
+    // A diagnostic: the publishing process of each side (instance 1, the floor's producer)
+    // gets the CPU first when both cores are wanted, as if it had a core of its own.
+    const pids = [instances[0]?.child.pid, floorProducer.pid].filter((p) => p !== undefined);
+    execFileSync('renice', ['-n', String(PUBLISHER_NICE), '-p', ...pids.map(String)]);
+    log(`reniced the publishing processes ${pids.join(', ')} to ${PUBLISHER_NICE}`);
+  }
   const [i1, i2] = instances as unknown as [{ url: string }, { url: string }];
   const cluster = await clusterSide(i1.url, i2.url);
   const floor = await floorSide(floorProducer, floorConsumer);
@@ -427,7 +441,10 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
       `Kafka, a topic of as many partitions, the fan-out's batching and consumer settings, the same ${KEYS.length} keys ` +
       `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records), and ` +
       `kafkajs with the request-queue timer and the grouping of records fixed as in the instances. Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
-      `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.`,
+      `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.` +
+      (PUBLISHER_NICE === undefined
+        ? ''
+        : ` Diagnostic: instance 1 and the floor's producer at nice ${PUBLISHER_NICE} (\`--publisher-nice\`), the other processes at 0.`),
     '',
     '| round | cluster ceiling, msg/s | floor ceiling, msg/s | cluster ÷ floor |',
     '|---:|---:|---:|---:|',
