@@ -56,15 +56,28 @@ export function createMessage(
   at?: number,
   replayed = false,
 ): Message {
-  return {
-    id: outgoing.id,
-    destination: outgoing.destination,
-    headers: outgoing.headers,
-    body: outgoing.body,
+  return newMessage(
+    outgoing.id,
+    outgoing.destination,
+    outgoing.headers,
+    outgoing.body,
     position,
     at,
     replayed,
-  };
+  );
+}
+
+/** {@link createMessage} from its fields (a fetched record's, with no outgoing object between). */
+export function newMessage(
+  id: string,
+  destination: string,
+  headers: readonly Header[],
+  body: Uint8Array,
+  position: Position | undefined,
+  at: number | undefined,
+  replayed: boolean,
+): Message {
+  return { id, destination, headers, body, position, at, replayed };
 }
 
 /** SEND headers that describe the SEND itself, not the message; never passed on. */
@@ -88,4 +101,9 @@ export function messageHeaders(headers: readonly Header[]): Header[] {
     if (!TRANSPORT_HEADERS.has(header[0])) out.push(header);
   }
   return out;
+}
+
+/** Whether a header describes a SEND rather than its message ({@link messageHeaders} drops it). */
+export function isTransportHeader(name: string): boolean {
+  return TRANSPORT_HEADERS.has(name);
 }

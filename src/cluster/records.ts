@@ -4,7 +4,7 @@
  * own that are not messages (consumption of user-queue messages).
  */
 import { destinationKind, destinationUser } from '../broker/destination.js';
-import { createMessage, type Message, messageHeaders, type Outgoing } from '../broker/message.js';
+import { isTransportHeader, type Message, newMessage, type Outgoing } from '../broker/message.js';
 import { escapeHeader, unescapeHeader } from '../frame/escape.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
@@ -162,14 +162,19 @@ export class RecordMapper {
       return undefined;
     }
     let id: string | undefined;
+    // A record header named like a STOMP transport header (destination, ack…) is dropped.
     let headers: Header[] = [];
     const packed = bridged ? undefined : packedOf(record);
     if (packed) {
-      ({ id, headers } = unpackHeaders(packed));
+      ({ id, headers } = unpackHeaders(packed, isTransportHeader));
     } else {
       for (const [name, value] of record.headers) {
         if (name === MESSAGE_ID_HEADER) id ??= value.toString();
-        else if (name !== '' && !(bridged && KAFKA_HEADER_SET.has(name))) {
+        else if (
+          name !== '' &&
+          !isTransportHeader(name) &&
+          !(bridged && KAFKA_HEADER_SET.has(name))
+        ) {
           headers.push([name, value.toString()]);
         }
       }
@@ -182,17 +187,18 @@ export class RecordMapper {
         ['kafka-topic', record.topic],
       );
     }
-    const message = {
-      id: id || `${record.topic}-${record.partition}-${record.offset}`,
+    const position = { epoch: epochOf(record.partition), n: Number(record.offset) };
+    return newMessage(
+      id || `${record.topic}-${record.partition}-${record.offset}`,
       destination,
-      // A record header named like a STOMP transport header (destination, ack…) is dropped.
-      headers: messageHeaders(headers),
+      headers,
       // A copy: the client's value is a view into its whole fetch response, which a
       // message kept in the history or a mailbox would otherwise hold for minutes.
-      body: record.value ? Buffer.from(record.value) : EMPTY,
-    };
-    const position = { epoch: epochOf(record.partition), n: Number(record.offset) };
-    return createMessage(message, position, record.timestamp, replayed);
+      record.value ? Buffer.from(record.value) : EMPTY,
+      position,
+      record.timestamp,
+      replayed,
+    );
   }
 }
 
@@ -236,8 +242,14 @@ export function packHeaders(id: string, headers: readonly Header[]): string {
   return text;
 }
 
-/** Reads back what {@link packHeaders} wrote (a malformed escape is kept as it is). */
-export function unpackHeaders(packed: Buffer): { id: string; headers: Header[] } {
+/**
+ * Reads back what {@link packHeaders} wrote (a malformed escape is kept as it is); headers
+ * whose name `drop` says are left out.
+ */
+export function unpackHeaders(
+  packed: Buffer,
+  drop?: (name: string) => boolean,
+): { id: string; headers: Header[] } {
   const lines = packed.toString().split('\n');
   const id = unescapeLine(lines[0] ?? '');
   const headers: Header[] = [];
@@ -245,7 +257,9 @@ export function unpackHeaders(packed: Buffer): { id: string; headers: Header[] }
     const line = lines[i] as string;
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
-    headers.push([unescapeLine(line.slice(0, colon)), unescapeLine(line.slice(colon + 1))]);
+    const name = unescapeLine(line.slice(0, colon));
+    if (drop?.(name)) continue;
+    headers.push([name, unescapeLine(line.slice(colon + 1))]);
   }
   return { id, headers };
 }
