@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bodyText, type Frame, getHeader } from '../../src/frame/index.js';
+import { bodyText, getHeader } from '../../src/frame/index.js';
 import {
   clusterTopics,
   kafkaBrokers,
@@ -33,14 +33,6 @@ async function raw(instance: Instance, login: string): Promise<RawClient> {
   const client = await RawClient.ws(wsUrl(instance.port));
   await client.connect({ login, passcode: PASSCODES[login] ?? '' });
   return client;
-}
-
-function messages(client: RawClient, n: number): Promise<Frame[]> {
-  return client.waitFor(
-    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
-    TIMEOUT_MS,
-    `${n} messages`,
-  );
 }
 
 describe.skipIf(skipKafka)('cluster: acked means gone, everywhere (instances as processes)', () => {
@@ -105,7 +97,7 @@ describe.skipIf(skipKafka)('cluster: acked means gone, everywhere (instances as 
       const later = await raw(three, 'bob');
       const bob = await raw(two, 'bob');
       bob.send(`SUBSCRIBE\nid:in\ndestination:/user/queue/${queue}\nack:${mode}\n\n\0`);
-      const got = await messages(bob, MESSAGES);
+      const got = await bob.messages(MESSAGES, undefined, TIMEOUT_MS);
       expect(got.map(bodyText)).toEqual(Array.from({ length: MESSAGES }, (_, i) => `m${i}`));
       if (mode === 'auto') {
         bob.send('DISCONNECT\nreceipt:bye\n\n\0');

@@ -70,14 +70,6 @@ function userIn(partition: number, prefix: string): string {
   }
 }
 
-function messages(client: RawClient, n: number): Promise<Frame[]> {
-  return client.waitFor(
-    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
-    TIMEOUT_MS,
-    `${n} messages`,
-  );
-}
-
 async function until(check: () => boolean, what: string, timeoutMs = TIMEOUT_MS) {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
@@ -220,7 +212,7 @@ describe.skipIf(skipKafka)(
       for (let i = 0; i < 5; i++) publisher.send(`SEND\ndestination:${x}\n\nseen ${i}\0`);
       publisher.send(`SEND\ndestination:${x}\nreceipt:p0\n\nseen 5\0`);
       await publisher.receipt('p0', TIMEOUT_MS);
-      const seen = await messages(reader, 6);
+      const seen = await reader.messages(6, undefined, TIMEOUT_MS);
       const position = getHeader(seen[5] as Frame, 'x-position') as string;
       reader.destroy();
 
@@ -240,7 +232,7 @@ describe.skipIf(skipKafka)(
       publisher.send(`SEND\ndestination:${x}\nreceipt:p2\n\nlive\0`);
       await publisher.receipt('p2', TIMEOUT_MS);
       const expected = [...Array.from({ length: 301 }, (_, i) => `missed ${i}`), 'live'];
-      const got = await messages(back, expected.length);
+      const got = await back.messages(expected.length, undefined, TIMEOUT_MS);
       await sleep(300);
       expect(back.all('MESSAGE').map(bodyText)).toEqual(expected);
       expect(getHeader(got[0] as Frame, 'x-resume')).toBe('complete');
@@ -257,7 +249,7 @@ describe.skipIf(skipKafka)(
       const publisher = await raw(a.url);
       publisher.send(`SEND\ndestination:${x}\nreceipt:p0\n\nseen\0`);
       await publisher.receipt('p0', TIMEOUT_MS);
-      const [seen] = await messages(reader, 1);
+      const [seen] = await reader.messages(1, undefined, TIMEOUT_MS);
       const position = getHeader(seen as Frame, 'x-position') as string;
       reader.destroy();
       for (let i = 0; i < 200; i++) {
@@ -279,7 +271,7 @@ describe.skipIf(skipKafka)(
       }
       publisher.send(`SEND\ndestination:${other}\nreceipt:p2\n\nlive 50\0`);
       await publisher.receipt('p2', TIMEOUT_MS);
-      await messages(steady, 51);
+      await steady.messages(51, undefined, TIMEOUT_MS);
 
       // B reads partition 2 since after the position: the resume reads the rest back.
       const back = await raw(b.url);
@@ -293,8 +285,8 @@ describe.skipIf(skipKafka)(
         ...Array.from({ length: 50 }, (_, i) => `after ${i}`),
         'now',
       ];
-      await messages(back, expected.length);
-      await messages(steady, 52);
+      await back.messages(expected.length, undefined, TIMEOUT_MS);
+      await steady.messages(52, undefined, TIMEOUT_MS);
       await sleep(300);
       expect(back.all('MESSAGE').map(bodyText)).toEqual(expected);
       // The subscriber already there got nothing read back, nothing twice.
@@ -336,7 +328,7 @@ describe.skipIf(skipKafka)(
         await alice.receipt(`m${to - 1}`, TIMEOUT_MS);
       };
       await send(0, 50);
-      const got = await messages(onB, 50);
+      const got = await onB.messages(50, undefined, TIMEOUT_MS);
       expect(got.map(bodyText)).toEqual(Array.from({ length: 50 }, (_, i) => `m${i}`));
       // 30 consumed on B; 20 left unacknowledged when bob leaves B.
       for (const m of got.slice(0, 30)) onB.send(`ACK\nid:${getHeader(m, 'ack')}\n\n\0`);
@@ -355,7 +347,7 @@ describe.skipIf(skipKafka)(
       onC.send(`SUBSCRIBE\nid:in\ndestination:${inbox}\nack:client-individual\nreceipt:s\n\n\0`);
       await onC.receipt('s', TIMEOUT_MS);
       await send(80, 81);
-      const back = await messages(onC, 51);
+      const back = await onC.messages(51, undefined, TIMEOUT_MS);
       await sleep(300);
       expect(onC.all('MESSAGE').map(bodyText)).toEqual(
         Array.from({ length: 51 }, (_, i) => `m${30 + i}`),
@@ -369,7 +361,7 @@ describe.skipIf(skipKafka)(
       await sleep(300);
       const fetched = fetchedOf(b, usersTopic, 1);
       await send(81, 101);
-      await messages(onC, 71);
+      await onC.messages(71, undefined, TIMEOUT_MS);
       expect(fetchedOf(b, usersTopic, 1)).toBe(fetched);
       expect(fetchedOf(a, usersTopic, 1)).toBe(0);
       expect(onC.all('MESSAGE').map(bodyText).slice(51)).toEqual(

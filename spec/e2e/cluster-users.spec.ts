@@ -41,14 +41,6 @@ async function raw(url: string, login?: string): Promise<RawClient> {
   return client;
 }
 
-function messages(client: RawClient, n: number): Promise<Frame[]> {
-  return client.waitFor(
-    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
-    TIMEOUT_MS,
-    `${n} messages`,
-  );
-}
-
 /** The connection registry on an instance's admin port. */
 async function registry(instance: Instance, user: string) {
   const response = await fetch(`http://127.0.0.1:${instance.adminPort}/users/${user}`);
@@ -73,7 +65,7 @@ describe.skipIf(skipKafka)('cluster: resume on any instance', () => {
     const publisher = await raw((b as typeof a).url);
     publisher.send('SEND\ndestination:/topic/feed\nreceipt:p0\n\nbefore\0');
     await publisher.receipt('p0', TIMEOUT_MS);
-    const [seen] = await messages(reader, 1);
+    const [seen] = await reader.messages(1, undefined, TIMEOUT_MS);
     const position = getHeader(seen as Frame, 'x-position') as string;
     expect(position).toMatch(/^p[0-9]+-[0-9]+$/);
     reader.destroy();
@@ -98,7 +90,7 @@ describe.skipIf(skipKafka)('cluster: resume on any instance', () => {
     publisher.send('SEND\ndestination:/topic/feed\n\nlive\0');
     const expected = [...Array.from({ length: 1000 }, (_, i) => `missed ${i}`), 'live'];
     for (const back of resumed) {
-      const got = await messages(back, 1001);
+      const got = await back.messages(1001, undefined, TIMEOUT_MS);
       expect(got.map(bodyText)).toEqual(expected);
     }
   });
@@ -114,7 +106,7 @@ describe.skipIf(skipKafka)('cluster: resume older than the history', () => {
     for (let i = 0; i < 4; i++) client.send(`SEND\ndestination:/topic/old\n\nold ${i}\0`);
     client.send('SEND\ndestination:/topic/old\nreceipt:p\n\nold 4\0');
     await client.receipt('p', TIMEOUT_MS);
-    const got = await messages(client, 5);
+    const got = await client.messages(5, undefined, TIMEOUT_MS);
     const first = getHeader(got[0] as Frame, 'x-position') as string;
     await sleep(1_500);
     // Reads back only the last second of Kafka's log: the old messages are not in it.
@@ -170,7 +162,7 @@ describe.skipIf(skipKafka)(
 
       const bob = await raw(wsUrl(b.port), 'bob');
       bob.send('SUBSCRIBE\nid:in\ndestination:/user/queue/inbox\nack:client-individual\n\n\0');
-      const got = await messages(bob, 100);
+      const got = await bob.messages(100, undefined, TIMEOUT_MS);
       expect(got.map(bodyText)).toEqual(Array.from({ length: 100 }, (_, i) => `m${i}`));
       await until(async () => (await registry(c, 'bob')).instances.length === 1, 'c sees bob');
       for (const m of got) bob.send(`ACK\nid:${getHeader(m, 'ack')}\n\n\0`);
@@ -187,7 +179,7 @@ describe.skipIf(skipKafka)(
       const other = await raw(wsUrl(b.port), 'alice');
       other.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:n\n\nnew one\0');
       await other.receipt('n', TIMEOUT_MS);
-      const [next] = await messages(again, 1);
+      const [next] = await again.messages(1, undefined, TIMEOUT_MS);
       expect(bodyText(next as Frame)).toBe('new one');
       expect(again.all('MESSAGE')).toHaveLength(1);
     });

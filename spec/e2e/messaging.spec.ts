@@ -12,13 +12,6 @@ async function connected(url: string, headers: Record<string, string> = {}) {
 }
 
 /** Waits until `client` holds `n` MESSAGE frames and returns them. */
-function messages(client: RawClient, n: number) {
-  return client.waitFor(
-    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
-    5000,
-    `${n} messages`,
-  );
-}
 
 describe('topics fan out (STOMP 1.2 "SEND", "MESSAGE")', () => {
   it('delivers every message to every subscriber with the MESSAGE headers of the spec', async () => {
@@ -34,7 +27,7 @@ describe('topics fan out (STOMP 1.2 "SEND", "MESSAGE")', () => {
     );
     await pub.receipt('p');
     for (const s of subs) {
-      const [m] = await messages(s, 1);
+      const [m] = await s.messages(1);
       expect(getHeader(m!, 'subscription')).toBe('sub-0');
       expect(getHeader(m!, 'destination')).toBe('/topic/news');
       expect(getHeader(m!, 'message-id')).toMatch(/.+/);
@@ -53,7 +46,7 @@ describe('topics fan out (STOMP 1.2 "SEND", "MESSAGE")', () => {
     client.send(
       'SUBSCRIBE\nid:1\ndestination:/topic/self\n\n\0SEND\ndestination:/topic/self\n\none\0SEND\ndestination:/topic/self\n\ntwo\0',
     );
-    expect(bodies(await messages(client, 2))).toEqual(['one', 'two']);
+    expect(bodies(await client.messages(2))).toEqual(['one', 'two']);
   });
 
   it('keeps a NUL inside a counted body and the sender content-length', async () => {
@@ -62,7 +55,7 @@ describe('topics fan out (STOMP 1.2 "SEND", "MESSAGE")', () => {
     await client.connect();
     client.send('SUBSCRIBE\nid:1\ndestination:/topic/bin\n\n\0');
     client.send(Buffer.from('SEND\ndestination:/topic/bin\ncontent-length:3\n\na\0b\0'));
-    const [m] = await messages(client, 1);
+    const [m] = await client.messages(1);
     expect(Array.from(m!.body)).toEqual([97, 0, 98]);
     expect(getHeader(m!, 'content-length')).toBe('3');
   });
@@ -71,7 +64,7 @@ describe('topics fan out (STOMP 1.2 "SEND", "MESSAGE")', () => {
     const server = await startServer();
     const client = await connected(server.url);
     client.send('SUBSCRIBE\nid:1\ndestination:/topic/u\n\n\0SEND\ndestination:/topic/u\n\na\0');
-    await messages(client, 1);
+    await client.messages(1);
     client.send('UNSUBSCRIBE\nid:1\nreceipt:u\n\n\0SEND\ndestination:/topic/u\nreceipt:s\n\nb\0');
     await client.receipt('s');
     expect(client.all('MESSAGE')).toHaveLength(1);
@@ -89,7 +82,7 @@ describe('queues give each message to one consumer', () => {
 
     const a = await connected(server.url);
     a.send('SUBSCRIBE\nid:a\ndestination:/queue/work\n\n\0');
-    expect(bodies(await messages(a, 5))).toEqual([
+    expect(bodies(await a.messages(5))).toEqual([
       'early-0',
       'early-1',
       'early-2',
@@ -100,8 +93,8 @@ describe('queues give each message to one consumer', () => {
     b.send('SUBSCRIBE\nid:b\ndestination:/queue/work\nreceipt:b\n\n\0');
     await b.receipt('b');
     for (let i = 0; i < 6; i++) pub.send(`SEND\ndestination:/queue/work\n\nlive-${i}\0`);
-    await messages(a, 8);
-    await messages(b, 3);
+    await a.messages(8);
+    await b.messages(3);
     const live = [...a.all('MESSAGE').slice(5), ...b.all('MESSAGE')].map(bodyText).sort();
     expect(live).toEqual(['live-0', 'live-1', 'live-2', 'live-3', 'live-4', 'live-5']);
   });
@@ -111,11 +104,11 @@ describe('queues give each message to one consumer', () => {
     const c = await connected(server.url);
     c.send('SUBSCRIBE\nid:1\ndestination:/queue/n\nack:client-individual\n\n\0');
     c.send('SEND\ndestination:/queue/n\n\njob\0');
-    const [first] = await messages(c, 1);
+    const [first] = await c.messages(1);
     expect(getHeader(first!, 'redelivered')).toBeUndefined();
     c.send(`NACK\nid:${getHeader(first!, 'ack')}\nreceipt:n\n\n\0`);
     await c.receipt('n');
-    const [, again] = await messages(c, 2);
+    const [, again] = await c.messages(2);
     expect(bodyText(again!)).toBe('job');
     expect(getHeader(again!, 'redelivered')).toBe('true');
     expect(getHeader(again!, 'message-id')).toBe(getHeader(first!, 'message-id'));
@@ -126,12 +119,12 @@ describe('queues give each message to one consumer', () => {
     const a = await connected(server.url);
     a.send('SUBSCRIBE\nid:1\ndestination:/queue/r\nack:client\n\n\0');
     a.send('SEND\ndestination:/queue/r\n\nm1\0SEND\ndestination:/queue/r\n\nm2\0');
-    await messages(a, 2);
+    await a.messages(2);
     const b = await connected(server.url);
     b.send('SUBSCRIBE\nid:1\ndestination:/queue/r\nack:client\nreceipt:b\n\n\0');
     await b.receipt('b');
     a.destroy();
-    const got = await messages(b, 2);
+    const got = await b.messages(2);
     expect(bodies(got)).toEqual(['m1', 'm2']);
     expect(got.map((m) => getHeader(m, 'redelivered'))).toEqual(['true', 'true']);
   });
@@ -167,10 +160,10 @@ describe('queues give each message to one consumer', () => {
     for (let i = 0; i < 5; i++) c.send(`SEND\ndestination:/queue/p\n\n${i}\0`);
     c.send('SEND\ndestination:/topic/sync\nreceipt:sent\n\nx\0');
     await c.receipt('sent');
-    const firstTwo = await messages(c, 2);
+    const firstTwo = await c.messages(2);
     expect(c.all('MESSAGE')).toHaveLength(2);
     c.send(`ACK\nid:${getHeader(firstTwo[0]!, 'ack')}\n\n\0`);
-    await messages(c, 3);
+    await c.messages(3);
     expect(bodies(c.all('MESSAGE'))).toEqual(['0', '1', '2']);
     expect(server.broker.queueDepth('/queue/p')).toBe(2);
   });
@@ -182,7 +175,7 @@ describe('acknowledgement (STOMP 1.2 "SUBSCRIBE ack Header", "ACK", "NACK")', ()
     const c = await connected(server.url);
     c.send('SUBSCRIBE\nid:1\ndestination:/queue/c\nack:client\n\n\0');
     for (const b of ['a', 'b', 'c']) c.send(`SEND\ndestination:/queue/c\n\n${b}\0`);
-    const got = await messages(c, 3);
+    const got = await c.messages(3);
     for (const m of got) expect(getHeader(m, 'ack')).toMatch(/.+/);
     c.send(`ACK\nid:${getHeader(got[1]!, 'ack')}\nreceipt:ack\n\n\0`);
     await c.receipt('ack');
@@ -198,13 +191,13 @@ describe('acknowledgement (STOMP 1.2 "SUBSCRIBE ack Header", "ACK", "NACK")', ()
     const a = await connected(server.url);
     a.send('SUBSCRIBE\nid:1\ndestination:/queue/ci\nack:client-individual\n\n\0');
     for (const b of ['a', 'b', 'c']) a.send(`SEND\ndestination:/queue/ci\n\n${b}\0`);
-    const got = await messages(a, 3);
+    const got = await a.messages(3);
     a.send(`ACK\nid:${getHeader(got[1]!, 'ack')}\nreceipt:r\n\n\0`);
     await a.receipt('r');
     const b = await connected(server.url);
     b.send('SUBSCRIBE\nid:1\ndestination:/queue/ci\n\n\0');
     a.destroy();
-    expect(bodies(await messages(b, 2))).toEqual(['a', 'c']);
+    expect(bodies(await b.messages(2))).toEqual(['a', 'c']);
   });
 
   it('accepts the STOMP 1.1 form: message-id and subscription, no ack header on MESSAGE', async () => {
@@ -212,7 +205,7 @@ describe('acknowledgement (STOMP 1.2 "SUBSCRIBE ack Header", "ACK", "NACK")', ()
     const c = await connected(server.url, { 'accept-version': '1.1' });
     c.send('SUBSCRIBE\nid:s11\ndestination:/queue/v11\nack:client-individual\n\n\0');
     c.send('SEND\ndestination:/queue/v11\n\nold\0');
-    const [m] = await messages(c, 1);
+    const [m] = await c.messages(1);
     expect(getHeader(m!, 'ack')).toBeUndefined();
     c.send(`ACK\nmessage-id:${getHeader(m!, 'message-id')}\nsubscription:s11\nreceipt:r\n\n\0`);
     await c.receipt('r');
@@ -224,9 +217,9 @@ describe('acknowledgement (STOMP 1.2 "SUBSCRIBE ack Header", "ACK", "NACK")', ()
     const c = await connected(server.url);
     c.send('SUBSCRIBE\nid:1\ndestination:/topic/tn\nack:client-individual\n\n\0');
     c.send('SEND\ndestination:/topic/tn\n\nt\0');
-    const [m] = await messages(c, 1);
+    const [m] = await c.messages(1);
     c.send(`NACK\nid:${getHeader(m!, 'ack')}\n\n\0`);
-    const [, again] = await messages(c, 2);
+    const [, again] = await c.messages(2);
     expect(getHeader(again!, 'redelivered')).toBe('true');
     c.send(`ACK\nid:${getHeader(again!, 'ack')}\nreceipt:done\n\n\0`);
     await c.receipt('done');
@@ -248,7 +241,7 @@ describe('transactions (STOMP 1.2 "BEGIN", "COMMIT", "ABORT")', () => {
     await c.receipt('aborted');
     c.send('COMMIT\ntransaction:t1\nreceipt:committed\n\n\0');
     await c.receipt('committed');
-    expect(bodies(await messages(c, 1))).toEqual(['kept']);
+    expect(bodies(await c.messages(1))).toEqual(['kept']);
     // A MESSAGE must not carry the transaction header of its SEND.
     expect(getHeader(c.all('MESSAGE')[0]!, 'transaction')).toBeUndefined();
   });
@@ -258,7 +251,7 @@ describe('transactions (STOMP 1.2 "BEGIN", "COMMIT", "ABORT")', () => {
     const a = await connected(server.url);
     a.send('SUBSCRIBE\nid:1\ndestination:/queue/txa\nack:client-individual\n\n\0');
     a.send('SEND\ndestination:/queue/txa\n\nx\0SEND\ndestination:/queue/txa\n\ny\0');
-    const [x, y] = await messages(a, 2);
+    const [x, y] = await a.messages(2);
     a.send(`BEGIN\ntransaction:t\n\n\0ACK\nid:${getHeader(x!, 'ack')}\ntransaction:t\n\n\0`);
     a.send(
       `ACK\nid:${getHeader(y!, 'ack')}\ntransaction:t\n\n\0COMMIT\ntransaction:t\nreceipt:c\n\n\0`,
@@ -268,7 +261,7 @@ describe('transactions (STOMP 1.2 "BEGIN", "COMMIT", "ABORT")', () => {
     b.send('SUBSCRIBE\nid:1\ndestination:/queue/txa\n\n\0');
     a.destroy();
     b.send('SEND\ndestination:/queue/txa\n\nz\0');
-    expect(bodies(await messages(b, 1))).toEqual(['z']);
+    expect(bodies(await b.messages(1))).toEqual(['z']);
   });
 
   it('discards an open transaction when the client disconnects', async () => {
@@ -302,10 +295,10 @@ describe('receipts (STOMP 1.2 "Header receipt")', () => {
     const c = await connected(server.url);
     c.send('SUBSCRIBE\nid:1\ndestination:/queue/rc\nack:client\nreceipt:r1\n\n\0');
     c.send('SEND\ndestination:/queue/rc\nreceipt:r2\n\nm\0');
-    const [m] = await messages(c, 1);
+    const [m] = await c.messages(1);
     const ack = getHeader(m!, 'ack');
     c.send(`NACK\nid:${ack}\nreceipt:r3\n\n\0`);
-    const [, again] = await messages(c, 2);
+    const [, again] = await c.messages(2);
     c.send(`ACK\nid:${getHeader(again!, 'ack')}\nreceipt:r4\n\n\0`);
     c.send('BEGIN\ntransaction:t\nreceipt:r5\n\n\0ABORT\ntransaction:t\nreceipt:r6\n\n\0');
     c.send('BEGIN\ntransaction:u\nreceipt:r7\n\n\0COMMIT\ntransaction:u\nreceipt:r8\n\n\0');

@@ -16,10 +16,10 @@ import {
   buildDist,
   type Instance,
   killAllChildren,
-  killChild,
   ROOT,
   sleep,
   startInstance,
+  terminateChild,
 } from '../helpers/haproxy.js';
 import { RawClient } from '../helpers/raw-client.js';
 
@@ -145,10 +145,9 @@ async function raw(port: number): Promise<RawClient> {
 
 /** SIGTERM, then the instance drains and exits by itself. */
 async function terminate(instance: Instance): Promise<void> {
-  process.kill(instance.pid, 'SIGTERM');
-  await Promise.race([instance.exit, sleep(TIMEOUT_MS)]);
-  expect(instance.exited(), `${instance.name} exits on SIGTERM`).toBe(true);
-  await killChild(instance);
+  expect(await terminateChild(instance, TIMEOUT_MS), `${instance.name} exits on SIGTERM`).toBe(
+    true,
+  );
 }
 
 /** A SEND with the spec's headers: a colon in a value, escapes, and who sent it. */
@@ -165,14 +164,6 @@ async function subscribe(client: RawClient, destinations: string[]): Promise<voi
     client.send(`SUBSCRIBE\nid:s${i}\ndestination:${destination}\nreceipt:s${i}\n\n\0`);
   }
   await client.receipt(`s${destinations.length - 1}`, TIMEOUT_MS);
-}
-
-function messagesOf(client: RawClient, n: number): Promise<Frame[]> {
-  return client.waitFor(
-    () => (client.all('MESSAGE').length >= n ? client.all('MESSAGE') : undefined),
-    TIMEOUT_MS,
-    `${n} messages`,
-  );
 }
 
 /** Per destination, the bodies, in arrival order. */
@@ -273,7 +264,7 @@ describe.skipIf(skipKafka)(
        */
       const expectDelivered = async (nodes: Node[], phase: string): Promise<void> => {
         for (const { subscriber } of nodes) {
-          await messagesOf(subscriber.client, sent.length - subscriber.since);
+          await subscriber.client.messages(sent.length - subscriber.since, undefined, TIMEOUT_MS);
         }
         await sleep(300);
         for (const { subscriber } of nodes) {
@@ -333,7 +324,9 @@ describe.skipIf(skipKafka)(
       await a.publisher.receipt('control-a-1', TIMEOUT_MS);
       b.publisher.send(sendFrame(CONTROL, 'b-old', 'control b', 'control-b'));
       await b.publisher.receipt('control-b', TIMEOUT_MS);
-      const [onNew, ...onOld] = await Promise.all(control.map((client) => messagesOf(client, 3)));
+      const [onNew, ...onOld] = await Promise.all(
+        control.map((client) => client.messages(3, undefined, TIMEOUT_MS)),
+      );
       await sleep(300);
       for (const client of control) expect(client.all('MESSAGE')).toHaveLength(3);
       // The new instance reads both formats: the packed records and the old one's each.

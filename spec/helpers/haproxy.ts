@@ -116,6 +116,19 @@ export async function killChild(child: Child, timeoutMs = 5_000): Promise<void> 
   children.delete(child);
 }
 
+/**
+ * Sends SIGTERM to this child by its PID (an instance drains and exits by
+ * itself) and waits up to `timeoutMs`; true when it exited. A child still
+ * running then is killed.
+ */
+export async function terminateChild(child: Child, timeoutMs = 15_000): Promise<boolean> {
+  if (!child.exited()) process.kill(child.pid, 'SIGTERM');
+  await Promise.race([child.exit, sleep(timeoutMs)]);
+  const exited = child.exited();
+  await killChild(child);
+  return exited;
+}
+
 /** Kills every child this helper started (by PID), e.g. in afterAll. */
 export async function killAllChildren(): Promise<void> {
   await Promise.all([...children].map((c) => killChild(c)));
