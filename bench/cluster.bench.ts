@@ -88,7 +88,11 @@ const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const log = (msg: string) => console.error(`[cluster.bench] ${msg}`);
+/** Progress on stderr; with BENCH_LOG_DIR each line has its time, to match the instances' logs. */
+const log = (msg: string) =>
+  console.error(
+    `[cluster.bench]${process.env.BENCH_LOG_DIR ? ` ${new Date().toISOString()}` : ''} ${msg}`,
+  );
 
 // ---- processes we started (stopped by PID, bench/load/instances.ts) ----
 
@@ -115,7 +119,9 @@ function startInstance(build: Baseline, extra: string[], role = 'single'): Promi
     only === undefined || only === role
       ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
       : [];
-  return startStompbus(build.build, extra, { nodeFlags });
+  const logDir = process.env.BENCH_LOG_DIR;
+  if (logDir) mkdirSync(logDir, { recursive: true });
+  return startStompbus(build.build, extra, { nodeFlags, ...(logDir ? { logDir } : {}) });
 }
 
 // ---- raw STOMP over WebSocket clients ----

@@ -93,6 +93,7 @@ export function startInstance(
     env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
   });
   children.add(child);
+  const started = Date.now();
   let out = '';
   let err = '';
   const logFile = options.logDir && join(options.logDir, `${child.pid}.log`);
@@ -118,7 +119,14 @@ export function startInstance(
         clearTimeout(timer);
         child.off('exit', onExit);
         child.stdout?.off('data', onData);
-        child.stdout?.resume(); // keep draining the pipe
+        // Keep draining the pipe; with a log folder, what the instance prints goes there too
+        // (`--trace-gc` lines, say), after a line with the wall-clock time it started.
+        if (logFile) {
+          appendFileSync(logFile, `[bench] started at ${new Date(started).toISOString()}\n${out}`);
+          child.stdout?.on('data', (more: Buffer) => appendFileSync(logFile, more));
+        } else {
+          child.stdout?.resume();
+        }
         const admin = /"admin":"(http:\/\/[^"]+)\/console"/.exec(out)?.[1];
         resolve({ url: ws, admin, child });
       }
