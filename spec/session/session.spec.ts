@@ -385,6 +385,39 @@ describe('frames in order', () => {
     expect(client.all('ERROR')).toEqual([]);
     expect(client.isClosed).toBe(false);
   });
+
+  it('answers asynchronous SENDs in frame order whatever order the bus answers them in', async () => {
+    const answers: Array<() => void> = [];
+    const local = new LocalFanout();
+    const fanout: Fanout = {
+      bus: {
+        publish(message: Outgoing) {
+          local.publish(message);
+          return new Promise<void>((resolve) => answers.push(resolve));
+        },
+      },
+      log: local.log,
+      registry: local.registry,
+      ready: true,
+      start: (sink) => local.start(sink),
+      stop: () => local.stop(),
+    };
+    const broker = testBroker({ fanout });
+    const client = await connected(broker);
+    let wire = '';
+    for (let i = 0; i < 10; i++) wire += `SEND\ndestination:/topic/o\nreceipt:s${i}\n\n${i}\0`;
+    // A frame without asynchronous work behind them waits for them too.
+    wire += 'BEGIN\ntransaction:t\nreceipt:b\n\n\0';
+    client.send(wire);
+    await waitUntil(() => answers.length === 10, 5000, 'ten publishes');
+    // The last ones first: nothing may be answered before s0 is.
+    for (const answer of answers.splice(5).reverse()) answer();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(client.all('RECEIPT')).toHaveLength(0);
+    for (const answer of answers.splice(0).reverse()) answer();
+    await client.receipt('b');
+    expect(receiptIds(client)).toEqual([...Array.from({ length: 10 }, (_, i) => `s${i}`), 'b']);
+  });
 });
 
 describe('errors (STOMP 1.2 "ERROR")', () => {

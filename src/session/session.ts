@@ -499,9 +499,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
 
   /** Gives the answers whose turn has come: every one whose frames before it are answered. */
   private answerReady(): void {
-    const answers = this.answers;
-    while (this.answersAt < answers.length) {
-      const answer = answers[this.answersAt] as Answer;
+    // `this.answers` read afresh each time: an answer given here may lead to frames handled
+    // (reading resumes), whose answers join the queue.
+    while (this.answersAt < this.answers.length) {
+      const answer = this.answers[this.answersAt] as Answer;
       if (!answer.done) break;
       this.answersAt++;
       if (answer.failed) this.failOn(answer.frame, answer.error);
@@ -510,11 +511,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         this.resumeReading(WAITING);
       }
     }
-    if (this.answersAt === answers.length) {
+    if (this.answersAt === this.answers.length) {
       this.answers = [];
       this.answersAt = 0;
-    } else if (this.answersAt > 1024 && this.answersAt * 2 > answers.length) {
-      this.answers = answers.slice(this.answersAt);
+    } else if (this.answersAt > 1024 && this.answersAt * 2 > this.answers.length) {
+      this.answers = this.answers.slice(this.answersAt);
       this.answersAt = 0;
     }
   }
