@@ -163,41 +163,50 @@ export async function startInstance(
     root?: string;
   },
 ): Promise<Instance> {
-  const port = options.port ?? (await freePort());
-  const tcpPort = options.tcpPort ?? (await freePort());
-  const adminPort = options.adminPort ?? (await freePort());
-  const child = spawnChild(
-    name,
-    process.execPath,
-    [
-      'bin/stompbus.js',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--tcp-port',
-      String(tcpPort),
-      '--admin-port',
-      String(adminPort),
-      '--kafka-brokers',
-      options.kafkaBrokers,
-      '--kafka-topic',
-      options.kafkaTopic,
-      ...(options.args ?? []),
-    ],
-    options.root,
-  );
-  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
-  for (;;) {
-    if (child.exited()) throw new Error(`${name} exited while starting:\n${child.output()}`);
-    if ((await readiness(port))?.status === 200) break;
-    if (Date.now() > deadline) {
-      await killChild(child);
-      throw new Error(`${name} did not answer /readyz 200 on ${port}:\n${child.output()}`);
+  // A port found free can be taken by another spec's process before this one binds it:
+  // then the instance says so and exits, and it is started again on other ports.
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (await freePort());
+    const tcpPort = options.tcpPort ?? (await freePort());
+    const adminPort = options.adminPort ?? (await freePort());
+    const child = spawnChild(
+      name,
+      process.execPath,
+      [
+        'bin/stompbus.js',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--tcp-port',
+        String(tcpPort),
+        '--admin-port',
+        String(adminPort),
+        '--kafka-brokers',
+        options.kafkaBrokers,
+        '--kafka-topic',
+        options.kafkaTopic,
+        ...(options.args ?? []),
+      ],
+      options.root,
+    );
+    const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+    let ready = false;
+    while (!ready) {
+      if (child.exited()) {
+        if (attempt < 3 && /is already in use/.test(child.output())) break;
+        throw new Error(`${name} exited while starting:\n${child.output()}`);
+      }
+      if ((await readiness(port))?.status === 200) ready = true;
+      else if (Date.now() > deadline) {
+        await killChild(child);
+        throw new Error(`${name} did not answer /readyz 200 on ${port}:\n${child.output()}`);
+      } else await sleep(100);
     }
-    await sleep(100);
+    if (ready) return Object.assign(child, { port, tcpPort, adminPort });
+    await killChild(child);
+    await sleep(200);
   }
-  return Object.assign(child, { port, tcpPort, adminPort });
 }
 
 /** An instance's /healthz answer, or undefined when it does not answer 200. */

@@ -344,21 +344,10 @@ describe('frames in order', () => {
   it('stops reading a client whose SENDs wait for the bus past maxPendingSends, and reads it again as they are answered', async () => {
     const answers: Array<() => void> = [];
     const published: Outgoing[] = [];
-    const local = new LocalFanout();
-    const fanout: Fanout = {
-      bus: {
-        publish(message: Outgoing) {
-          published.push(message);
-          local.publish(message);
-          return new Promise<void>((resolve) => answers.push(resolve));
-        },
-      },
-      log: local.log,
-      registry: local.registry,
-      ready: true,
-      start: (sink) => local.start(sink),
-      stop: () => local.stop(),
-    };
+    const fanout = fanoutAnswering(
+      () => new Promise<void>((resolve) => answers.push(resolve)),
+      published,
+    );
     const broker = testBroker({ fanout, maxPendingSends: 4 });
     const client = memoryClient(broker, { highWaterMark: 1024 });
     await client.connect();
@@ -386,22 +375,36 @@ describe('frames in order', () => {
     expect(client.isClosed).toBe(false);
   });
 
+  it('goes on answering when something called while an answer goes out throws, and leaves no unhandled rejection', async () => {
+    const gate = deferred<void>();
+    const broker = testBroker({ fanout: slowFanout(gate.promise) });
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // The DISCONNECT's close tells the listeners, and this one throws.
+      broker.on('disconnect', () => {
+        throw new Error('a listener that throws');
+      });
+      const client = await connected(broker);
+      client.send(
+        'SEND\ndestination:/topic/slow\nreceipt:r1\n\nslow\0DISCONNECT\nreceipt:bye\n\n\0',
+      );
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(client.all('RECEIPT')).toHaveLength(0);
+      gate.resolve();
+      await client.closed;
+      expect(receiptIds(client)).toEqual(['r1', 'bye']);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('answers asynchronous SENDs in frame order whatever order the bus answers them in', async () => {
     const answers: Array<() => void> = [];
-    const local = new LocalFanout();
-    const fanout: Fanout = {
-      bus: {
-        publish(message: Outgoing) {
-          local.publish(message);
-          return new Promise<void>((resolve) => answers.push(resolve));
-        },
-      },
-      log: local.log,
-      registry: local.registry,
-      ready: true,
-      start: (sink) => local.start(sink),
-      stop: () => local.stop(),
-    };
+    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
     const broker = testBroker({ fanout });
     const client = await connected(broker);
     let wire = '';
@@ -1069,13 +1072,18 @@ describe('the in-memory duplex pair (the helper these specs stand on)', () => {
 
 /** A fan-out whose bus confirms each publish only when `gate` settles (a slow Kafka). */
 function slowFanout(gate: Promise<void>, published: Outgoing[] = []): Fanout {
+  return fanoutAnswering(() => gate, published);
+}
+
+/** A fan-out that delivers at once and answers each publish with what `answer` returns. */
+function fanoutAnswering(answer: () => Promise<void>, published: Outgoing[] = []): Fanout {
   const local = new LocalFanout();
   return {
     bus: {
       publish(message: Outgoing) {
         published.push(message);
         local.publish(message);
-        return gate;
+        return answer();
       },
     },
     log: local.log,

@@ -348,8 +348,9 @@ export class KafkaFanout implements Fanout {
     } else {
       result = this.queue.offer(this.records.toRecord(message));
     }
-    // The session attaches its handler only when earlier receipts are done; an
-    // early rejection must not count as unhandled meanwhile (it would end the process).
+    // Not every caller attaches its handler at once (COMMIT collects the promises of
+    // its SENDs first); an early rejection must not count as unhandled meanwhile (it
+    // would end the process).
     result.catch(() => {});
     return result;
   }

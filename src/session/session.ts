@@ -298,8 +298,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /**
    * Handles the frames behind this one only once `work` is done (an
    * asynchronous CONNECT or authorization). When it fails the session fails
-   * with it (`failHere`), or the receipt chain reports it with the frame's
-   * receipt-id; the held frames are dropped with the session either way.
+   * with it (`failHere`), or the frame's answer in the queue of answers
+   * reports it with its receipt-id; the held frames are dropped with the
+   * session either way.
    */
   holdUntil(work: Promise<unknown>, failHere = true): void {
     // A hold started by the work of another (an authorization's then) extends it.
@@ -505,10 +506,22 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       const answer = this.answers[this.answersAt] as Answer;
       if (!answer.done) break;
       this.answersAt++;
-      if (answer.failed) this.failOn(answer.frame, answer.error);
-      else if (this.state === CONNECTED) this.finish(answer.frame, answer.receipt, answer.extra);
-      if (answer.waits && --this.waiting <= this.options.maxPendingSends / 2) {
-        this.resumeReading(WAITING);
+      try {
+        if (answer.failed) this.failOn(answer.frame, answer.error);
+        else if (this.state === CONNECTED) this.finish(answer.frame, answer.receipt, answer.extra);
+      } catch (error) {
+        // Something called while the answer went out threw (a listener of the broker's
+        // events, say): the session ends with it, as a failed frame ends it; the answers
+        // behind it are still counted off, and nothing is left to reject unhandled.
+        try {
+          this.failOn(answer.frame, error);
+        } catch {
+          // Ending already.
+        }
+      } finally {
+        if (answer.waits && --this.waiting <= this.options.maxPendingSends / 2) {
+          this.resumeReading(WAITING);
+        }
       }
     }
     if (this.answersAt === this.answers.length) {
@@ -706,8 +719,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** Flushes what is queued and closes (DISCONNECT, or after ERROR). */
   close(code = WS_NORMAL): void {
     if (this.state >= CLOSING) return;
-    this.cleanup();
-    this.connection.end(code, this.options.closeTimeoutMs);
+    try {
+      this.cleanup();
+    } finally {
+      // Closed even when a listener told of the close (the broker's `disconnect`) throws.
+      this.connection.end(code, this.options.closeTimeoutMs);
+    }
   }
 
   /** Server shutdown: tell the client with an ERROR, then close. */
