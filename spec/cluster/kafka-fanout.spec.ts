@@ -139,6 +139,25 @@ describe('KafkaFanout: messages between instances', () => {
     expect(warnings).toEqual([`warn: skipping records on ${h.topic} without a destination key`]);
   });
 
+  it('skips a record it cannot read, warning once, and goes on with the next in its partition', async () => {
+    const a = await h.start();
+    const bad = h.kafka.append(h.topic, { key: '/topic/x', value: 'unreadable' });
+    // A header without bytes where bytes must be (what a client could hand over): reading
+    // the record throws. It must not stop the partition (kafkajs would fetch it again forever).
+    (bad.headers as unknown as Array<[string, unknown]>).push(['x-broken', null]);
+    h.kafka.append(h.topic, { key: '/topic/x', value: 'after it' });
+    await until(() => a.sink.delivered.length === 1);
+    await sleep(30);
+    expect(a.sink.delivered.map(text)).toEqual(['after it']);
+    const warnings = h.lines.filter((l) => l.includes('could not be read'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      new RegExp(
+        `^warn: skipping a record of ${h.topic} \\(partition \\d+, offset 0\\) that could not be read: `,
+      ),
+    );
+  });
+
   it('logs a delivery that throws and goes on with the next', async () => {
     const a = await h.start();
     const deliver = a.sink.deliver.bind(a.sink);

@@ -1,8 +1,14 @@
+import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Client, IMessage } from '@stomp/stompjs';
 import { describe, expect, it } from 'vitest';
+import { javaCommand, kafkaLibsDir } from '../../scripts/kafka.js';
 import { bodyText, getHeader } from '../../src/frame/index.js';
 import {
+  kafkaBrokers,
   plainAdmin,
   plainProducer,
   readTopic,
@@ -14,6 +20,9 @@ import { LogCapture } from '../helpers/log.js';
 import { RawClient } from '../helpers/raw-client.js';
 import { startServer } from '../helpers/server.js';
 import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.js';
+
+const run = promisify(execFile);
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 if (skipKafka) {
   console.warn('!!! cluster.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)');
@@ -79,6 +88,30 @@ describe.skipIf(skipKafka)('cluster mode: instances fan out through Kafka', () =
         if (m.headers['x-seq'] !== undefined) expect(m.headers['x-seq']).toBe(m.body.slice(3));
       }
     }
+  });
+
+  it('reads a bridged record with a header without a value as an empty STOMP header, and the records after it', async () => {
+    const bridge = uniqueName('stompbus-spec-nulls');
+    const { instances } = await startCluster(1, { kafkaBridges: { [bridge]: '/topic/nulls' } });
+    const inbox = await subscribed(await stompClient(instances[0]!.url), '/topic/nulls');
+    // Kafka allows a header with no value; kafkajs cannot write one, Kafka's Java client can
+    // (`headers.add(name, null)`): the Java client of the Kafka the tests run writes it.
+    const { stdout } = await run(
+      javaCommand(),
+      [
+        '-cp',
+        `${kafkaLibsDir()}/*`,
+        'spec/fixtures/NullHeaderProducer.java',
+        kafkaBrokers.split(',')[0] as string,
+        bridge,
+      ],
+      { cwd: ROOT, timeout: 60_000 },
+    );
+    expect(stdout.trim()).toBe('sent 3');
+    const got = await inbox.waitFor(3, DELIVERY_TIMEOUT_MS);
+    expect(got.map((m) => m.body)).toEqual(['first', 'with a null header', 'after it']);
+    expect(got[1]?.headers['x-empty']).toBe('');
+    expect(got[1]?.headers['x-set']).toBe('yes');
   });
 
   it('bridges a Kafka topic both ways: records reach every instance with their headers, SENDs become records', async () => {

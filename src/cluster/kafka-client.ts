@@ -582,6 +582,17 @@ function toKafkaHeaders(record: ProducedRecord): Kafkajs.IHeaders {
   return headers;
 }
 
+/**
+ * A record header's value as bytes. Kafka allows a header without a value (kafkajs gives
+ * `null`; a Java producer writes one with `headers.add(name, null)`): it reads as empty.
+ */
+function headerBytes(value: Buffer | string | null | undefined): Buffer {
+  if (value === null || value === undefined) return EMPTY_BYTES;
+  return typeof value === 'string' ? Buffer.from(value) : value;
+}
+
+const EMPTY_BYTES = Buffer.alloc(0);
+
 function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): ConsumedRecord {
   const headers: Array<[string, Buffer]> = [];
   const given = m.headers;
@@ -589,11 +600,9 @@ function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): Consum
   for (const name in given) {
     const value = given[name];
     if (Array.isArray(value)) {
-      for (const v of value) {
-        if (v !== undefined) headers.push([name, typeof v === 'string' ? Buffer.from(v) : v]);
-      }
+      for (const v of value) headers.push([name, headerBytes(v)]);
     } else if (value !== undefined) {
-      headers.push([name, typeof value === 'string' ? Buffer.from(value) : value]);
+      headers.push([name, headerBytes(value)]);
     }
   }
   return {

@@ -480,41 +480,56 @@ export class KafkaFanout implements Fanout {
     if (first !== undefined) this.fetched.add(first.topic, first.partition, records.length);
     this.offsets.batchStart();
     for (const record of records) {
-      if (this.interest && !this.interest.accepts(record)) continue;
-      if (this.userInterest && !this.userInterest.accepts(record)) continue;
-      const fetched = this.offsets.advance(record);
-      // A gap: fetched again from its start, where this record comes again.
-      if (fetched === 'seen' || fetched === 'gap') continue;
-      if (record.topic === this.topics.presenceTopic) {
-        this.presence.onRecord(record);
-        continue;
-      }
-      if (record.topic === this.topics.queuesTopic) {
-        this.queues?.onRecord(record);
-        continue;
-      }
-      const consumed = record.topic === this.topics.usersTopic && consumedId(record);
-      if (consumed) {
-        if (record.key) this.sink.consumed(record.key.toString(), consumed);
-        continue;
-      }
-      const message = this.records.toMessage(record, fetched === 'history');
-      if (!message) {
-        const { topic } = record;
-        this.notices.warnOnce(topic, `skipping records on ${topic} without a destination key`);
-        continue;
-      }
-      // Only messages carry our ids (a record without one gets its position, never repeated).
-      if (this.duplicates.repeated(record.topic, record.partition, message.id)) continue;
       try {
-        this.sink.deliver(message);
+        this.onRecord(record);
       } catch (error) {
-        this.lines('error', `delivering ${message.id} failed (${describe(error)})`, {
-          err: error,
-        });
+        // One record that cannot be read must not stop its partition: kafkajs would fetch
+        // the batch again and again. It is skipped (its offset is passed) and said once.
+        const { topic } = record;
+        this.notices.warnOnce(
+          `unreadable:${topic}`,
+          `skipping a record of ${topic} (partition ${record.partition}, offset ${record.offset}) that could not be read: ${describe(error)}`,
+        );
       }
     }
     // Mailboxes now hold what this batch said: SUBSCRIBEs waiting for it go on.
     if (first?.topic === this.topics.usersTopic) this.readYourWrites.advanced(first.partition);
+  }
+
+  /** One fetched record: a registry announcement, a consumption record or a message. */
+  private onRecord(record: ConsumedRecord): void {
+    if (this.interest && !this.interest.accepts(record)) return;
+    if (this.userInterest && !this.userInterest.accepts(record)) return;
+    const fetched = this.offsets.advance(record);
+    // A gap: fetched again from its start, where this record comes again.
+    if (fetched === 'seen' || fetched === 'gap') return;
+    if (record.topic === this.topics.presenceTopic) {
+      this.presence.onRecord(record);
+      return;
+    }
+    if (record.topic === this.topics.queuesTopic) {
+      this.queues?.onRecord(record);
+      return;
+    }
+    const consumed = record.topic === this.topics.usersTopic && consumedId(record);
+    if (consumed) {
+      if (record.key) this.sink.consumed(record.key.toString(), consumed);
+      return;
+    }
+    const message = this.records.toMessage(record, fetched === 'history');
+    if (!message) {
+      const { topic } = record;
+      this.notices.warnOnce(topic, `skipping records on ${topic} without a destination key`);
+      return;
+    }
+    // Only messages carry our ids (a record without one gets its position, never repeated).
+    if (this.duplicates.repeated(record.topic, record.partition, message.id)) return;
+    try {
+      this.sink.deliver(message);
+    } catch (error) {
+      this.lines('error', `delivering ${message.id} failed (${describe(error)})`, {
+        err: error,
+      });
+    }
   }
 }
