@@ -95,6 +95,25 @@ function expectEveryOnceInOrder(frames: Frame[], label: string): void {
   expect(frames).toHaveLength(DESTINATIONS.length * PER_DESTINATION);
 }
 
+/**
+ * A subscriber to every destination on one instance, a publisher (alice) on another, a round
+ * of `publish`; checks that every message came once and in order, and returns the clients
+ * and what the subscriber got.
+ */
+async function traffic(subscribeOn: number, publishOn: number, label: string) {
+  const subscriber = await raw(subscribeOn, 'alice');
+  await subscribeAll(subscriber);
+  const publisher = await raw(publishOn, 'alice');
+  await publish(publisher, label);
+  const frames = await subscriber.messages(
+    DESTINATIONS.length * PER_DESTINATION,
+    undefined,
+    TIMEOUT_MS,
+  );
+  expectEveryOnceInOrder(frames, label);
+  return { subscriber, publisher, frames };
+}
+
 /** Per destination, the partition its messages carry in `x-position` (`p<partition>-<offset>`). */
 function partitionsOf(frames: Frame[]): Map<string, number> {
   const out = new Map<string, number>();
@@ -163,16 +182,11 @@ describe.skipIf(skipKafka)(
       const [a, b] = instances as [Instance, Instance];
 
       // Before: traffic from a to a subscriber on b, and letters for bob, who is offline.
-      const before = await raw(b.port, 'alice');
-      await subscribeAll(before);
-      const alice = await raw(a.port, 'alice');
-      await publish(alice, 'before');
-      const old = await before.messages(
-        DESTINATIONS.length * PER_DESTINATION,
-        undefined,
-        TIMEOUT_MS,
-      );
-      expectEveryOnceInOrder(old, 'before');
+      const {
+        subscriber: before,
+        publisher: alice,
+        frames: old,
+      } = await traffic(b.port, a.port, 'before');
       const oldPartitions = partitionsOf(old);
       for (const p of oldPartitions.values()) expect(p).toBeLessThan(BEFORE);
       // Where a resume from before the change starts: after each destination's first message.
@@ -239,16 +253,7 @@ describe.skipIf(skipKafka)(
       }
 
       // After: every destination once and in order, on the partitions of the new count.
-      const after = await raw(b2.port, 'alice');
-      await subscribeAll(after);
-      const sender = await raw(a2.port, 'alice');
-      await publish(sender, 'after');
-      const fresh = await after.messages(
-        DESTINATIONS.length * PER_DESTINATION,
-        undefined,
-        TIMEOUT_MS,
-      );
-      expectEveryOnceInOrder(fresh, 'after');
+      const { subscriber: after, frames: fresh } = await traffic(b2.port, a2.port, 'after');
       const newPartitions = partitionsOf(fresh);
       const movedNow = DESTINATIONS.filter((d) => newPartitions.get(d) !== oldPartitions.get(d));
       expect(movedNow).toEqual(DESTINATIONS.filter(moves));
@@ -279,14 +284,7 @@ describe.skipIf(skipKafka)(
       await terminate(b2);
       const b3 = await start('subscribed', 1, b2);
       instances = [a3, b3];
-      const last = await raw(b3.port, 'alice');
-      await subscribeAll(last);
-      const third = await raw(a3.port, 'alice');
-      await publish(third, 'later');
-      expectEveryOnceInOrder(
-        await last.messages(DESTINATIONS.length * PER_DESTINATION, undefined, TIMEOUT_MS),
-        'later',
-      );
+      const { publisher: third } = await traffic(b3.port, a3.port, 'later');
       third.send('SEND\ndestination:/user/bob/queue/inbox\nreceipt:l\n\nnew letter\0');
       await third.receipt('l', TIMEOUT_MS);
       const bobLater = await raw(b3.port, 'bob');

@@ -82,55 +82,34 @@ export class RecordMapper {
 
   /** A SEND as a record: destination as key, STOMP headers as record headers. */
   toRecord(message: Outgoing): ProducedRecord {
-    const bridged = this.topicOf.has(message.destination);
-    if (this.format === 'packed' && !bridged) return this.packedRecord(message);
-    const headers: Array<[string, string]> = [];
+    const { id, destination, body } = message;
+    const bridged = this.topicOf.has(destination);
     let key: string | undefined;
-    for (const header of message.headers) {
-      if (OWN_HEADERS.has(header[0])) continue;
-      if (bridged && KAFKA_HEADER_SET.has(header[0])) {
-        // A SEND to a bridged destination may choose the record key.
-        if (header[0] === 'kafka-key') key ??= header[1];
-        continue;
+    let headers: Array<[string, string]>;
+    if (this.format === 'packed' && !bridged) {
+      // Written as the headers are read: a publishing instance does this for every SEND.
+      headers = [[PACKED_HEADER, packHeaders(id, message.headers, OWN_HEADERS)]];
+    } else {
+      headers = [];
+      for (const header of message.headers) {
+        if (OWN_HEADERS.has(header[0])) continue;
+        if (bridged && KAFKA_HEADER_SET.has(header[0])) {
+          // A SEND to a bridged destination may choose the record key.
+          if (header[0] === 'kafka-key') key ??= header[1];
+          continue;
+        }
+        headers.push(header);
       }
-      headers.push(header);
+      headers.push([MESSAGE_ID_HEADER, id]);
     }
-    const packed = this.format === 'packed' && !bridged;
-    if (!packed) headers.push([MESSAGE_ID_HEADER, message.id]);
-    const { body } = message;
-    const topic = this.topicFor(message.destination);
-    const record = {
-      topic,
-      key: key ?? message.destination,
-      value: Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      headers: packed
-        ? [[PACKED_HEADER, packHeaders(message.id, headers)] as [string, string]]
-        : headers,
-    };
-    return topic === this.topics.usersTopic
-      ? { ...record, partitionKey: userKey(message.destination) }
-      : record;
-  }
-
-  /**
-   * {@link toRecord} in the packed format: the header text is written as the
-   * headers are read (a publishing instance does this for every SEND).
-   */
-  private packedRecord(message: Outgoing): ProducedRecord {
-    let text = escapeHeader(message.id, '1.2');
-    for (const [name, value] of message.headers) {
-      if (OWN_HEADERS.has(name)) continue;
-      text += `\n${escapeHeader(name, '1.2', false)}:${escapeHeader(value, '1.2')}`;
-    }
-    const { body, destination } = message;
     const topic = this.topicFor(destination);
     const record = {
       topic,
-      key: destination,
+      key: key ?? destination,
       value: Buffer.isBuffer(body)
         ? body
         : Buffer.from(body.buffer, body.byteOffset, body.byteLength),
-      headers: [[PACKED_HEADER, text] as [string, string]],
+      headers,
     };
     return topic === this.topics.usersTopic
       ? { ...record, partitionKey: userKey(destination) }
@@ -232,11 +211,16 @@ function packedOf(record: ConsumedRecord): Buffer | undefined {
  * A message's id and STOMP headers as the value of {@link PACKED_HEADER}: the
  * id, then `name:value` lines, LF-separated; names, values and the id
  * escaped as in a STOMP 1.2 frame (`\\`, `\n`, `\r`, `\c`), so that no
- * text can end a line or a name early.
+ * text can end a line or a name early. Headers named in `skip` are left out.
  */
-export function packHeaders(id: string, headers: readonly Header[]): string {
+export function packHeaders(
+  id: string,
+  headers: readonly Header[],
+  skip?: ReadonlySet<string>,
+): string {
   let text = escapeHeader(id, '1.2');
   for (const [name, value] of headers) {
+    if (skip?.has(name)) continue;
     text += `\n${escapeHeader(name, '1.2', false)}:${escapeHeader(value, '1.2')}`;
   }
   return text;

@@ -52,7 +52,7 @@ export class Topic implements Destination {
   }
 
   send(message: Outgoing): void | Promise<void> {
-    return TOPIC.sendStateless?.(message, this.context);
+    return this.context.bus.publish(message);
   }
 
   deliver(message: Message): void {
