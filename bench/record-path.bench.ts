@@ -35,6 +35,8 @@ const { values } = parseArgs({
   options: {
     baseline: { type: 'string' },
     rounds: { type: 'string', default: '7' },
+    /** Only these cases, comma-separated (consume, deliver, publish, partition): for a profile. */
+    cases: { type: 'string', default: 'consume,deliver,publish,partition' },
   },
 });
 if (!values.baseline) throw new Error('--baseline <checkout> is required');
@@ -256,7 +258,8 @@ async function time(
 const sides = [await loadSide(REPO), await loadSide(values.baseline)] as [Side, Side];
 const offsets = [0, 0];
 const rows: string[] = [];
-for (const what of ['consume', 'deliver', 'publish', 'partition'] as const) {
+const CASES = ['consume', 'deliver', 'publish', 'partition'] as const;
+for (const what of CASES.filter((c) => (values.cases ?? '').split(',').includes(c))) {
   const perRound: Array<{ a: number; b: number; ratio: number }> = [];
   for (let round = 0; round <= ROUNDS; round++) {
     const a: number[] = [];

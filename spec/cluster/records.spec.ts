@@ -1,5 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { isTransportHeader, type Message, newMessage } from '../../src/broker/message.js';
+import { EncodedMessage } from '../../src/broker/message-frame.js';
 import type { ConsumedRecord, ProducedRecord } from '../../src/cluster/kafka-client.js';
 import {
   MESSAGE_ID_HEADER,
@@ -11,6 +13,14 @@ import {
 import { parseArgs } from '../../src/config.js';
 import { DEFAULT_SERVER_OPTIONS } from '../../src/server.js';
 import { outgoing } from './harness.js';
+
+/** The tail the MESSAGE encoder makes of a message from its fields (no bytes passed on). */
+function slowTail(message: Message): Buffer {
+  const { id, destination, headers, body, position, at, replayed } = message;
+  return new EncodedMessage(
+    newMessage(id, destination, headers, body, position, at, replayed),
+  ).tail('1.2');
+}
 
 const topics = { topic: 't', usersTopic: 't.users', bridges: { prices: '/topic/prices' } };
 
@@ -157,6 +167,86 @@ describe('record format', () => {
     );
     expect(back?.id).toBe('t-1-42');
     expect(back?.headers).toEqual([['x-plain', '1']]);
+  });
+
+  it('passes a packed record on as its 1.2 MESSAGE tail, byte for byte what the encoder makes of it', () => {
+    const mapper = new RecordMapper(topics);
+    const message = outgoing('/topic/a', 'body', [...HOSTILE, ['content-type', 'text/plain']]);
+    const back = mapper.toMessage(consumed(mapper.toRecord(message)), false) as Message;
+    expect(back.tail12).toBeDefined();
+    expect(back.headers).toEqual([...HOSTILE, ['content-type', 'text/plain']]);
+    expect(Buffer.from(back.body).toString()).toBe('body');
+    expect(new EncodedMessage(back).tail('1.2')).toEqual(slowTail(back));
+    // Other modes are encoded from the headers, as for any message.
+    expect(new EncodedMessage(back).tail('1.1').toString()).toContain('x-colon:a\\cb\\cc\n');
+  });
+
+  it('passes on exactly what reading header by header gives, for any packed bytes (property)', () => {
+    const mapper = new RecordMapper(topics);
+    const text = fc.string({ unit: 'binary', maxLength: 12 });
+    const wellFormed = fc
+      .tuple(text, fc.array(fc.tuple(text, text), { maxLength: 4 }))
+      .map(([id, headers]) => Buffer.from(packHeaders(id, headers)));
+    // Raw bytes, and well-formed text with a byte changed: colons, escapes, CR, LF, UTF-8.
+    const tampered = fc
+      .tuple(wellFormed, fc.nat(), fc.constantFrom(0x3a, 0x5c, 0x0d, 0x0a, 0xff, 0xc3, 0x63))
+      .map(([bytes, at, byte]) => {
+        const copy = Buffer.from(bytes);
+        if (copy.length > 0) copy[at % copy.length] = byte;
+        return copy;
+      });
+    const transport = fc
+      .tuple(text, fc.constantFrom('destination', 'ack', 'x-position', 'content-length'))
+      .map(([id, name]) =>
+        Buffer.from(
+          packHeaders(id, [
+            ['a', '1'],
+            [name, 'v'],
+          ]),
+        ),
+      );
+    const packed = fc.oneof(wellFormed, tampered, transport, fc.uint8Array({ maxLength: 40 }));
+    fc.assert(
+      fc.property(packed, fc.uint8Array({ maxLength: 8 }), (bytes, body) => {
+        const record: ConsumedRecord = {
+          topic: 't',
+          partition: 3,
+          offset: '19',
+          key: Buffer.from('/topic/a'),
+          value: Buffer.from(body),
+          timestamp: 5,
+          headers: [[PACKED_HEADER, Buffer.from(bytes)]],
+        };
+        const back = mapper.toMessage(record, false) as Message;
+        const { id, headers } = unpackHeaders(Buffer.from(bytes), isTransportHeader);
+        expect(back.id).toBe(id || 't-3-19');
+        expect(back.headers).toEqual(headers);
+        expect(Buffer.from(back.body)).toEqual(Buffer.from(body));
+        expect(new EncodedMessage(back).tail('1.2')).toEqual(slowTail(back));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  it('takes the fast path for what packHeaders writes from ordinary headers', () => {
+    const mapper = new RecordMapper(topics);
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 12 }),
+        fc.array(fc.tuple(fc.string({ minLength: 1 }), fc.string()), { maxLength: 4 }),
+        (id, headers) => {
+          const record = consumed({
+            topic: 't',
+            key: '/topic/a',
+            value: Buffer.from('v'),
+            headers: [[PACKED_HEADER, packHeaders(id, headers)]],
+          });
+          const back = mapper.toMessage(record, false);
+          const transports = headers.some(([name]) => isTransportHeader(name));
+          expect(back?.tail12 !== undefined).toBe(!transports);
+        },
+      ),
+    );
   });
 });
 

@@ -46,7 +46,7 @@ export class EncodedMessage {
   /** The encoded tail in `mode`. */
   tail(mode: EscapeMode): Buffer {
     if (mode === '1.2') {
-      this.tail12 ??= encodeTail(this.message, mode);
+      this.tail12 ??= this.message.tail12 ?? encodeTail(this.message, mode);
       return this.tail12;
     }
     this.others ??= {};

@@ -47,6 +47,12 @@ export interface Message extends Outgoing {
   readonly at: number | undefined;
   /** Read back from the cluster's history at start-up: kept for resumes, not delivered live. */
   readonly replayed: boolean;
+  /**
+   * The message's STOMP 1.2 MESSAGE tail (from `message-id` through the NUL), when whoever
+   * made the message had those bytes already (a cluster record whose header was written
+   * in that form): the MESSAGE encoder sends it instead of encoding the message again.
+   */
+  readonly tail12?: Buffer;
 }
 
 /** A message with every field set, in one order: one object shape on the hot path. */
@@ -81,7 +87,7 @@ export function newMessage(
 }
 
 /** SEND headers that describe the SEND itself, not the message; never passed on. */
-const TRANSPORT_HEADERS = new Set([
+export const TRANSPORT_HEADER_NAMES: readonly string[] = [
   'destination',
   'receipt',
   'transaction',
@@ -92,7 +98,8 @@ const TRANSPORT_HEADERS = new Set([
   'redelivered',
   POSITION_HEADER,
   RESUME_HEADER,
-]);
+];
+const TRANSPORT_HEADERS = new Set(TRANSPORT_HEADER_NAMES);
 
 /** The headers of a SEND that a MESSAGE passes on (user headers, content-type). */
 export function messageHeaders(headers: readonly Header[]): Header[] {

@@ -3,8 +3,17 @@
  * a destination travels on, record keys and headers, and the records of our
  * own that are not messages (consumption of user-queue messages).
  */
-import { destinationKind, destinationUser } from '../broker/destination.js';
-import { isTransportHeader, type Message, newMessage, type Outgoing } from '../broker/message.js';
+import { isUtf8 } from 'node:buffer';
+import { destinationKind, destinationUser, shownDestination } from '../broker/destination.js';
+import {
+  isTransportHeader,
+  type Message,
+  newMessage,
+  type Outgoing,
+  POSITION_HEADER,
+  type Position,
+  TRANSPORT_HEADER_NAMES,
+} from '../broker/message.js';
 import { escapeHeader, unescapeHeader } from '../frame/escape.js';
 import type { Header } from '../frame/frame.js';
 import type { ConsumedRecord, ProducedRecord } from './kafka-client.js';
@@ -42,6 +51,7 @@ export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
   private readonly names = new Map<string, string>();
+  private readonly lines = new Map<string, Buffer>();
 
   constructor(
     readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>,
@@ -140,10 +150,14 @@ export class RecordMapper {
     if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
       return undefined;
     }
+    const packed = bridged ? undefined : packedOf(record);
+    if (packed) {
+      const message = this.passOn(record, packed, destination, replayed);
+      if (message) return message;
+    }
     let id: string | undefined;
     // A record header named like a STOMP transport header (destination, ack…) is dropped.
     let headers: Header[] = [];
-    const packed = bridged ? undefined : packedOf(record);
     if (packed) {
       ({ id, headers } = unpackHeaders(packed, isTransportHeader));
     } else {
@@ -179,6 +193,154 @@ export class RecordMapper {
       replayed,
     );
   }
+
+  /**
+   * A packed record as a message whose STOMP 1.2 tail is made from the record's bytes as
+   * they are: the packed header is escaped as a 1.2 frame escapes its headers, so its lines
+   * go out unchanged, and the body is copied once, into the tail. Undefined when the bytes
+   * are not exactly what {@link packHeaders} writes (a transport header, a malformed line or
+   * escape, a CR, bytes that are not UTF-8, no id): the caller then reads them header by
+   * header, as before.
+   */
+  private passOn(
+    record: ConsumedRecord,
+    packed: Buffer,
+    destination: string,
+    replayed: boolean,
+  ): Message | undefined {
+    const idEnd = packedIdEnd(packed);
+    if (idEnd <= 0) return undefined;
+    const value = record.value ?? EMPTY_BUFFER;
+    const lines = this.destinationLines(destination);
+    const epoch = epochOf(record.partition);
+    const { offset } = record;
+    const hasHeaders = idEnd < packed.length;
+    const contentLength = `content-length:${value.length}\n\n`;
+    const headersStart =
+      MESSAGE_ID_PREFIX.length + idEnd + lines.length + epoch.length + offset.length + 2;
+    const headersEnd = headersStart + (hasHeaders ? packed.length - idEnd : 0);
+    const bodyStart = headersEnd + contentLength.length;
+    const tail = Buffer.allocUnsafe(bodyStart + value.length + 1);
+    let at = MESSAGE_ID_PREFIX.copy(tail, 0);
+    at += packed.copy(tail, at, 0, idEnd);
+    at += lines.copy(tail, at);
+    at += tail.write(epoch, at, 'latin1');
+    tail[at++] = 0x2d; // '-'
+    at += tail.write(offset, at, 'latin1');
+    tail[at++] = 0x0a;
+    // The header lines with the LF before the first moved behind the last.
+    if (hasHeaders) {
+      at += packed.copy(tail, at, idEnd + 1);
+      tail[at++] = 0x0a;
+    }
+    at += tail.write(contentLength, at, 'latin1');
+    value.copy(tail, at);
+    tail[tail.length - 1] = 0;
+    return new PackedMessage(
+      unescapeLine(packed.toString('utf8', 0, idEnd)),
+      destination,
+      tail.subarray(bodyStart, bodyStart + value.length),
+      { epoch, n: Number(offset) },
+      record.timestamp,
+      replayed,
+      tail,
+      headersStart,
+      headersEnd,
+    );
+  }
+
+  /**
+   * The bytes between a MESSAGE's id and its position's value, per destination:
+   * `\ndestination:<shown, escaped>\nx-position:`. Bounded as {@link intern} is.
+   */
+  private destinationLines(destination: string): Buffer {
+    const known = this.lines.get(destination);
+    if (known) return known;
+    if (this.lines.size >= 10_000) this.lines.clear();
+    const shown = escapeHeader(shownDestination(destination), '1.2');
+    const lines = Buffer.from(`\ndestination:${shown}\n${POSITION_HEADER}:`);
+    this.lines.set(destination, lines);
+    return lines;
+  }
+}
+
+const MESSAGE_ID_PREFIX = Buffer.from('message-id:');
+
+/**
+ * A message read from a packed record ({@link RecordMapper.passOn}): its 1.2 tail is kept,
+ * the body is a view into it, and the headers are read from it when asked for (a 1.0 or 1.1
+ * subscriber, a selector, app code); most deliveries never ask.
+ */
+class PackedMessage implements Message {
+  private decoded: Header[] | undefined;
+
+  constructor(
+    readonly id: string,
+    readonly destination: string,
+    readonly body: Buffer,
+    readonly position: Position,
+    readonly at: number,
+    readonly replayed: boolean,
+    readonly tail12: Buffer,
+    private readonly headersStart: number,
+    private readonly headersEnd: number,
+  ) {}
+
+  get headers(): readonly Header[] {
+    this.decoded ??=
+      this.headersEnd > this.headersStart
+        ? readLines(this.tail12.toString('utf8', this.headersStart, this.headersEnd - 1), 0)
+        : [];
+    return this.decoded;
+  }
+}
+
+/** Header lengths of the STOMP transport headers: only names of these lengths are looked up. */
+const TRANSPORT_LENGTHS = new Set(TRANSPORT_HEADER_NAMES.map((name) => name.length));
+
+/**
+ * Where the id line of a packed header ends (its first LF, or its length when it has no
+ * header lines), when the bytes are exactly what {@link packHeaders} writes and carry no
+ * transport header: every header line has one unescaped colon, not first; every backslash
+ * starts a 1.2 escape; no CR; valid UTF-8. Else -1 (read header by header instead).
+ */
+export function packedIdEnd(packed: Buffer): number {
+  const n = packed.length;
+  let idEnd = -1;
+  let lineStart = 0;
+  let colon = -1;
+  let colons = 0;
+  let high = false;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? (packed[i] as number) : 0x0a;
+    if (c === 0x0a) {
+      if (idEnd < 0) {
+        if (colons !== 0) return -1;
+        idEnd = i;
+      } else if (
+        colons !== 1 ||
+        colon === lineStart ||
+        (TRANSPORT_LENGTHS.has(colon - lineStart) &&
+          isTransportHeader(packed.toString('latin1', lineStart, colon)))
+      ) {
+        return -1;
+      }
+      lineStart = i + 1;
+      colons = 0;
+    } else if (c === 0x3a) {
+      colons++;
+      colon = i;
+    } else if (c === 0x5c) {
+      const next = packed[++i];
+      // \\ \n \r \c
+      if (next !== 0x5c && next !== 0x6e && next !== 0x72 && next !== 0x63) return -1;
+    } else if (c === 0x0d) {
+      return -1;
+    } else if (c > 0x7f) {
+      high = true;
+    }
+  }
+  return high && !isUtf8(packed) ? -1 : idEnd;
 }
 
 /**
@@ -234,18 +396,24 @@ export function unpackHeaders(
   packed: Buffer,
   drop?: (name: string) => boolean,
 ): { id: string; headers: Header[] } {
-  const lines = packed.toString().split('\n');
-  const id = unescapeLine(lines[0] ?? '');
+  const text = packed.toString();
+  const lf = text.indexOf('\n');
+  const id = unescapeLine(lf < 0 ? text : text.slice(0, lf));
+  return { id, headers: lf < 0 ? [] : readLines(text, lf + 1, drop) };
+}
+
+/** The `name:value` lines of packed header text from `from` on; see {@link unpackHeaders}. */
+function readLines(text: string, from: number, drop?: (name: string) => boolean): Header[] {
   const headers: Header[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
+  const lines = (from === 0 ? text : text.slice(from)).split('\n');
+  for (const line of lines) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const name = unescapeLine(line.slice(0, colon));
     if (drop?.(name)) continue;
     headers.push([name, unescapeLine(line.slice(colon + 1))]);
   }
-  return { id, headers };
+  return headers;
 }
 
 function unescapeLine(text: string): string {
