@@ -239,13 +239,13 @@ export class RecordMapper {
     return new PackedMessage(
       unescapeLine(packed.toString('utf8', 0, idEnd)),
       destination,
-      tail.subarray(bodyStart, bodyStart + value.length),
       { epoch, n: Number(offset) },
       record.timestamp,
       replayed,
       tail,
       headersStart,
       headersEnd,
+      bodyStart,
     );
   }
 
@@ -268,8 +268,9 @@ const MESSAGE_ID_PREFIX = Buffer.from('message-id:');
 
 /**
  * A message read from a packed record ({@link RecordMapper.passOn}): its 1.2 tail is kept,
- * the body is a view into it, and the headers are read from it when asked for (a 1.0 or 1.1
- * subscriber, a selector, app code); most deliveries never ask.
+ * and its body and headers are read from it when asked for (a 1.0 or 1.1 subscriber, a
+ * queue, app code); most deliveries never ask. The history keeps many of these: the fewer
+ * objects each holds, the less a young-generation collection copies.
  */
 class PackedMessage implements Message {
   private decoded: Header[] | undefined;
@@ -277,14 +278,19 @@ class PackedMessage implements Message {
   constructor(
     readonly id: string,
     readonly destination: string,
-    readonly body: Buffer,
     readonly position: Position,
     readonly at: number,
     readonly replayed: boolean,
     readonly tail12: Buffer,
     private readonly headersStart: number,
     private readonly headersEnd: number,
+    private readonly bodyStart: number,
   ) {}
+
+  /** A view into the tail (made when asked for: one object less per kept message). */
+  get body(): Buffer {
+    return this.tail12.subarray(this.bodyStart, this.tail12.length - 1);
+  }
 
   get headers(): readonly Header[] {
     this.decoded ??=
