@@ -63,7 +63,8 @@ describe('Duplicates: ids of the form <writer>-<sequence>', () => {
     const d = new Duplicates();
     let seq = 0;
     for (let request = 0; request < 40; request++) {
-      const ids = Array.from({ length: 1_000 }, () => `w-${(seq += 7)}`);
+      const ids = Array.from({ length: 1_000 }, (_, i) => `w-${seq + 7 * (i + 1)}`);
+      seq += 7_000;
       for (const id of ids) expect(d.repeated('t', 3, id)).toBe(false);
       // The request written again: every record a copy.
       for (const id of ids) expect(d.repeated('t', 3, id)).toBe(true);
