@@ -593,7 +593,7 @@ export const FLAGS: Flag[] = [
     'STOMPBUS_MAX_PENDING_SENDS',
     'n',
     'maxPendingSends',
-    `SENDs (and ACKs) of one connection waiting for Kafka before it is no longer read (${d.maxPendingSends})`,
+    `frames of one connection whose RECEIPTs wait (SENDs and ACKs waiting for Kafka, frames behind them) before it is no longer read (${d.maxPendingSends})`,
   ),
   numeric(
     '--max-frames-per-second',

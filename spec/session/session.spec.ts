@@ -402,6 +402,80 @@ describe('frames in order', () => {
     }
   });
 
+  it('sends the RECEIPTs of SENDs still waiting for the bus before the ERROR of a bad frame behind them', async () => {
+    const answers: Array<() => void> = [];
+    const published: Outgoing[] = [];
+    const fanout = fanoutAnswering(
+      () => new Promise<void>((resolve) => answers.push(resolve)),
+      published,
+    );
+    const broker = testBroker({ fanout });
+    const client = await connected(broker);
+    client.send(
+      'SEND\ndestination:/topic/w\nreceipt:s1\n\n1\0' +
+        'SEND\ndestination:/topic/w\nreceipt:s2\n\n2\0' +
+        // No id: refused at once, but its ERROR waits for s1 and s2.
+        'SUBSCRIBE\ndestination:/topic/w\nreceipt:bad\n\n\0' +
+        'SEND\ndestination:/topic/w\nreceipt:s3\n\n3\0',
+    );
+    await waitUntil(() => answers.length === 2, 5000, 'two publishes');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(client.frames).toHaveLength(1); // CONNECTED only
+    expect(client.isClosed).toBe(false);
+    for (const answer of answers.splice(0)) answer();
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_MISSING_HEADER');
+    expect(getHeader(error, 'receipt-id')).toBe('bad');
+    expect(receiptIds(client)).toEqual(['s1', 's2']);
+    // Nothing behind the refused frame was handled.
+    expect(published.map((m) => Buffer.from(m.body).toString())).toEqual(['1', '2']);
+    expect(client.frames.at(-1)).toBe(error);
+  });
+
+  it('sends the RECEIPTs of waiting SENDs before the ERROR of bytes that are no frame', async () => {
+    const answers: Array<() => void> = [];
+    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
+    const broker = testBroker({ fanout });
+    const client = await connected(broker);
+    client.send('SEND\ndestination:/topic/w\nreceipt:s1\n\n1\0NOT-A-COMMAND\n\n\0');
+    await waitUntil(() => answers.length === 1, 5000, 'the publish');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(client.all('ERROR')).toHaveLength(0);
+    answers.splice(0)[0]?.();
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_INVALID_COMMAND');
+    expect(receiptIds(client)).toEqual(['s1']);
+  });
+
+  it('stops reading a client that queues frames behind a SEND the bus does not answer, past maxPendingSends', async () => {
+    const answers: Array<() => void> = [];
+    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
+    const broker = testBroker({ fanout, maxPendingSends: 8 });
+    const client = memoryClient(broker, { highWaterMark: 1024 });
+    await client.connect();
+    client.send('SEND\ndestination:/topic/stuck\nreceipt:s\n\nx\0');
+    await waitUntil(() => answers.length === 1, 5000, 'the publish');
+    // Frames whose own work is synchronous, each answered only after the SEND.
+    const { received } = broker.router.stats;
+    const handled = () => (received.BEGIN ?? 0) + (received.ABORT ?? 0);
+    const receipts: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      client.send(
+        `BEGIN\ntransaction:t${i}\nreceipt:b${i}\n\n\0ABORT\ntransaction:t${i}\nreceipt:a${i}\n\n\0`,
+      );
+      receipts.push(`b${i}`, `a${i}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(handled()).toBeLessThan(16);
+    expect(client.all('RECEIPT')).toHaveLength(0);
+    // Answered, the client is read again, and every frame is answered in order.
+    answers.splice(0)[0]?.();
+    await waitUntil(() => client.all('RECEIPT').length === 101, 5000, 'every RECEIPT');
+    expect(receiptIds(client)).toEqual(['s', ...receipts]);
+    expect(client.all('ERROR')).toEqual([]);
+  });
+
   it('answers asynchronous SENDs in frame order whatever order the bus answers them in', async () => {
     const answers: Array<() => void> = [];
     const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));

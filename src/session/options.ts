@@ -41,9 +41,10 @@ export interface SessionOptions extends FrameLimits {
    */
   maxFramesPerSecond: number;
   /**
-   * SENDs (and COMMITs, and ACKs whose consumption is being recorded) of one
-   * connection waiting for the bus (cluster mode: for Kafka's acknowledgement)
-   * before the connection stops being read; it is
+   * Frames of one connection whose answers wait: SENDs (and COMMITs, and ACKs
+   * whose consumption is being recorded) waiting for the bus (cluster mode: for
+   * Kafka's acknowledgement), and any frame behind one of them, whose RECEIPT
+   * keeps frame order. Past this many the connection stops being read; it is
    * read again once half of them are answered. A publisher far ahead of Kafka
    * (Kafka restarting, say) is slowed by backpressure this way rather than
    * buffered without bound. Default 512.

@@ -47,10 +47,8 @@ let sessionSeq = 0;
 
 /** A frame whose answer waits for its work or for the frames before it ({@link Session.chain}). */
 interface Answer {
-  readonly frame: Frame;
+  readonly frame: Frame | undefined;
   readonly receipt: string | undefined;
-  /** Its work is asynchronous (counted in `waiting`). */
-  waits: boolean;
   done: boolean;
   extra: ReceiptExtra;
   failed?: boolean;
@@ -155,8 +153,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    */
   private answers: Answer[] = [];
   private answersAt = 0;
-  /** Frames among {@link answers} whose work is asynchronous and not answered yet. */
-  private waiting = 0;
+  /**
+   * A frame (or bytes) refused while frames before it still waited for their answers: its
+   * ERROR waits in {@link answers} behind theirs, and nothing after it is handled.
+   */
+  private refusing = false;
   /** Consumption records of this session's `auto` deliveries not durable yet (cluster mode). */
   private unrecorded: Set<Promise<void>> | undefined;
   /** The first of them that failed: the DISCONNECT gets the ERROR. */
@@ -194,7 +195,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
             stats.frameIn(frame.command);
             this.handle(frame);
           },
-      onError: (error) => this.fail(error),
+      onError: (error) => this.refuse(undefined, error, undefined),
     });
     connection.attach(this);
     // CONNECT must arrive within connectTimeoutMs (STOMP_ERR_CONNECT_TIMEOUT).
@@ -419,7 +420,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   // ---- frames in ----
 
   private handle(frame: Frame): void {
-    if (this.state >= CLOSING || this.disconnecting) return;
+    if (this.state >= CLOSING || this.disconnecting || this.refusing) return;
     if (this.held) {
       this.held.push(frame);
       return;
@@ -443,10 +444,29 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         this.finish(frame, receipt, result ?? undefined);
       }
     } catch (error) {
-      this.fail(error, receipt);
+      this.refuse(frame, error, receipt);
     } finally {
       this.handling = undefined;
     }
+  }
+
+  /**
+   * Refuses a frame (`undefined`: bytes that are no frame) with ERROR and the close. When
+   * frames before it still wait for their answers (RECEIPTs of SENDs that Kafka has not
+   * confirmed yet), the ERROR waits behind them, as a frame's RECEIPT would: those frames
+   * were accepted and get their RECEIPTs first (STOMP 1.2 "RECEIPT": a receipt acknowledges
+   * that the frames before it were processed). Nothing after the refused frame is handled,
+   * and the client is no longer read. An error about the connection itself goes out at once.
+   */
+  private refuse(frame: Frame | undefined, error: unknown, receipt: string | undefined): void {
+    const aboutConnection = error instanceof StompError && CONNECTION_ERRORS.has(error.code);
+    if (this.answersAt === this.answers.length || aboutConnection || this.state !== CONNECTED) {
+      this.fail(error, receipt);
+      return;
+    }
+    this.refusing = true;
+    this.pauseReading(WAITING);
+    this.answers.push({ frame, receipt, done: true, extra: undefined, failed: true, error });
   }
 
   /** {@link fail} for a frame handled earlier (an asynchronous refusal). */
@@ -473,12 +493,15 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    * SENDs in cluster mode are many: a promise chain cost several per SEND).
    */
   private chain(frame: Frame, receipt: string | undefined, work: HandlerResult): void {
-    const answer: Answer = { frame, receipt, waits: false, done: true, extra: undefined };
+    const answer: Answer = { frame, receipt, done: true, extra: undefined };
+    // Too many unanswered (waiting for their work or behind one that does): stop reading
+    // this client until half are answered. A frame whose answer waits behind another counts
+    // too: else a client could queue any number of them behind one SEND Kafka never answers.
+    if (this.answers.length - this.answersAt + 1 >= this.options.maxPendingSends) {
+      this.pauseReading(WAITING);
+    }
     if (work instanceof Promise) {
-      answer.waits = true;
       answer.done = false;
-      // Too many unanswered: stop reading this client until half are answered.
-      if (++this.waiting >= this.options.maxPendingSends) this.pauseReading(WAITING);
       work.then(
         (extra) => {
           answer.done = true;
@@ -508,7 +531,9 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       this.answersAt++;
       try {
         if (answer.failed) this.failOn(answer.frame, answer.error);
-        else if (this.state === CONNECTED) this.finish(answer.frame, answer.receipt, answer.extra);
+        else if (this.state === CONNECTED) {
+          this.finish(answer.frame as Frame, answer.receipt, answer.extra);
+        }
       } catch (error) {
         // Something called while the answer went out threw (a listener of the broker's
         // events, say): the session ends with it, as a failed frame ends it; the answers
@@ -518,11 +543,13 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
         } catch {
           // Ending already.
         }
-      } finally {
-        if (answer.waits && --this.waiting <= this.options.maxPendingSends / 2) {
-          this.resumeReading(WAITING);
-        }
       }
+    }
+    if (
+      !this.refusing &&
+      this.answers.length - this.answersAt <= this.options.maxPendingSends / 2
+    ) {
+      this.resumeReading(WAITING);
     }
     if (this.answersAt === this.answers.length) {
       this.answers = [];
