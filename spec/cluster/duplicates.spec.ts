@@ -102,6 +102,11 @@ describe('Duplicates: ids of the form <writer>-<sequence>', () => {
     expect(d.repeated('t', 0, 'word')).toBe(false);
     expect(d.repeated('t', 0, 'word')).toBe(true);
     expect(d.repeated('t', 0, 'w-1x')).toBe(false);
+    // Not the same id, though the same number.
+    expect(d.repeated('t', 0, 'w-7')).toBe(false);
+    expect(d.repeated('t', 0, 'w-07')).toBe(false);
+    expect(d.repeated('t', 0, 'w-0')).toBe(false);
+    expect(d.repeated('t', 0, 'w-0')).toBe(true);
     expect(d.repeated('t', 0, 'other')).toBe(false);
     // Past the set's window of 2: forgotten.
     expect(d.repeated('t', 0, 'word')).toBe(false);

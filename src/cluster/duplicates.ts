@@ -128,10 +128,14 @@ function repeatedSequence(w: Window, id: string, dash: number, sequence: number)
   return false;
 }
 
-/** The decimal number from `from` to the end of `id`; -1 when that is not one (or too long). */
+/**
+ * The decimal number from `from` to the end of `id`; -1 when that is not one as a broker
+ * writes it (too long, or a leading zero: `w-07` and `w-7` are two ids).
+ */
 function sequenceOf(id: string, from: number): number {
   const length = id.length - from;
   if (length < 1 || length > 15) return -1;
+  if (length > 1 && id.charCodeAt(from) === 48) return -1;
   let n = 0;
   for (let i = from; i < id.length; i++) {
     const digit = id.charCodeAt(i) - 48;
