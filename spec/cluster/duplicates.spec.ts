@@ -112,12 +112,14 @@ describe('Duplicates: ids of the form <writer>-<sequence>', () => {
     expect(d.repeated('t', 0, 'word')).toBe(false);
   });
 
-  it('forgets the writer seen first once a partition has had 256 others', () => {
+  it('forgets the writer seen least lately once a partition has had 256', () => {
     const d = new Duplicates();
     expect(d.repeated('t', 0, 'first-1')).toBe(false);
     for (let w = 0; w < 255; w++) expect(d.repeated('t', 0, `w${w}-1`)).toBe(false);
+    // Seen again: now the latest, and w0 the least lately seen.
     expect(d.repeated('t', 0, 'first-1')).toBe(true);
     expect(d.repeated('t', 0, 'one-more-1')).toBe(false);
-    expect(d.repeated('t', 0, 'first-1')).toBe(false);
+    expect(d.repeated('t', 0, 'first-1')).toBe(true);
+    expect(d.repeated('t', 0, 'w0-1')).toBe(false);
   });
 });

@@ -228,6 +228,16 @@ describe('record format', () => {
     );
   });
 
+  it('shows the position from the offset as a number on both paths', () => {
+    const mapper = new RecordMapper(topics);
+    const record = consumed(mapper.toRecord(outgoing('/topic/a', 'b', [['x-a', '1']])), 12);
+    const back = mapper.toMessage({ ...record, offset: '00012' }, false) as Message;
+    expect(back.tail12).toBeDefined();
+    expect(back.position).toEqual({ epoch: 'p2', n: 12 });
+    expect(new EncodedMessage(back).tail('1.2')).toEqual(slowTail(back));
+    expect(new EncodedMessage(back).tail('1.2').toString()).toContain('\nx-position:p2-12\n');
+  });
+
   it('takes the fast path for what packHeaders writes from ordinary headers', () => {
     const mapper = new RecordMapper(topics);
     fc.assert(

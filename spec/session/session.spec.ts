@@ -447,6 +447,19 @@ describe('frames in order', () => {
     expect(receiptIds(client)).toEqual(['s1']);
   });
 
+  it('gives up waiting for the RECEIPTs before a refusal after closeTimeoutMs: the ERROR goes out, the session ends', async () => {
+    const published: Outgoing[] = [];
+    // A bus that never answers.
+    const fanout = fanoutAnswering(() => new Promise<void>(() => {}), published);
+    const broker = testBroker({ fanout, closeTimeoutMs: 200 });
+    const client = await connected(broker);
+    client.send('SEND\ndestination:/topic/w\nreceipt:s1\n\n1\0NOT-A-COMMAND\n\n\0');
+    await waitUntil(() => published.length === 1, 5000, 'the publish');
+    const error = await client.expectErrorAndClose();
+    expect(code(error)).toBe('STOMP_ERR_INVALID_COMMAND');
+    expect(client.all('RECEIPT')).toHaveLength(0);
+  });
+
   it('stops reading a client that queues frames behind a SEND the bus does not answer, past maxPendingSends', async () => {
     const answers: Array<() => void> = [];
     const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));

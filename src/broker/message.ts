@@ -50,7 +50,9 @@ export interface Message extends Outgoing {
   /**
    * The message's STOMP 1.2 MESSAGE tail (from `message-id` through the NUL), when whoever
    * made the message had those bytes already (a cluster record whose header was written
-   * in that form): the MESSAGE encoder sends it instead of encoding the message again.
+   * in that form): the MESSAGE encoder sends it instead of encoding the message again. A
+   * message made from another with some fields changed must leave it out (and read
+   * `headers` and `body` by name: a message may compute them when asked).
    */
   readonly tail12?: Buffer;
 }

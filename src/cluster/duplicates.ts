@@ -27,7 +27,7 @@ export const DUPLICATE_WINDOW = 10_000;
  */
 export const SEQUENCE_WINDOW = 16_384;
 
-/** Writers remembered per partition; past that, the one seen first is forgotten. */
+/** Writers remembered per partition; past that, the one seen least lately is forgotten. */
 const MAX_WRITERS = 256;
 
 /** The ids of one partition's latest records. */
@@ -103,6 +103,12 @@ function repeatedSequence(w: Window, id: string, dash: number, sequence: number)
   if (!writer || writer.prefix.length !== dash || !id.startsWith(writer.prefix)) {
     const prefix = id.slice(0, dash);
     writer = w.writers.get(prefix);
+    if (writer && w.writers.size > MAX_WRITERS / 2) {
+      // Many writers: the one just seen goes last, so that the one forgotten is the one
+      // seen least lately (with few, none is ever forgotten and this costs nothing).
+      w.writers.delete(prefix);
+      w.writers.set(prefix, writer);
+    }
     if (!writer) {
       if (w.writers.size >= MAX_WRITERS) {
         const first = w.writers.keys().next().value as string;

@@ -213,7 +213,9 @@ export class RecordMapper {
     const value = record.value ?? EMPTY_BUFFER;
     const lines = this.destinationLines(destination);
     const epoch = epochOf(record.partition);
-    const { offset } = record;
+    // The position as the slow path shows it (from the number, whatever the offset's text).
+    const n = Number(record.offset);
+    const offset = String(n);
     const hasHeaders = idEnd < packed.length;
     const contentLength = `content-length:${value.length}\n\n`;
     const headersStart =
@@ -239,7 +241,7 @@ export class RecordMapper {
     return new PackedMessage(
       unescapeLine(packed.toString('utf8', 0, idEnd)),
       destination,
-      { epoch, n: Number(offset) },
+      { epoch, n },
       record.timestamp,
       replayed,
       tail,

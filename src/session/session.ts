@@ -456,7 +456,8 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    * confirmed yet), the ERROR waits behind them, as a frame's RECEIPT would: those frames
    * were accepted and get their RECEIPTs first (STOMP 1.2 "RECEIPT": a receipt acknowledges
    * that the frames before it were processed). Nothing after the refused frame is handled,
-   * and the client is no longer read. An error about the connection itself goes out at once.
+   * and the client is no longer read. An error about the connection itself goes out at once,
+   * and so does this one if the frames before it are not all answered within closeTimeoutMs.
    */
   private refuse(frame: Frame | undefined, error: unknown, receipt: string | undefined): void {
     const aboutConnection = error instanceof StompError && CONNECTION_ERRORS.has(error.code);
@@ -467,6 +468,13 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     this.refusing = true;
     this.pauseReading(WAITING);
     this.answers.push({ frame, receipt, done: true, extra: undefined, failed: true, error });
+    // Not for long: work that never ends (an authorization hook that never answers) must not
+    // keep a refused client open, unread and with no heart-beat check. Past closeTimeoutMs
+    // the ERROR goes out without the RECEIPTs still missing.
+    const giveUp = setTimeout(() => this.failOn(frame, error), this.options.closeTimeoutMs);
+    giveUp.unref();
+    this.timers ??= [];
+    this.timers.push(giveUp);
   }
 
   /** {@link fail} for a frame handled earlier (an asynchronous refusal). */
