@@ -50,8 +50,7 @@ const EMPTY_BUFFER = Buffer.alloc(0);
 export class RecordMapper {
   /** Bridged destination → Kafka topic (the reverse of `bridges`). */
   private readonly topicOf = new Map<string, string>();
-  private readonly names = new Map<string, string>();
-  private readonly lines = new Map<string, Buffer>();
+  private readonly names = new Map<string, KnownDestination>();
 
   constructor(
     readonly topics: Pick<ClusterTopics, 'topic' | 'usersTopic' | 'bridges'>,
@@ -63,16 +62,18 @@ export class RecordMapper {
   }
 
   /**
-   * One string per destination for the messages read back: kept messages are
-   * many, their destinations few. Bounded; forgets everything when full.
+   * One string per destination for the messages read back (kept messages are
+   * many, their destinations few), with what a passed-on record's MESSAGE
+   * says of it. Bounded; forgets everything when full.
    */
-  private intern(text: string | undefined): string | undefined {
+  private intern(text: string | undefined): KnownDestination | undefined {
     if (text === undefined) return undefined;
     const known = this.names.get(text);
     if (known !== undefined) return known;
     if (this.names.size >= 10_000) this.names.clear();
-    this.names.set(text, text);
-    return text;
+    const added = { name: text, lines: undefined };
+    this.names.set(text, added);
+    return added;
   }
 
   /** Whether the destination is bridged to a Kafka topic of its own. */
@@ -145,14 +146,15 @@ export class RecordMapper {
   toMessage(record: ConsumedRecord, replayed: boolean): Message | undefined {
     const bridged = this.topics.bridges[record.topic];
     const ours = record.topic === this.topics.topic || record.topic === this.topics.usersTopic;
-    const destination = bridged ?? (ours ? this.intern(record.key?.toString()) : undefined);
+    const known = ours && !bridged ? this.intern(record.key?.toString()) : undefined;
+    const destination = bridged ?? known?.name;
     const kind = destination === undefined ? undefined : destinationKind(destination);
     if (!destination || !kind || kind === 'queue' || this.topicFor(destination) !== record.topic) {
       return undefined;
     }
-    const packed = bridged ? undefined : packedOf(record);
+    const packed = known && packedOf(record);
     if (packed) {
-      const message = this.passOn(record, packed, destination, replayed);
+      const message = this.passOn(record, packed, known, replayed);
       if (message) return message;
     }
     let id: string | undefined;
@@ -205,13 +207,16 @@ export class RecordMapper {
   private passOn(
     record: ConsumedRecord,
     packed: Buffer,
-    destination: string,
+    destination: KnownDestination,
     replayed: boolean,
   ): Message | undefined {
     const idEnd = packedIdEnd(packed);
     if (idEnd <= 0) return undefined;
     const value = record.value ?? EMPTY_BUFFER;
-    const lines = this.destinationLines(destination);
+    destination.lines ??= Buffer.from(
+      `\ndestination:${escapeHeader(shownDestination(destination.name), '1.2')}\n${POSITION_HEADER}:`,
+    );
+    const { lines } = destination;
     const epoch = epochOf(record.partition);
     // The position as the slow path shows it (from the number, whatever the offset's text).
     const n = Number(record.offset);
@@ -240,7 +245,7 @@ export class RecordMapper {
     tail[tail.length - 1] = 0;
     return new PackedMessage(
       unescapeLine(packed.toString('utf8', 0, idEnd)),
-      destination,
+      destination.name,
       { epoch, n },
       record.timestamp,
       replayed,
@@ -250,20 +255,16 @@ export class RecordMapper {
       bodyStart,
     );
   }
+}
 
+/** A destination read from record keys, interned. */
+interface KnownDestination {
+  readonly name: string;
   /**
-   * The bytes between a MESSAGE's id and its position's value, per destination:
-   * `\ndestination:<shown, escaped>\nx-position:`. Bounded as {@link intern} is.
+   * What its MESSAGEs say between the id and the position's value:
+   * `\ndestination:<shown, escaped>\nx-position:` (made at the first passed-on record).
    */
-  private destinationLines(destination: string): Buffer {
-    const known = this.lines.get(destination);
-    if (known) return known;
-    if (this.lines.size >= 10_000) this.lines.clear();
-    const shown = escapeHeader(shownDestination(destination), '1.2');
-    const lines = Buffer.from(`\ndestination:${shown}\n${POSITION_HEADER}:`);
-    this.lines.set(destination, lines);
-    return lines;
-  }
+  lines: Buffer | undefined;
 }
 
 const MESSAGE_ID_PREFIX = Buffer.from('message-id:');
@@ -297,7 +298,7 @@ class PackedMessage implements Message {
   get headers(): readonly Header[] {
     this.decoded ??=
       this.headersEnd > this.headersStart
-        ? readLines(this.tail12.toString('utf8', this.headersStart, this.headersEnd - 1), 0)
+        ? readLines(this.tail12.toString('utf8', this.headersStart, this.headersEnd - 1))
         : [];
     return this.decoded;
   }
@@ -407,14 +408,13 @@ export function unpackHeaders(
   const text = packed.toString();
   const lf = text.indexOf('\n');
   const id = unescapeLine(lf < 0 ? text : text.slice(0, lf));
-  return { id, headers: lf < 0 ? [] : readLines(text, lf + 1, drop) };
+  return { id, headers: lf < 0 ? [] : readLines(text.slice(lf + 1), drop) };
 }
 
-/** The `name:value` lines of packed header text from `from` on; see {@link unpackHeaders}. */
-function readLines(text: string, from: number, drop?: (name: string) => boolean): Header[] {
+/** The `name:value` lines of packed header text; see {@link unpackHeaders}. */
+function readLines(text: string, drop?: (name: string) => boolean): Header[] {
   const headers: Header[] = [];
-  const lines = (from === 0 ? text : text.slice(from)).split('\n');
-  for (const line of lines) {
+  for (const line of text.split('\n')) {
     const colon = line.indexOf(':');
     if (colon <= 0) continue;
     const name = unescapeLine(line.slice(0, colon));
