@@ -59,6 +59,7 @@ const { values: args } = parseArgs({
     publishers: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
     'publisher-nice': { type: 'string' },
+    'floor-encoding': { type: 'string', default: 'kafkajs' },
     out: { type: 'string', default: 'bench/results/ceiling.md' },
   },
 });
@@ -84,6 +85,12 @@ const PUBLISHERS = Math.max(1, Number(args.publishers));
  * `--publisher-nice=-10`: instance 1 and the floor's producer at that nice value (a diagnostic
  * of what the shared cores cost the publishing process; root only for negative values).
  */
+/**
+ * How the floor's producer encodes its Produce requests (`--floor-encoding`): `kafkajs`, its
+ * own encoding (the default: plain kafkajs, as the issue's floor is), or `stompbus`, the
+ * instances' encoding (src/cluster/produce-encoding.ts), for the stricter comparison.
+ */
+const FLOOR_ENCODING = args['floor-encoding'] === 'stompbus' ? 'stompbus' : 'kafkajs';
 const PUBLISHER_NICE =
   args['publisher-nice'] === undefined ? undefined : Number(args['publisher-nice']);
 const KEYS = Array.from({ length: Number(args.keys) }, (_, i) => `/topic/ceiling-${i}`);
@@ -192,10 +199,12 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
 
 /** The compiled src/cluster/kafkajs-fixes.js the floor's processes apply. */
 let kafkajsFixes = '';
+/** The compiled src/cluster/produce-encoding.js, given to the floor with `--floor-encoding stompbus`. */
+let produceEncoding = '';
 
 /** Forks bench/load/ceiling-floor.mjs in `role` and waits for it to be ready. */
 async function floorProcess(role: string, brokers: string, topic: string): Promise<ChildProcess> {
-  const floorArgs = [role, brokers, topic, HEADERS, kafkajsFixes];
+  const floorArgs = [role, brokers, topic, HEADERS, kafkajsFixes, produceEncoding];
   const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), floorArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -283,6 +292,9 @@ async function main(): Promise<void> {
   const build = compileCheckout(ROOT, '.build-ceiling');
   // The floor's kafkajs with 2.2.4's two fixes, as the instances run it.
   kafkajsFixes = join(build.build, 'cluster', 'kafkajs-fixes.js');
+  if (FLOOR_ENCODING === 'stompbus') {
+    produceEncoding = join(build.build, 'cluster', 'produce-encoding.js');
+  }
   log(`compiled ${build.label}; starting Kafka`);
   kafka = await startKafka();
   const topic = `stompbus-ceiling-${randomBytes(4).toString('hex')}`;
@@ -440,7 +452,11 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
       `${BODY_SIZE}-byte bodies. Floor: plain kafkajs, producer and consumer each in a process of its own, same ` +
       `Kafka, a topic of as many partitions, the fan-out's batching and consumer settings, the same ${KEYS.length} keys ` +
       `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records), and ` +
-      `kafkajs with the request-queue timer and the grouping of records fixed as in the instances. Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
+      `kafkajs with the request-queue timer and the grouping of records fixed as in the instances, ` +
+      (FLOOR_ENCODING === 'stompbus'
+        ? "its Produce requests written by the instances' encoding (`--floor-encoding stompbus`). "
+        : 'its Produce requests encoded by kafkajs (the instances write theirs with their own encoding). ') +
+      `Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
       `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.` +
       (PUBLISHER_NICE === undefined
         ? ''
