@@ -151,7 +151,10 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
   let tracker: Tracker | undefined;
   const errors: string[] = [];
   const onError = (text: string) => {
-    errors.push(text.split('\n').find((l) => l.startsWith('message:')) ?? text.slice(0, 80));
+    // The code and what the body says of the cause.
+    const code = text.split('\n').find((l) => l.startsWith('message:')) ?? text.slice(0, 80);
+    const body = text.slice(text.indexOf('\n\n') + 2).replace(/\0[\s\S]*$/, '');
+    errors.push(`${code} ${body.replace(/\s+/g, ' ').slice(0, 300)}`);
   };
   const sub = await stompClient(
     subUrl,

@@ -44,8 +44,10 @@ export interface SessionOptions extends FrameLimits {
    * Frames of one connection whose answers wait: SENDs (and COMMITs, and ACKs
    * whose consumption is being recorded) waiting for the bus (cluster mode: for
    * Kafka's acknowledgement), and any frame behind one of them, whose RECEIPT
-   * keeps frame order. Past this many the connection stops being read; it is
-   * read again once half of them are answered. A publisher far ahead of Kafka
+   * keeps frame order. Past this many the connection stops being read, and
+   * frames it had read already (the rest of a read, a WebSocket message the
+   * socket held) wait unhandled; they are handled, and the connection read
+   * again, once half of them are answered. A publisher far ahead of Kafka
    * (Kafka restarting, say) is slowed by backpressure this way rather than
    * buffered without bound. Default 512.
    */

@@ -147,6 +147,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   /** Counts holds: only the latest one lets the held frames go. */
   private holds = 0;
   /**
+   * Frames read while `maxPendingSends` answers wait (the rest of a chunk read already, a
+   * WebSocket message the socket had before it paused): handled, in order, once half are
+   * answered, so that no more than the bound ever wait, however many frames a read holds.
+   */
+  private readPastBound: Frame[] | undefined;
+  /**
    * Frames whose answer (RECEIPT, close, ERROR) waits, in frame order: those
    * whose work is asynchronous (Kafka) and those behind them. `answersAt` is
    * the first not answered yet.
@@ -425,6 +431,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       this.held.push(frame);
       return;
     }
+    if (this.readPastBound) {
+      this.readPastBound.push(frame);
+      return;
+    }
     const receipt = frame.command === 'CONNECT' ? undefined : getHeader(frame, 'receipt');
     this.handling = frame;
     try {
@@ -507,6 +517,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     // too: else a client could queue any number of them behind one SEND Kafka never answers.
     if (this.answers.length - this.answersAt + 1 >= this.options.maxPendingSends) {
       this.pauseReading(WAITING);
+      this.readPastBound ??= [];
     }
     if (work instanceof Promise) {
       answer.done = false;
@@ -557,7 +568,12 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       !this.refusing &&
       this.answers.length - this.answersAt <= this.options.maxPendingSends / 2
     ) {
-      this.resumeReading(WAITING);
+      // The frames read past the bound first (in order; past it again, the rest wait again),
+      // then the socket.
+      const frames = this.readPastBound;
+      this.readPastBound = undefined;
+      if (frames) for (const frame of frames) this.handle(frame);
+      if (!this.readPastBound) this.resumeReading(WAITING);
     }
     if (this.answersAt === this.answers.length) {
       this.answers = [];
@@ -776,6 +792,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     if (this.state >= CLOSING) return;
     this.state = CLOSING;
     this.held = undefined;
+    this.readPastBound = undefined;
     this.throttle?.stop();
     // Read again so that the close can complete.
     this.resumeReading(WAITING);
