@@ -60,7 +60,11 @@ const request: fc.Arbitrary<ProduceRequestArgs> = fc.record({
     fc.bigInt({ min: -1n, max: 2n ** 63n - 1n }).map((v) => Long.fromValue(v)),
     { nil: undefined },
   ),
-  producerEpoch: fc.option(fc.integer({ min: 0, max: 32_767 }), { nil: undefined }),
+  producerEpoch: fc.oneof(
+    fc.constant(undefined),
+    fc.constant(null as unknown as number),
+    fc.integer({ min: 0, max: 32_767 }),
+  ),
   compression: fc.constantFrom(undefined, 0),
   topicData: fc.array(
     fc.record({
@@ -68,8 +72,12 @@ const request: fc.Arbitrary<ProduceRequestArgs> = fc.record({
       partitions: fc.array(
         fc.record({
           partition: fc.nat({ max: 10_000 }),
-          firstSequence: fc.option(fc.nat({ max: 2 ** 31 - 1 }), { nil: undefined }),
-          messages: fc.array(message, { minLength: 1, maxLength: 160 }),
+          firstSequence: fc.oneof(
+            fc.constant(undefined),
+            fc.constant(null as unknown as number),
+            fc.nat({ max: 2 ** 31 - 1 }),
+          ),
+          messages: fc.array(message, { maxLength: 160 }),
         }),
         { maxLength: 3 },
       ),
@@ -117,6 +125,24 @@ describe("stompbus's Produce request encoding", () => {
     });
     expect(encodeProduceRequest(withMessage({ value: 'v' }), () => NOW)).toBeDefined();
     expect(encodeProduceRequest(withMessage({ value: 'v' }, { compression: 1 }))).toBeUndefined();
+    // kafkajs fails on a null compression (its default stands in for undefined only).
+    expect(
+      encodeProduceRequest(withMessage({ value: 'v' }, { compression: null })),
+    ).toBeUndefined();
+    // kafkajs copies a record with {...}: only its own enumerable properties count there.
+    const inherited = Object.create({ value: 'v' }) as object;
+    const getter = new (class {
+      get value() {
+        return 'v';
+      }
+    })();
+    const hidden = Object.defineProperty({ value: 'v' }, 'key', { value: 'k', enumerable: false });
+    for (const odd of [inherited, getter, hidden]) {
+      expect(encodeProduceRequest(withMessage(odd))).toBeUndefined();
+    }
+    expect(
+      encodeProduceRequest(withMessage(Object.assign(Object.create(null), { value: 'v' }))),
+    ).toBeDefined();
     expect(encodeProduceRequest(withMessage({ value: 'v', timestamp: '1' }))).toBeUndefined();
     expect(encodeProduceRequest(withMessage({ value: 1 }))).toBeUndefined();
     expect(encodeProduceRequest(withMessage({ value: 'v', key: 7 }))).toBeUndefined();

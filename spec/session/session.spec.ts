@@ -18,6 +18,7 @@ import {
   testBroker,
   waitUntil,
 } from '../helpers/duplex-pair.js';
+import { RawClient } from '../helpers/raw-client.js';
 
 const USERS = new Map([
   ['alice', 'a-secret'],
@@ -415,6 +416,69 @@ describe('frames in order', () => {
     await waitUntil(() => answers.length > 0, 5000, "the other's publish");
     for (const answer of answers.splice(0)) answer();
     await waitUntil(() => receiptIds(other).includes('o'), 5000, "the other's RECEIPT");
+  });
+
+  it('refuses bytes that are no frame only after the frames read before them, when those wait past maxPendingSends', async () => {
+    const answers: Array<() => void> = [];
+    const published: Outgoing[] = [];
+    const fanout = fanoutAnswering(
+      () => new Promise<void>((resolve) => answers.push(resolve)),
+      published,
+    );
+    const broker = testBroker({ fanout, maxPendingSends: 4 });
+    const client = await connected(broker);
+    let wire = '';
+    for (let i = 0; i < 8; i++)
+      wire += `SEND\ndestination:/topic/before-bad\nreceipt:r${i}\n\n${i}\0`;
+    client.send(`${wire}BOGUS\n\n\0`);
+    await waitUntil(() => published.length >= 4, 5000, 'the first publishes');
+    await waitUntil(
+      () => {
+        for (const answer of answers.splice(0)) answer();
+        return client.isClosed;
+      },
+      5000,
+      'the close',
+    );
+    // Every frame before the bad bytes was handled and answered, then came the ERROR.
+    expect(published).toHaveLength(8);
+    expect(receiptIds(client)).toEqual(Array.from({ length: 8 }, (_, i) => `r${i}`));
+    expect(client.all('ERROR').map(code)).toEqual(['STOMP_ERR_INVALID_COMMAND']);
+  });
+
+  it('keeps a client unread once a frame read past maxPendingSends is refused, until its ERROR', async () => {
+    const answers: Array<() => void> = [];
+    const published: Outgoing[] = [];
+    const fanout = fanoutAnswering(
+      () => new Promise<void>((resolve) => answers.push(resolve)),
+      published,
+    );
+    const broker = testBroker({ fanout, maxPendingSends: 4 });
+    const { client: end, server } = duplexPair();
+    broker.handle(server);
+    const client = RawClient.over(end);
+    await client.connect();
+    let wire = '';
+    for (let i = 0; i < 4; i++) wire += `SEND\ndestination:/topic/r\nreceipt:r${i}\n\n${i}\0`;
+    wire += 'SEND\ndestination:nowhere\nreceipt:bad\n\nx\0';
+    wire += 'SEND\ndestination:/topic/r\nreceipt:after\n\nafter\0';
+    client.send(wire);
+    await waitUntil(() => answers.length === 4, 5000, 'the first publishes');
+    // Two answered: the frames read past the bound go on, and the bad one is refused.
+    answers.shift()?.();
+    answers.shift()?.();
+    await waitUntil(() => receiptIds(client).length === 2, 5000, 'two RECEIPTs');
+    // Not read again (nor heart-beat checked) while its ERROR waits behind the RECEIPTs.
+    expect(server.isPaused()).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(server.isPaused()).toBe(true);
+    expect(published).toHaveLength(4);
+    for (const answer of answers.splice(0)) answer();
+    await client.closed;
+    expect(receiptIds(client)).toEqual(['r0', 'r1', 'r2', 'r3']);
+    expect(client.all('ERROR')).toHaveLength(1);
+    expect(getHeader(client.all('ERROR')[0] as Frame, 'receipt-id')).toBe('bad');
+    expect(published.map((m) => String(m.body))).toEqual(['0', '1', '2', '3']);
   });
 
   it('goes on answering when something called while an answer goes out throws, and leaves no unhandled rejection', async () => {

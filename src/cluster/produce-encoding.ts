@@ -202,9 +202,28 @@ function writeHeaders(buf: Buffer, at: number, headers: unknown): number {
   return o;
 }
 
+const { getPrototypeOf, prototype: OBJECT } = Object;
+const enumerable = Object.prototype.propertyIsEnumerable;
+
+/**
+ * A record kafkajs reads as this encoding does: a plain object whose key, value and headers,
+ * where present, are its own enumerable properties (kafkajs copies the record with `{...}`,
+ * which keeps only those).
+ */
+function isPlainRecord(message: ProduceMessage): boolean {
+  if (message === null || typeof message !== 'object') return false;
+  const proto = getPrototypeOf(message);
+  if (proto !== OBJECT && proto !== null) return false;
+  return (
+    (message.key === undefined || enumerable.call(message, 'key')) &&
+    (message.value === undefined || enumerable.call(message, 'value')) &&
+    (message.headers === undefined || enumerable.call(message, 'headers'))
+  );
+}
+
 /** A record's body size (what its length varint says), or -1 where the fast path stops. */
 function recordBodySize(message: ProduceMessage, offsetDelta: number): number {
-  if (message === null || typeof message !== 'object') return -1;
+  if (!isPlainRecord(message)) return -1;
   if (message.timestamp !== undefined && message.timestamp !== null) return -1;
   const key = bytesLength(message.key);
   const value = bytesLength(message.value);
@@ -238,7 +257,8 @@ export function encodeProduceRequest(
 ): Buffer | undefined {
   const { acks, timeout, topicData } = args;
   const transactionalId = args.transactionalId ?? null;
-  if ((args.compression ?? 0) !== 0) return undefined;
+  // kafkajs' defaults stand in for `undefined` only (`null` compression fails there).
+  if (args.compression !== undefined && args.compression !== 0) return undefined;
   if (typeof acks !== 'number' || typeof timeout !== 'number') return undefined;
   if (transactionalId !== null && typeof transactionalId !== 'string') return undefined;
   if (!Array.isArray(topicData)) return undefined;

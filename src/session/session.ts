@@ -152,6 +152,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
    * answered, so that no more than the bound ever wait, however many frames a read holds.
    */
   private readPastBound: Frame[] | undefined;
+  /** Bytes that were no frame, read behind {@link readPastBound}'s frames: refused after them. */
+  private readPastFailure: unknown;
+  /** The connection is gone: frames read already are handled without the bound. */
+  private unbounded = false;
   /**
    * Frames whose answer (RECEIPT, close, ERROR) waits, in frame order: those
    * whose work is asynchronous (Kafka) and those behind them. `answersAt` is
@@ -201,7 +205,11 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
             stats.frameIn(frame.command);
             this.handle(frame);
           },
-      onError: (error) => this.refuse(undefined, error, undefined),
+      onError: (error) => {
+        // Frames read before the bad bytes wait for their turn: the refusal comes after them.
+        if (this.readPastBound) this.readPastFailure ??= error;
+        else this.refuse(undefined, error, undefined);
+      },
     });
     connection.attach(this);
     // CONNECT must arrive within connectTimeoutMs (STOMP_ERR_CONNECT_TIMEOUT).
@@ -417,6 +425,15 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
   }
 
   onClose(): void {
+    // The client closed (or half-closed) after sending frames that wait past the bound: they
+    // were read, so they are handled, as they would have been had they come in slower.
+    const waiting = this.readPastBound;
+    if (waiting && this.state < CLOSING) {
+      this.readPastBound = undefined;
+      this.readPastFailure = undefined;
+      this.unbounded = true;
+      for (const frame of waiting) this.handle(frame);
+    }
     this.reason ??= 'socket-closed';
     this.cleanup();
     this.state = CLOSED;
@@ -515,7 +532,10 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     // Too many unanswered (waiting for their work or behind one that does): stop reading
     // this client until half are answered. A frame whose answer waits behind another counts
     // too: else a client could queue any number of them behind one SEND Kafka never answers.
-    if (this.answers.length - this.answersAt + 1 >= this.options.maxPendingSends) {
+    if (
+      this.answers.length - this.answersAt + 1 >= this.options.maxPendingSends &&
+      !this.unbounded
+    ) {
       this.pauseReading(WAITING);
       this.readPastBound ??= [];
     }
@@ -573,7 +593,16 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
       const frames = this.readPastBound;
       this.readPastBound = undefined;
       if (frames) for (const frame of frames) this.handle(frame);
-      if (!this.readPastBound) this.resumeReading(WAITING);
+      if (!this.readPastBound && this.readPastFailure !== undefined) {
+        const failure = this.readPastFailure;
+        this.readPastFailure = undefined;
+        // Unless a frame before the bad bytes was refused already: its ERROR is the one.
+        if (!this.refusing && this.state < CLOSING) this.refuse(undefined, failure, undefined);
+      }
+      // Handling those may have refused one (reading stays off then) or closed the session.
+      if (!this.readPastBound && !this.refusing && this.state < CLOSING) {
+        this.resumeReading(WAITING);
+      }
     }
     if (this.answersAt === this.answers.length) {
       this.answers = [];
