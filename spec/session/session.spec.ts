@@ -740,6 +740,29 @@ describe('asynchronous authenticate', () => {
     expect(client.frames.map((f) => f.command)).toEqual(['CONNECTED', 'RECEIPT', 'MESSAGE']);
   });
 
+  it('does not read the client while authenticate works: what waits is one read, not all it sends', async () => {
+    const gate = deferred<boolean>();
+    const broker = testBroker({ authenticate: () => gate.promise });
+    const { client: end, server } = duplexPair({ highWaterMark: 1024 });
+    broker.handle(server);
+    const client = RawClient.over(end);
+    client.send('CONNECT\naccept-version:1.2\nlogin:carol\npasscode:pw\n\n\0');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(server.isPaused()).toBe(true);
+    // A flood meanwhile stays in the client's socket, unread.
+    for (let i = 0; i < 200; i++) {
+      client.send(`SEND\ndestination:/topic/early\nreceipt:e${i}\n\n${'x'.repeat(100)}\0`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(server.readableLength).toBeLessThan(2048);
+    expect(end.writableLength).toBeGreaterThan(10_000);
+    // Let in: read again, and every frame handled in order.
+    gate.resolve(true);
+    await waitUntil(() => receiptIds(client).length === 200, 5000, 'every RECEIPT');
+    expect(receiptIds(client)).toEqual(Array.from({ length: 200 }, (_, i) => `e${i}`));
+    expect(server.isPaused()).toBe(false);
+  });
+
   it('accepts the claimed login when authenticate resolves true', async () => {
     const broker = testBroker({ authenticate: async () => true });
     const frame = await memoryClient(broker).connect({ login: 'erin' });

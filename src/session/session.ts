@@ -37,6 +37,8 @@ const CLOSED = 3;
 /** Why the connection is not read now (bits of `Session.pausedBy`). */
 const THROTTLED = 1;
 const WAITING = 2;
+/** Frames are held behind an asynchronous CONNECT or authorization ({@link Session.holdUntil}). */
+const HOLDING = 4;
 
 /** WebSocket close codes used when the server ends a connection. */
 const WS_NORMAL = 1000;
@@ -323,11 +325,15 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     const waiting = this.handling;
     this.held = held;
     const hold = ++this.holds;
+    // Not read meanwhile: what waits is what one read brought, not all a client can send.
+    this.pauseReading(HOLDING);
     work.then(
       () => {
         if (this.held !== held || this.holds !== hold) return;
         this.held = undefined;
         for (const frame of held) this.handle(frame);
+        // Unless one of those started another hold.
+        if (!this.held) this.resumeReading(HOLDING);
       },
       (error: unknown) => {
         if (failHere) this.failOn(waiting, error);
@@ -822,6 +828,7 @@ export class Session implements SessionApi, Consumer, ConnectionEvents {
     this.state = CLOSING;
     this.held = undefined;
     this.readPastBound = undefined;
+    this.resumeReading(HOLDING);
     this.throttle?.stop();
     // Read again so that the close can complete.
     this.resumeReading(WAITING);
