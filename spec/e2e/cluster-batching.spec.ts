@@ -46,6 +46,37 @@ describe.skipIf(skipKafka)('cluster mode: produce batches', () => {
     subscriber.destroy();
   });
 
+  it('slows a publisher far ahead of Kafka down (backpressure), never refuses it: 12,000 SENDs in one WebSocket message, past the instance-wide 10,000 waiting for Kafka', async () => {
+    const { instances } = await startCluster(2);
+    const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
+    const subscriber = await RawClient.ws(two.url);
+    await subscriber.connect();
+    subscriber.send('SUBSCRIBE\nid:0\ndestination:/topic/far-ahead\nreceipt:sub\n\n\0');
+    await subscriber.receipt('sub');
+
+    const publisher = await RawClient.ws(one.url);
+    await publisher.connect();
+    const count = 12_000;
+    let frames = '';
+    for (let i = 0; i < count; i++) {
+      const receipt = i === count - 1 ? 'receipt:last\n' : '';
+      frames += `SEND\ndestination:/topic/far-ahead\n${receipt}\n${i}\0`;
+    }
+    // Read in one go: at most --max-pending-sends (512) of them wait for Kafka at a time.
+    publisher.send(frames);
+    await publisher.receipt('last', TIMEOUT_MS);
+    expect(publisher.all('ERROR')).toEqual([]);
+    await subscriber.waitFor(
+      () => subscriber.all('MESSAGE').length >= count || undefined,
+      TIMEOUT_MS,
+      `${count} MESSAGE frames`,
+    );
+    const bodies = subscriber.all('MESSAGE').map((m) => bodyText(m));
+    expect(bodies).toEqual(Array.from({ length: count }, (_, i) => `${i}`));
+    publisher.destroy();
+    subscriber.destroy();
+  });
+
   it('answers a SEND Kafka refuses for good (larger than its message.max.bytes) with ERROR at once, not after the send timeout, and holds nothing up', async () => {
     const { instances } = await startCluster(1);
     const server = instances[0] as (typeof instances)[0];
