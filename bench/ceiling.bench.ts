@@ -86,9 +86,10 @@ const PUBLISHERS = Math.max(1, Number(args.publishers));
  * of what the shared cores cost the publishing process; root only for negative values).
  */
 /**
- * How the floor's producer encodes its Produce requests (`--floor-encoding`): `kafkajs`, its
- * own encoding (the default: plain kafkajs, as the issue's floor is), or `stompbus`, the
- * instances' encoding (src/cluster/produce-encoding.ts), for the stricter comparison.
+ * How the floor's processes encode Produce requests and read fetched records
+ * (`--floor-encoding`): `kafkajs`, its own (the default: plain kafkajs, as the issue's floor
+ * is), or `stompbus`, as the instances do (src/cluster/produce-encoding.ts and
+ * record-decoding.ts), for the stricter comparison.
  */
 const FLOOR_ENCODING = args['floor-encoding'] === 'stompbus' ? 'stompbus' : 'kafkajs';
 const PUBLISHER_NICE =
@@ -202,12 +203,16 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
 
 /** The compiled src/cluster/kafkajs-fixes.js the floor's processes apply. */
 let kafkajsFixes = '';
-/** The compiled src/cluster/produce-encoding.js, given to the floor with `--floor-encoding stompbus`. */
+/**
+ * The compiled src/cluster/produce-encoding.js and record-decoding.js, given to the floor with
+ * `--floor-encoding stompbus`.
+ */
 let produceEncoding = '';
+let recordDecoding = '';
 
 /** Forks bench/load/ceiling-floor.mjs in `role` and waits for it to be ready. */
 async function floorProcess(role: string, brokers: string, topic: string): Promise<ChildProcess> {
-  const floorArgs = [role, brokers, topic, HEADERS, kafkajsFixes, produceEncoding];
+  const floorArgs = [role, brokers, topic, HEADERS, kafkajsFixes, produceEncoding, recordDecoding];
   const child = fork(join(ROOT, 'bench', 'load', 'ceiling-floor.mjs'), floorArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -297,6 +302,7 @@ async function main(): Promise<void> {
   kafkajsFixes = join(build.build, 'cluster', 'kafkajs-fixes.js');
   if (FLOOR_ENCODING === 'stompbus') {
     produceEncoding = join(build.build, 'cluster', 'produce-encoding.js');
+    recordDecoding = join(build.build, 'cluster', 'record-decoding.js');
   }
   log(`compiled ${build.label}; starting Kafka`);
   kafka = await startKafka();
@@ -457,8 +463,8 @@ function report(build: Baseline, steps: Step[], loadBefore: string, loadAfter: s
       `and record headers (\`--kafka-headers ${HEADERS}\` on the instances, the same headers on the floor's records), and ` +
       `kafkajs with the request-queue timer and the grouping of records fixed as in the instances, ` +
       (FLOOR_ENCODING === 'stompbus'
-        ? "its Produce requests written by the instances' encoding (`--floor-encoding stompbus`). "
-        : 'its Produce requests encoded by kafkajs (the instances write theirs with their own encoding). ') +
+        ? 'its Produce requests written and its records read as the instances do (`--floor-encoding stompbus`). '
+        : 'its Produce requests written and its records read by kafkajs (the instances do both their own way). ') +
       `Steps of ${STEP_S} s from ${START}/s, ×${FACTOR} a step, then twice between the last good and the ` +
       `failed rate; a step passes with every message once, in order per destination, and p99 ≤ ${LIMIT_MS} ms.` +
       (PUBLISHER_NICE === undefined

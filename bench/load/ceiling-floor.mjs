@@ -3,7 +3,7 @@
 // producer and consumer each get a process, as instance 1 (producing) and instance 2
 // (consuming) do in the cluster.
 //
-//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each] [kafkajs-fixes.js] [produce-encoding.js]
+//   node bench/load/ceiling-floor.mjs produce <brokers> <topic> [packed|each] [kafkajs-fixes.js] [produce-encoding.js] [record-decoding.js]
 //   node bench/load/ceiling-floor.mjs consume <brokers> <topic> [packed|each] [kafkajs-fixes.js]
 //
 // The producer batches like the fan-out's produce queue (src/cluster/produce-queue.ts): the
@@ -17,13 +17,15 @@
 import { randomBytes } from 'node:crypto';
 import { Tracker } from './ceiling-track.mjs';
 
-const [role, brokers, topic, format = 'packed', fixes, encoding] = process.argv.slice(2);
+const [role, brokers, topic, format = 'packed', fixes, encoding, decoding] = process.argv.slice(2);
 // kafkajs as the instances run it, with 2.2.4's two fixes (the compiled
 // src/cluster/kafkajs-fixes.js, given by the benchmark), applied before kafkajs loads.
 if (fixes) (await import(fixes)).fixKafkajs();
 // With `--floor-encoding stompbus`, the instances' Produce request encoding too (the
 // compiled src/cluster/produce-encoding.js); by default kafkajs encodes its own.
 if (encoding) (await import(encoding)).useProduceEncoding();
+// And the instances' reading of fetched records (src/cluster/record-decoding.js).
+if (decoding) (await import(decoding)).useRecordDecoding();
 const { Kafka, logLevel, Partitioners } = await import('kafkajs');
 const MAX_BATCH_RECORDS = 1_000;
 const BODY_SIZE = 256;

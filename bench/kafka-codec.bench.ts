@@ -1,10 +1,11 @@
 /**
- * Produce request encoding: stompbus's (src/cluster/produce-encoding.ts) against kafkajs
- * 2.2.4's own, in one process, on the same requests, shaped as a stompbus instance sends
- * them (destination as key, 256-byte bodies, the STOMP headers packed in one record header
- * or one header each).
+ * stompbus's Kafka encoding and reading against kafkajs 2.2.4's own, in one process, on the
+ * same data, shaped as a stompbus instance sends and fetches it (destination as key, 256-byte
+ * bodies, the STOMP headers packed in one record header or one header each): the Produce
+ * request's encoding (src/cluster/produce-encoding.ts) and the reading of fetched records
+ * (src/cluster/record-decoding.ts).
  *
- * Run: `npx tsx bench/produce-encoding.bench.ts` (budget: BENCH_WARMUP_MS, BENCH_ROUND_MS,
+ * Run: `npx tsx bench/kafka-codec.bench.ts` (budget: BENCH_WARMUP_MS, BENCH_ROUND_MS,
  * BENCH_ROUNDS; see bench/README.md). Rounds alternate between the two (kafkajs first in
  * odd rounds, ours first in even ones); the ratio is ours ÷ kafkajs per round, CPU time per
  * record. Prints a markdown table to stdout.
@@ -12,6 +13,12 @@
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
 import { encodeProduceRequest, type ProduceRequestArgs } from '../src/cluster/produce-encoding.js';
+import {
+  type BatchContext,
+  type DecodedRecord,
+  decodeRecord,
+  type RecordDecoderInput,
+} from '../src/cluster/record-decoding.js';
 import { budgetFromEnv, markdownTable, median } from './harness.js';
 
 const require = createRequire(import.meta.url);
@@ -19,6 +26,13 @@ const kafkajsRequest = require('kafkajs/src/protocol/requests/produce/v3/request
   args: ProduceRequestArgs,
 ) => { encode(): Promise<{ buffer: Buffer }> };
 const Long = require('kafkajs/src/utils/long.js') as { fromInt(v: number): unknown };
+const kafkajsRecord = require('kafkajs/src/protocol/recordBatch/record/v0/decoder.js') as (
+  decoder: RecordDecoderInput,
+  context: BatchContext,
+) => DecodedRecord;
+const Decoder = require('kafkajs/src/protocol/decoder.js') as new (
+  buffer: Buffer,
+) => RecordDecoderInput & { readVarIntBytes(): Buffer };
 const kafkajsVersion = (require('kafkajs/package.json') as { version: string }).version;
 
 const KEYS = Array.from({ length: 6 }, (_, i) => `/topic/ceiling-${i}`);
@@ -69,6 +83,7 @@ async function round(encode: () => unknown, records: number, ms: number): Promis
 
 const budget = budgetFromEnv();
 const rows: string[][] = [];
+const readRows: string[][] = [];
 for (const [records, headers] of [
   [1000, 'packed'],
   [1000, 'each'],
@@ -104,20 +119,95 @@ for (const [records, headers] of [
   ]);
 }
 
+/** The records of `args` as a fetched batch holds them: each record's bytes, length first. */
+function fetchedRecords(args: ProduceRequestArgs): Buffer[] {
+  const bytes = encodeProduceRequest(args) as Buffer;
+  // Through kafkajs' own reading of the request's batches: length-prefixed records.
+  const records: Buffer[] = [];
+  const decoder = new Decoder(bytes);
+  const skip = (n: number) => {
+    decoder.offset += n;
+  };
+  const int16 = () => bytes.readInt16BE(decoder.offset);
+  const int32 = () => bytes.readInt32BE(decoder.offset);
+  skip(2 + Math.max(0, int16()) + 2 + 4);
+  const topics = int32();
+  skip(4);
+  for (let t = 0; t < topics; t++) {
+    skip(2 + int16());
+    const partitions = int32();
+    skip(4);
+    for (let p = 0; p < partitions; p++) {
+      skip(4 + 4 + 8 + 4 + 4 + 1 + 4 + 2 + 4 + 8 + 8 + 8 + 2 + 4);
+      const count = int32();
+      skip(4);
+      for (let r = 0; r < count; r++) records.push(decoder.readVarIntBytes());
+    }
+  }
+  return records;
+}
+
+for (const headers of ['packed', 'each'] as const) {
+  const records = fetchedRecords(request(1000, headers));
+  const context: BatchContext = {
+    firstOffset: '1234567',
+    firstTimestamp: '1764900000000',
+    magicByte: 2,
+    isControlBatch: false,
+    timestampType: 0,
+    maxTimestamp: '1764900000100',
+  };
+  const reader = (decode: (d: RecordDecoderInput, c: BatchContext) => unknown) => () => {
+    for (const record of records) decode(new Decoder(record), context);
+  };
+  const kafkajs = reader(kafkajsRecord);
+  const ours = reader(decodeRecord);
+  const theirs: number[] = [];
+  const mine: number[] = [];
+  await round(kafkajs, records.length, budget.warmupMs);
+  await round(ours, records.length, budget.warmupMs);
+  for (let r = 0; r < budget.rounds; r++) {
+    if (r % 2 === 0) {
+      theirs.push(await round(kafkajs, records.length, budget.roundMs));
+      mine.push(await round(ours, records.length, budget.roundMs));
+    } else {
+      mine.push(await round(ours, records.length, budget.roundMs));
+      theirs.push(await round(kafkajs, records.length, budget.roundMs));
+    }
+  }
+  const ratios = mine.map((m, i) => m / (theirs[i] as number));
+  readRows.push([
+    `a fetched record, headers ${headers}`,
+    median(theirs).toFixed(2),
+    median(mine).toFixed(2),
+    `${median(ratios).toFixed(3)}× (${Math.min(...ratios).toFixed(3)}×-${Math.max(...ratios).toFixed(3)}×)`,
+  ]);
+}
+
 console.log(
   [
-    '### Produce request encoding',
+    '### Kafka encoding and reading: stompbus against kafkajs',
     '',
     `Date: ${new Date().toISOString()} · machine: ${cpus().length} CPU, ${cpus()[0]?.model.trim()} · Node ${process.version} · kafkajs ${kafkajsVersion} · ${budget.rounds} rounds of ${budget.roundMs} ms after ${budget.warmupMs} ms of warm-up each`,
     '',
     markdownTable(
       [
-        'request (6 partitions, 256-byte values)',
+        'Produce request (6 partitions, 256-byte values)',
         'kafkajs, CPU µs a record',
         'stompbus, CPU µs a record',
         'stompbus ÷ kafkajs, median (range)',
       ],
       rows,
+    ),
+    '',
+    markdownTable(
+      [
+        'reading (256-byte values)',
+        'kafkajs, CPU µs a record',
+        'stompbus, CPU µs a record',
+        'stompbus ÷ kafkajs, median (range)',
+      ],
+      readRows,
     ),
   ].join('\n'),
 );
