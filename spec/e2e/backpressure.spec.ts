@@ -6,33 +6,16 @@
  */
 import { type AddressInfo, connect, createServer } from 'node:net';
 import { expect, it } from 'vitest';
-import { LocalFanout } from '../../src/broker/local-fanout.js';
 import type { Outgoing } from '../../src/broker/message.js';
-import type { Fanout } from '../../src/broker/seams.js';
-import { testBroker, waitUntil } from '../helpers/duplex-pair.js';
-
-/** A bus that records every publish and answers it `ms` later. */
-function slowBus(ms: number, published: Outgoing[]): Fanout {
-  const local = new LocalFanout();
-  return {
-    bus: {
-      publish(message: Outgoing) {
-        published.push(message);
-        local.publish(message);
-        return new Promise<void>((resolve) => setTimeout(resolve, ms));
-      },
-    },
-    log: local.log,
-    registry: local.registry,
-    ready: true,
-    start: (sink) => local.start(sink),
-    stop: () => local.stop(),
-  };
-}
+import { fanoutAnswering, testBroker, waitUntil } from '../helpers/duplex-pair.js';
 
 it('publishes every SEND a client wrote past --max-pending-sends before it half-closed (fire and forget)', async () => {
   const published: Outgoing[] = [];
-  const broker = testBroker({ fanout: slowBus(30, published), maxPendingSends: 4 });
+  const answerLater = () => new Promise<void>((resolve) => setTimeout(resolve, 30));
+  const broker = testBroker({
+    fanout: fanoutAnswering(answerLater, published),
+    maxPendingSends: 4,
+  });
   const server = createServer((socket) => broker.handle(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {

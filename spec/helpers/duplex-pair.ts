@@ -19,6 +19,9 @@
  */
 import { Duplex } from 'node:stream';
 import { afterEach } from 'vitest';
+import { LocalFanout } from '../../src/broker/local-fanout.js';
+import type { Outgoing } from '../../src/broker/message.js';
+import type { Fanout } from '../../src/broker/seams.js';
 import { createBroker, type StompBroker, type StompBrokerOptions } from '../../src/stomp-broker.js';
 import type { TransportKind } from '../../src/transport/connection.js';
 import { RawClient } from './raw-client.js';
@@ -184,3 +187,36 @@ afterEach(async () => {
   brokers.clear();
   await Promise.all(list.map((broker) => broker.close(500)));
 });
+
+/**
+ * A fan-out that delivers at once and answers each publish with what `answer` returns (as
+ * the Kafka fan-out answers a SEND once Kafka has it), recording every publish in `published`.
+ */
+export function fanoutAnswering(answer: () => Promise<void>, published: Outgoing[] = []): Fanout {
+  const local = new LocalFanout();
+  return {
+    bus: {
+      publish(message: Outgoing) {
+        published.push(message);
+        local.publish(message);
+        return answer();
+      },
+    },
+    log: local.log,
+    registry: local.registry,
+    ready: true,
+    start: (sink) => local.start(sink),
+    stop: () => local.stop(),
+  };
+}
+
+/** A fan-out whose publishes are answered one by one by the test: call `answers`' entries. */
+export function heldBus(): { answers: Array<() => void>; published: Outgoing[]; fanout: Fanout } {
+  const answers: Array<() => void> = [];
+  const published: Outgoing[] = [];
+  const fanout = fanoutAnswering(
+    () => new Promise<void>((resolve) => answers.push(resolve)),
+    published,
+  );
+  return { answers, published, fanout };
+}

@@ -4,7 +4,6 @@
  * same rules honest over real TCP and WebSocket connections.
  */
 import { describe, expect, it, vi } from 'vitest';
-import { LocalFanout } from '../../src/broker/local-fanout.js';
 import type { Outgoing } from '../../src/broker/message.js';
 import type { Fanout } from '../../src/broker/seams.js';
 import { StompError } from '../../src/errors.js';
@@ -13,6 +12,8 @@ import type { ConnectRequest } from '../../src/session/session.js';
 import type { BrokerEvents, StompBroker } from '../../src/stomp-broker.js';
 import {
   duplexPair,
+  fanoutAnswering,
+  heldBus,
   type MemoryClient,
   memoryClient,
   testBroker,
@@ -343,12 +344,7 @@ describe('frames in order', () => {
   });
 
   it('stops reading a client whose SENDs wait for the bus past maxPendingSends, and reads it again as they are answered', async () => {
-    const answers: Array<() => void> = [];
-    const published: Outgoing[] = [];
-    const fanout = fanoutAnswering(
-      () => new Promise<void>((resolve) => answers.push(resolve)),
-      published,
-    );
+    const { answers, published, fanout } = heldBus();
     const broker = testBroker({ fanout, maxPendingSends: 4 });
     const client = memoryClient(broker, { highWaterMark: 1024 });
     await client.connect();
@@ -377,12 +373,7 @@ describe('frames in order', () => {
   });
 
   it('holds to maxPendingSends however many SENDs one read brings, and handles the rest in order as they are answered', async () => {
-    const answers: Array<() => void> = [];
-    const published: Outgoing[] = [];
-    const fanout = fanoutAnswering(
-      () => new Promise<void>((resolve) => answers.push(resolve)),
-      published,
-    );
+    const { answers, published, fanout } = heldBus();
     const broker = testBroker({ fanout, maxPendingSends: 4 });
     const other = await connected(broker);
     const client = await connected(broker);
@@ -419,12 +410,7 @@ describe('frames in order', () => {
   });
 
   it('refuses bytes that are no frame only after the frames read before them, when those wait past maxPendingSends', async () => {
-    const answers: Array<() => void> = [];
-    const published: Outgoing[] = [];
-    const fanout = fanoutAnswering(
-      () => new Promise<void>((resolve) => answers.push(resolve)),
-      published,
-    );
+    const { answers, published, fanout } = heldBus();
     const broker = testBroker({ fanout, maxPendingSends: 4 });
     const client = await connected(broker);
     let wire = '';
@@ -447,12 +433,7 @@ describe('frames in order', () => {
   });
 
   it('keeps a client unread once a frame read past maxPendingSends is refused, until its ERROR', async () => {
-    const answers: Array<() => void> = [];
-    const published: Outgoing[] = [];
-    const fanout = fanoutAnswering(
-      () => new Promise<void>((resolve) => answers.push(resolve)),
-      published,
-    );
+    const { answers, published, fanout } = heldBus();
     const broker = testBroker({ fanout, maxPendingSends: 4 });
     const { client: end, server } = duplexPair();
     broker.handle(server);
@@ -509,12 +490,7 @@ describe('frames in order', () => {
   });
 
   it('sends the RECEIPTs of SENDs still waiting for the bus before the ERROR of a bad frame behind them', async () => {
-    const answers: Array<() => void> = [];
-    const published: Outgoing[] = [];
-    const fanout = fanoutAnswering(
-      () => new Promise<void>((resolve) => answers.push(resolve)),
-      published,
-    );
+    const { answers, published, fanout } = heldBus();
     const broker = testBroker({ fanout });
     const client = await connected(broker);
     client.send(
@@ -539,8 +515,7 @@ describe('frames in order', () => {
   });
 
   it('sends the RECEIPTs of waiting SENDs before the ERROR of bytes that are no frame', async () => {
-    const answers: Array<() => void> = [];
-    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
+    const { answers, fanout } = heldBus();
     const broker = testBroker({ fanout });
     const client = await connected(broker);
     client.send('SEND\ndestination:/topic/w\nreceipt:s1\n\n1\0NOT-A-COMMAND\n\n\0');
@@ -567,8 +542,7 @@ describe('frames in order', () => {
   });
 
   it('stops reading a client that queues frames behind a SEND the bus does not answer, past maxPendingSends', async () => {
-    const answers: Array<() => void> = [];
-    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
+    const { answers, fanout } = heldBus();
     const broker = testBroker({ fanout, maxPendingSends: 8 });
     const client = memoryClient(broker, { highWaterMark: 1024 });
     await client.connect();
@@ -596,8 +570,7 @@ describe('frames in order', () => {
   });
 
   it('answers asynchronous SENDs in frame order whatever order the bus answers them in', async () => {
-    const answers: Array<() => void> = [];
-    const fanout = fanoutAnswering(() => new Promise<void>((resolve) => answers.push(resolve)));
+    const { answers, fanout } = heldBus();
     const broker = testBroker({ fanout });
     const client = await connected(broker);
     let wire = '';
@@ -1289,23 +1262,4 @@ describe('the in-memory duplex pair (the helper these specs stand on)', () => {
 /** A fan-out whose bus confirms each publish only when `gate` settles (a slow Kafka). */
 function slowFanout(gate: Promise<void>, published: Outgoing[] = []): Fanout {
   return fanoutAnswering(() => gate, published);
-}
-
-/** A fan-out that delivers at once and answers each publish with what `answer` returns. */
-function fanoutAnswering(answer: () => Promise<void>, published: Outgoing[] = []): Fanout {
-  const local = new LocalFanout();
-  return {
-    bus: {
-      publish(message: Outgoing) {
-        published.push(message);
-        local.publish(message);
-        return answer();
-      },
-    },
-    log: local.log,
-    registry: local.registry,
-    ready: true,
-    start: (sink) => local.start(sink),
-    stop: () => local.stop(),
-  };
 }

@@ -44,8 +44,44 @@ interface RequestQueueLike {
   scheduleCheckPendingRequests(): void;
 }
 
-type Outcome = 'applied' | 'already' | 'not needed' | 'too late';
+/** What replacing a piece of kafkajs did: `already` when asked again after `applied`. */
+export type Outcome = 'applied' | 'already' | 'not needed' | 'too late';
 let outcome: Outcome | undefined;
+
+/**
+ * Puts `replace(original)` in the place of the export of kafkajs 2.2.4's module `path` (inside
+ * the kafkajs package), as long as none of the modules that take that export when they load
+ * (`takers`) is loaded yet and the original's code contains `known`; says what it did. kafkajs
+ * of another version, or whose code differs, is left alone (`not needed`).
+ */
+export function replaceKafkajsExport<T>(
+  path: string,
+  takers: readonly string[],
+  known: string,
+  replace: (original: T) => T,
+): Exclude<Outcome, 'already'> {
+  const require = createRequire(import.meta.url);
+  let version: string | undefined;
+  let modulePath: string;
+  let takerPaths: string[];
+  try {
+    version = (require('kafkajs/package.json') as { version?: string }).version;
+    modulePath = require.resolve(`kafkajs/${path}`);
+    takerPaths = takers.map((taker) => require.resolve(`kafkajs/${taker}`));
+  } catch {
+    return 'not needed';
+  }
+  if (version !== '2.2.4') return 'not needed';
+  // A taker holds the export it required: replacing it now would change nothing.
+  if (takerPaths.some((taker) => require.cache[taker])) return 'too late';
+  const original = require(modulePath) as T;
+  const cached = require.cache[modulePath];
+  if (!cached || typeof original !== 'function' || !original.toString().includes(known)) {
+    return 'not needed';
+  }
+  cached.exports = replace(original);
+  return 'applied';
+}
 let groupingOutcome: Outcome | undefined;
 
 /** Applies both fixes (see the top of this file); call it before kafkajs is imported. */
@@ -136,30 +172,11 @@ export function fixKafkajsGrouping(): Outcome {
   if (groupingOutcome !== undefined) {
     return groupingOutcome === 'applied' ? 'already' : groupingOutcome;
   }
-  const require = createRequire(import.meta.url);
-  let groupPath: string;
-  let sendPath: string;
-  let version: string | undefined;
-  try {
-    version = (require('kafkajs/package.json') as { version?: string }).version;
-    groupPath = require.resolve('kafkajs/src/producer/groupMessagesPerPartition.js');
-    sendPath = require.resolve('kafkajs/src/producer/sendMessages.js');
-  } catch {
-    groupingOutcome = 'not needed';
-    return groupingOutcome;
-  }
-  // The producer holds the function it required: replacing it now would change nothing.
-  if (require.cache[sendPath]) {
-    groupingOutcome = 'too late';
-    return groupingOutcome;
-  }
-  const original = require(groupPath) as (...args: unknown[]) => unknown;
-  const cached = require.cache[groupPath];
-  if (version !== '2.2.4' || !original.toString().includes('[...current, message]') || !cached) {
-    groupingOutcome = 'not needed';
-    return groupingOutcome;
-  }
-  cached.exports = groupByPartition;
-  groupingOutcome = 'applied';
+  groupingOutcome = replaceKafkajsExport(
+    'src/producer/groupMessagesPerPartition.js',
+    ['src/producer/sendMessages.js'],
+    '[...current, message]',
+    () => groupByPartition,
+  );
   return groupingOutcome;
 }

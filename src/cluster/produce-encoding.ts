@@ -18,6 +18,7 @@
  * encoding, unchanged.
  */
 import { createRequire } from 'node:module';
+import { type Outcome, replaceKafkajsExport } from './kafkajs-fixes.js';
 
 /** kafkajs' Long, as far as the encoding uses it. */
 interface LongLike {
@@ -346,7 +347,6 @@ export function encodeProduceRequest(
   return buf;
 }
 
-type Outcome = 'applied' | 'already' | 'not needed' | 'too late';
 let installed: Outcome | undefined;
 
 /** Produce requests encoded since {@link useProduceEncoding}: by this file, by kafkajs. */
@@ -365,54 +365,33 @@ type ProduceRequest = (args: ProduceRequestArgs) => KafkajsRequest;
  */
 export function useProduceEncoding(): Outcome {
   if (installed !== undefined) return installed === 'applied' ? 'already' : installed;
-  const require = createRequire(import.meta.url);
-  let version: string | undefined;
-  let v3Path: string;
-  let laterPaths: string[];
-  try {
-    version = (require('kafkajs/package.json') as { version?: string }).version;
-    v3Path = require.resolve('kafkajs/src/protocol/requests/produce/v3/request.js');
-    laterPaths = [4, 5, 6, 7].map((v) =>
-      require.resolve(`kafkajs/src/protocol/requests/produce/v${v}/request.js`),
-    );
-  } catch {
-    installed = 'not needed';
-    return installed;
-  }
-  if (version !== '2.2.4') {
-    installed = 'not needed';
-    return installed;
-  }
-  if (laterPaths.some((path) => require.cache[path])) {
-    installed = 'too late';
-    return installed;
-  }
-  const original = require(v3Path) as ProduceRequest;
-  const cached = require.cache[v3Path];
-  const Encoder = require('kafkajs/src/protocol/encoder.js') as { prototype: object };
-  if (!cached || !original.toString().includes('topicEncoder(compression)')) {
-    installed = 'not needed';
-    return installed;
-  }
-  const produceRequest: ProduceRequest = (args) => {
-    const request = original(args);
-    const encode = request.encode;
-    request.encode = async () => {
-      const bytes = encodeProduceRequest(args);
-      if (!bytes) {
-        produceEncodings.kafkajs++;
-        return encode();
-      }
-      produceEncodings.ours++;
-      // A kafkajs Encoder holding the bytes, as the request framing reads one.
-      return Object.assign(Object.create(Encoder.prototype) as object, {
-        buf: bytes,
-        offset: bytes.length,
-      });
-    };
-    return request;
-  };
-  cached.exports = produceRequest;
-  installed = 'applied';
+  installed = replaceKafkajsExport<ProduceRequest>(
+    'src/protocol/requests/produce/v3/request.js',
+    [4, 5, 6, 7].map((v) => `src/protocol/requests/produce/v${v}/request.js`),
+    'topicEncoder(compression)',
+    (original) => {
+      const Encoder = createRequire(import.meta.url)('kafkajs/src/protocol/encoder.js') as {
+        prototype: object;
+      };
+      return function produceRequest(args) {
+        const request = original(args);
+        const encode = request.encode;
+        request.encode = async () => {
+          const bytes = encodeProduceRequest(args);
+          if (!bytes) {
+            produceEncodings.kafkajs++;
+            return encode();
+          }
+          produceEncodings.ours++;
+          // A kafkajs Encoder holding the bytes, as the request framing reads one.
+          return Object.assign(Object.create(Encoder.prototype) as object, {
+            buf: bytes,
+            offset: bytes.length,
+          });
+        };
+        return request;
+      };
+    },
+  );
   return installed;
 }

@@ -12,7 +12,7 @@
  * negative length other than -1) is read by kafkajs' own decoder, which gives its own answer
  * or its own error. A spec compares the two on arbitrary and on damaged bytes.
  */
-import { createRequire } from 'node:module';
+import { type Outcome, replaceKafkajsExport } from './kafkajs-fixes.js';
 
 /** kafkajs' Decoder, as far as a record's reading uses it. */
 export interface RecordDecoderInput {
@@ -193,7 +193,6 @@ export function decodeRecord(
   };
 }
 
-type Outcome = 'applied' | 'already' | 'not needed' | 'too late';
 let installed: Outcome | undefined;
 
 /** Records read since {@link useRecordDecoding}: by this file, by kafkajs. */
@@ -207,42 +206,20 @@ export const recordDecodings = { ours: 0, kafkajs: 0 };
  */
 export function useRecordDecoding(): Outcome {
   if (installed !== undefined) return installed === 'applied' ? 'already' : installed;
-  const require = createRequire(import.meta.url);
-  let version: string | undefined;
-  let recordPath: string;
-  let batchPath: string;
-  try {
-    version = (require('kafkajs/package.json') as { version?: string }).version;
-    recordPath = require.resolve('kafkajs/src/protocol/recordBatch/record/v0/decoder.js');
-    batchPath = require.resolve('kafkajs/src/protocol/recordBatch/v0/decoder.js');
-  } catch {
-    installed = 'not needed';
-    return installed;
-  }
-  if (version !== '2.2.4') {
-    installed = 'not needed';
-    return installed;
-  }
-  if (require.cache[batchPath]) {
-    installed = 'too late';
-    return installed;
-  }
-  const original = require(recordPath) as KafkajsRecordDecoder;
-  const cached = require.cache[recordPath];
-  if (!cached || !original.toString().includes('readVarIntArray(HeaderDecoder)')) {
-    installed = 'not needed';
-    return installed;
-  }
-  const readRecord: KafkajsRecordDecoder = (decoder, context) => {
-    const record = decodeRecord(decoder, context);
-    if (record) {
-      recordDecodings.ours++;
-      return record;
-    }
-    recordDecodings.kafkajs++;
-    return original(decoder, context);
-  };
-  cached.exports = readRecord;
-  installed = 'applied';
+  installed = replaceKafkajsExport<KafkajsRecordDecoder>(
+    'src/protocol/recordBatch/record/v0/decoder.js',
+    ['src/protocol/recordBatch/v0/decoder.js'],
+    'readVarIntArray(HeaderDecoder)',
+    (original) =>
+      function readRecord(decoder, context) {
+        const record = decodeRecord(decoder, context);
+        if (record) {
+          recordDecodings.ours++;
+          return record;
+        }
+        recordDecodings.kafkajs++;
+        return original(decoder, context);
+      },
+  );
   return installed;
 }
