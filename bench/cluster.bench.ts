@@ -15,8 +15,10 @@
  * <build>/cli.js …`) on 127.0.0.1 only, and stops every process it started by PID.
  *
  * Options: `--baseline <dir>`, `--rounds <n>` (default BENCH_ROUNDS or 6), `--quick`
- * (3 rounds of 3 s measured, 6 s start warm-up), `--out <file>`; `BENCH_RATE` (messages/s,
- * default 5,000: the issue's goal is at that rate; higher rates are for profiles).
+ * (3 rounds of 3 s measured, 6 s start warm-up), `--noise` (the floor a second time in every
+ * round: how far a round's p99 moves with nothing changed, next to the goal's margin),
+ * `--out <file>`; `BENCH_RATE` (messages/s, default 5,000: the issue's goal is at that rate;
+ * higher rates are for profiles).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -44,10 +46,13 @@ const { values: args } = parseArgs({
     baseline: { type: 'string' },
     rounds: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    noise: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/cluster.md' },
   },
 });
 const QUICK = args.quick === true;
+/** The floor twice a round (`--noise`): the second run is the first's A/A check. */
+const NOISE = args.noise === true;
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const BODY_SIZE = 256;
@@ -79,7 +84,9 @@ const WATCHDOG_MS = Math.max(
   120_000 +
     1_500 *
       (BUILDS * (START_WARMUP_S + 10) +
-        ROUNDS * (BUILDS + 1) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
+        ROUNDS *
+          (BUILDS + 1 + (args.noise ? 1 : 0)) *
+          (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
 );
 const DESTINATION = '/topic/bench';
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */
@@ -516,7 +523,7 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
       });
     });
   };
-  return {
+  const bench: Bench = {
     async run(count, measureFrom) {
       const base = nextSeq;
       nextSeq += count;
@@ -532,7 +539,7 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
       });
       await drain([r]);
       await flushing;
-      if (measureFrom < count) scenario.add(r, seconds);
+      if (measureFrom < count) (bench.target?.[0] ?? scenario).add(r, seconds);
     },
     async close() {
       await consumer.disconnect().catch(() => {});
@@ -541,6 +548,7 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
       await admin.disconnect().catch(() => {});
     },
   };
+  return bench;
 }
 
 // ---- machine state ----
@@ -664,6 +672,23 @@ function goalLine(side: Side, floor: Row, label: string): string {
   );
 }
 
+/**
+ * The A/A check of `--noise`: the floor's second run of each round against its first, read
+ * as the goal reads the cluster. A round beyond the goal's margin here is a round whose
+ * difference says nothing about stompbus.
+ */
+function noiseLine(again: Row, floor: Row): string {
+  const perRound = again.runP99.map((a, i) => a - (floor.runP99[i] ?? NaN));
+  const beyond = perRound.filter((g) => Math.abs(g) > GOAL_MS).length;
+  const sign = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
+  return (
+    `Noise check: the floor's second run of each round minus its first, p99 — ` +
+    `${perRound.map(sign).join(' / ')} ms (largest ${Math.max(...perRound.map(Math.abs)).toFixed(1)} ms); ` +
+    `${beyond} of ${perRound.length} round(s) beyond ±${GOAL_MS} ms with nothing changed. ` +
+    `Pooled: ${ms(again.p99)} against ${ms(floor.p99)} ms.`
+  );
+}
+
 /** "new vs old": per metric the median of each side's per-round values and the per-round ratios. */
 function comparison(ours: Side, base: Side, floor: Scenario): string[] {
   const metrics: Array<[string, string, number[], number[]]> = [
@@ -713,6 +738,7 @@ function comparison(ours: Side, base: Side, floor: Scenario): string[] {
 function report(
   sides: Side[],
   floorScenario: Scenario,
+  floorAgain: Scenario | undefined,
   usage: Usage[],
   loadBefore: string,
   loadAfter: string,
@@ -724,6 +750,10 @@ function report(
     ? `Then ${ROUNDS} round(s), each one run of every cluster and one floor run (rounds alternate ` +
       'the order: new, old, floor in odd rounds, floor, old, new in even ones)'
     : `Then ${ROUNDS} round(s), each one cluster run and one floor run in alternating order`;
+  const noise = floorAgain
+    ? ' Each round runs the floor a second time right after its first (`--noise`, odd rounds; ' +
+      'before it in even ones): the A/A check of how far a round moves with nothing changed.'
+    : '';
   const lines = [
     '# Cluster benchmark',
     '',
@@ -742,7 +772,7 @@ function report(
       `${START_WARMUP_S} s through ${two ? 'each cluster in turn' : 'the cluster'} (shown apart in the last rows) ` +
       `warm them up. ${order} (${WARMUP_S} s paced warm-up + ` +
       `${MEASURE_S} s measured each), with all instances running during every ` +
-      'run (idle when not measured); the table pools the measured messages of all rounds. The single-instance row' +
+      `run (idle when not measured); the table pools the measured messages of all rounds.${noise} The single-instance row` +
       `${two ? 's run' : ' runs'} once, before Kafka starts.`,
     '',
     '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | p99 ms per round | lost | duplicated |',
@@ -751,6 +781,7 @@ function report(
   const rows = [
     ...sides.flatMap((s) => [s.cross.row(), s.same.row(), s.single.row()]),
     floor,
+    ...(floorAgain ? [floorAgain.row()] : []),
     ...(START_WARMUP_S > 0 ? sides.flatMap((s) => [s.coldCross.row(), s.coldSame.row()]) : []),
   ];
   lines.push(
@@ -764,6 +795,7 @@ function report(
   );
   for (const side of sides)
     lines.push(goalLine(side, floor, two ? ` (${side.build.label})` : ''), '');
+  if (floorAgain) lines.push(noiseLine(floorAgain.row(), floor), '');
   if (incidents.length > 0) {
     lines.push(
       'Incidents (a run after a closed connection starts on new ones; what the broker refused counts as lost):',
@@ -831,6 +863,10 @@ async function main(): Promise<void> {
     };
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
+  const floorAgain = new Scenario(
+    'Kafka floor, second run (`--noise`)',
+    'as above, again in the same round',
+  );
   const usage: Usage[] = [];
   const tagOf = (side: Side) => (two ? ` (${side.build.label})` : '');
 
@@ -912,13 +948,16 @@ async function main(): Promise<void> {
           side,
         ]),
         ['floor', floorBench, undefined],
+        ...(NOISE ? [['floor again', floorBench, undefined] as [string, Bench, undefined]] : []),
       ];
       if (round % 2 === 0) runs.reverse();
       for (const [name, bench, side] of runs) {
         log(`round ${round}: ${name}`);
+        if (name === 'floor again') floorBench.target = [floorAgain];
         const used = await measureUsage(`round ${round}, ${name}`, pids, () =>
           bench.run(PER_RUN, WARMUP),
         );
+        floorBench.target = undefined;
         usage.push(used);
         side?.roundCores.push(used.cores[side.key] ?? NaN);
         side?.roundMicros.push(
@@ -932,7 +971,7 @@ async function main(): Promise<void> {
   }
   await stopChildren();
 
-  const md = report(sides, floor, usage, loadBefore, loadAverage());
+  const md = report(sides, floor, NOISE ? floorAgain : undefined, usage, loadBefore, loadAverage());
   const file = args.out ?? 'bench/results/cluster.md';
   const out = isAbsolute(file) ? file : join(ROOT, file);
   mkdirSync(dirname(out), { recursive: true });
