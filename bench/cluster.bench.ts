@@ -18,7 +18,8 @@
  * (3 rounds of 3 s measured, 6 s start warm-up), `--noise` (the floor a second time in every
  * round: how far a round's p99 moves with nothing changed, next to the goal's margin),
  * `--out <file>`; `BENCH_RATE` (messages/s, default 5,000: the issue's goal is at that rate;
- * higher rates are for profiles).
+ * higher rates are for profiles); `BENCH_MEASURE_S` (measured seconds a run, default 5);
+ * `BENCH_BASELINE_NODE_FLAGS` (Node flags for the baseline's instances only).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -115,6 +116,16 @@ async function cleanup(): Promise<void> {
 }
 
 /**
+ * Node flags for the `--baseline` build's instances only (BENCH_BASELINE_NODE_FLAGS): with
+ * a baseline checkout of the same commit, one run compares a Node setting side by side
+ * (e.g. `--single-threaded-gc`). The report's label for that build names them.
+ */
+const BASELINE_NODE_FLAGS = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '')
+  .split(' ')
+  .filter(Boolean);
+let baselineBuild: Baseline | undefined;
+
+/**
  * Starts the stompbus of `build` (a compiled src/, see {@link compileCheckout}). Node flags
  * from BENCH_NODE_FLAGS, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`; with BENCH_FLAGS_FOR
  * (e.g. `cluster-2`: the first build's second cluster instance) only for that one
@@ -122,10 +133,12 @@ async function cleanup(): Promise<void> {
  */
 function startInstance(build: Baseline, extra: string[], role = 'single'): Promise<Instance> {
   const only = process.env.BENCH_FLAGS_FOR;
-  const nodeFlags =
-    only === undefined || only === role
+  const nodeFlags = [
+    ...(only === undefined || only === role
       ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-      : [];
+      : []),
+    ...(build === baselineBuild ? BASELINE_NODE_FLAGS : []),
+  ];
   const logDir = process.env.BENCH_LOG_DIR;
   if (logDir) mkdirSync(logDir, { recursive: true });
   return startStompbus(build.build, extra, { nodeFlags, ...(logDir ? { logDir } : {}) });
@@ -838,7 +851,11 @@ async function main(): Promise<void> {
   const builds = [compileCheckout(ROOT, '.build-cluster')];
   if (args.baseline) {
     log(`compiling the baseline ${args.baseline}`);
-    builds.push(compileCheckout(args.baseline, '.build-cluster'));
+    baselineBuild = compileCheckout(args.baseline, '.build-cluster');
+    if (BASELINE_NODE_FLAGS.length > 0) {
+      baselineBuild.label += ` with ${BASELINE_NODE_FLAGS.join(' ')}`;
+    }
+    builds.push(baselineBuild);
   }
   const two = builds.length > 1;
   const sides: Side[] = builds.map((build, i) => {
