@@ -19,7 +19,8 @@
  * round: how far a round's p99 moves with nothing changed, next to the goal's margin),
  * `--out <file>`; `BENCH_RATE` (messages/s, default 5,000: the issue's goal is at that rate;
  * higher rates are for profiles); `BENCH_MEASURE_S` (measured seconds a run, default 5);
- * `BENCH_BASELINE_NODE_FLAGS` (Node flags for the baseline's instances only).
+ * `BENCH_BASELINE_NODE_FLAGS` and `BENCH_BASELINE_INSTANCE_FLAGS` (Node flags, stompbus flags
+ * for the baseline's instances only).
  */
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -76,6 +77,14 @@ const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
 /** More stompbus flags for the cluster instances (BENCH_INSTANCE_FLAGS, e.g. `--kafka-interest all`). */
 const INSTANCE_FLAGS = (process.env.BENCH_INSTANCE_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * More stompbus flags for the `--baseline` build's instances only (BENCH_BASELINE_INSTANCE_FLAGS,
+ * its single instance included): with a baseline of the same commit, one run compares a
+ * setting side by side (e.g. `--history-max-messages 0`). The report's label names them.
+ */
+const BASELINE_INSTANCE_FLAGS = (process.env.BENCH_BASELINE_INSTANCE_FLAGS ?? '')
+  .split(' ')
+  .filter(Boolean);
 const GOAL_MS = 10;
 /** Builds compared: ours, plus the `--baseline` one. */
 const BUILDS = args.baseline ? 2 : 1;
@@ -141,7 +150,8 @@ function startInstance(build: Baseline, extra: string[], role = 'single'): Promi
   ];
   const logDir = process.env.BENCH_LOG_DIR;
   if (logDir) mkdirSync(logDir, { recursive: true });
-  return startStompbus(build.build, extra, { nodeFlags, ...(logDir ? { logDir } : {}) });
+  const flags = build === baselineBuild ? [...extra, ...BASELINE_INSTANCE_FLAGS] : extra;
+  return startStompbus(build.build, flags, { nodeFlags, ...(logDir ? { logDir } : {}) });
 }
 
 // ---- raw STOMP over WebSocket clients ----
@@ -852,9 +862,8 @@ async function main(): Promise<void> {
   if (args.baseline) {
     log(`compiling the baseline ${args.baseline}`);
     baselineBuild = compileCheckout(args.baseline, '.build-cluster');
-    if (BASELINE_NODE_FLAGS.length > 0) {
-      baselineBuild.label += ` with ${BASELINE_NODE_FLAGS.join(' ')}`;
-    }
+    const settings = [...BASELINE_NODE_FLAGS, ...BASELINE_INSTANCE_FLAGS];
+    if (settings.length > 0) baselineBuild.label += ` with ${settings.join(' ')}`;
     builds.push(baselineBuild);
   }
   const two = builds.length > 1;
