@@ -53,7 +53,7 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = args.quick === true;
-/** The floor twice a round (`--noise`): the second run is the first's A/A check. */
+/** The floor an extra time a round (`--noise`): the A/A check of the usual floor run. */
 const NOISE = args.noise === true;
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
@@ -696,16 +696,16 @@ function goalLine(side: Side, floor: Row, label: string): string {
 }
 
 /**
- * The A/A check of `--noise`: the floor's second run of each round against its first, read
- * as the goal reads the cluster. A round beyond the goal's margin here is a round whose
- * difference says nothing about stompbus.
+ * The A/A check of `--noise`: the floor's extra run of each round against its usual one (the
+ * one next to the cluster, which the goal uses), read as the goal reads the cluster. What a
+ * round moves here, it moves by chance.
  */
 function noiseLine(again: Row, floor: Row): string {
   const perRound = again.runP99.map((a, i) => a - (floor.runP99[i] ?? NaN));
   const beyond = perRound.filter((g) => Math.abs(g) > GOAL_MS).length;
   const sign = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
   return (
-    `Noise check: the floor's second run of each round minus its first, p99 — ` +
+    `Noise check: the floor's extra run of each round minus its usual run, p99 — ` +
     `${perRound.map(sign).join(' / ')} ms (largest ${Math.max(...perRound.map(Math.abs)).toFixed(1)} ms); ` +
     `${beyond} of ${perRound.length} round(s) beyond ±${GOAL_MS} ms with nothing changed. ` +
     `Pooled: ${ms(again.p99)} against ${ms(floor.p99)} ms.`
@@ -774,8 +774,8 @@ function report(
       'the order: new, old, floor in odd rounds, floor, old, new in even ones)'
     : `Then ${ROUNDS} round(s), each one cluster run and one floor run in alternating order`;
   const noise = floorAgain
-    ? ' Each round runs the floor a second time right after its first (`--noise`, odd rounds; ' +
-      'before it in even ones): the A/A check of how far a round moves with nothing changed.'
+    ? ' Each round runs the floor an extra time next to its usual run (`--noise`: after it in odd ' +
+      'rounds, before it in even ones): the A/A check of how far a round moves with nothing changed.'
     : '';
   const lines = [
     '# Cluster benchmark',
@@ -867,6 +867,11 @@ async function main(): Promise<void> {
     builds.push(baselineBuild);
   }
   const two = builds.length > 1;
+  if (!two && BASELINE_NODE_FLAGS.length + BASELINE_INSTANCE_FLAGS.length > 0) {
+    log(
+      'BENCH_BASELINE_NODE_FLAGS and BENCH_BASELINE_INSTANCE_FLAGS apply only with --baseline: ignored',
+    );
+  }
   const sides: Side[] = builds.map((build, i) => {
     const tag = two ? ` · ${build.label}` : '';
     const warm = 'as above; warm-up, not in the goal';
@@ -890,8 +895,8 @@ async function main(): Promise<void> {
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
   const floorAgain = new Scenario(
-    'Kafka floor, second run (`--noise`)',
-    'as above, again in the same round',
+    'Kafka floor, extra run (`--noise`)',
+    'as above, once more in the same round',
   );
   const usage: Usage[] = [];
   const tagOf = (side: Side) => (two ? ` (${side.build.label})` : '');
