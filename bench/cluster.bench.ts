@@ -53,6 +53,10 @@ const { values: args } = parseArgs({
   },
 });
 const QUICK = args.quick === true;
+/** The space-separated words of environment variable `name` (none when unset). */
+function envWords(name: string): string[] {
+  return (process.env[name] ?? '').split(' ').filter(Boolean);
+}
 /** The floor an extra time a round (`--noise`): the A/A check of the usual floor run. */
 const NOISE = args.noise === true;
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
@@ -76,15 +80,13 @@ const DRAIN_MS = 3_000;
 const PARTITIONS = Number(process.env.BENCH_PARTITIONS ?? 6);
 const INSTANCES = 3;
 /** More stompbus flags for the cluster instances (BENCH_INSTANCE_FLAGS, e.g. `--kafka-interest all`). */
-const INSTANCE_FLAGS = (process.env.BENCH_INSTANCE_FLAGS ?? '').split(' ').filter(Boolean);
+const INSTANCE_FLAGS = envWords('BENCH_INSTANCE_FLAGS');
 /**
  * More stompbus flags for the `--baseline` build's instances only (BENCH_BASELINE_INSTANCE_FLAGS,
  * its single instance included): with a baseline of the same commit, one run compares a
  * setting side by side (e.g. `--history-max-messages 0`). The report's label names them.
  */
-const BASELINE_INSTANCE_FLAGS = (process.env.BENCH_BASELINE_INSTANCE_FLAGS ?? '')
-  .split(' ')
-  .filter(Boolean);
+const BASELINE_INSTANCE_FLAGS = envWords('BENCH_BASELINE_INSTANCE_FLAGS');
 const GOAL_MS = 10;
 /** Builds compared: ours, plus the `--baseline` one. */
 const BUILDS = args.baseline ? 2 : 1;
@@ -129,9 +131,7 @@ async function cleanup(): Promise<void> {
  * a baseline checkout of the same commit, one run compares a Node setting side by side
  * (e.g. `--single-threaded-gc`). The report's label for that build names them.
  */
-const BASELINE_NODE_FLAGS = (process.env.BENCH_BASELINE_NODE_FLAGS ?? '')
-  .split(' ')
-  .filter(Boolean);
+const BASELINE_NODE_FLAGS = envWords('BENCH_BASELINE_NODE_FLAGS');
 let baselineBuild: Baseline | undefined;
 
 /**
@@ -143,9 +143,7 @@ let baselineBuild: Baseline | undefined;
 function startInstance(build: Baseline, extra: string[], role = 'single'): Promise<Instance> {
   const only = process.env.BENCH_FLAGS_FOR;
   const nodeFlags = [
-    ...(only === undefined || only === role
-      ? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)
-      : []),
+    ...(only === undefined || only === role ? envWords('BENCH_NODE_FLAGS') : []),
     ...(build === baselineBuild ? BASELINE_NODE_FLAGS : []),
   ];
   const logDir = process.env.BENCH_LOG_DIR;
@@ -652,6 +650,8 @@ function machine() {
 }
 
 const ms = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '–');
+/** A difference in ms with its sign, one decimal. */
+const signed = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
 const cores = (n: number | undefined) =>
   n !== undefined && Number.isFinite(n) ? n.toFixed(2) : '–';
 
@@ -690,7 +690,7 @@ function goalLine(side: Side, floor: Row, label: string): string {
     `Goal${label}: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
     `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
     `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
-    `Per round: ${perRound.map((g) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`).join(' / ')} ms. ` +
+    `Per round: ${perRound.map(signed).join(' / ')} ms. ` +
     `CPU per message per instance by round: ${side.roundMicros.map((u) => u.toFixed(0)).join(' / ')} µs.`
   );
 }
@@ -703,10 +703,9 @@ function goalLine(side: Side, floor: Row, label: string): string {
 function noiseLine(again: Row, floor: Row): string {
   const perRound = again.runP99.map((a, i) => a - (floor.runP99[i] ?? NaN));
   const beyond = perRound.filter((g) => Math.abs(g) > GOAL_MS).length;
-  const sign = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
   return (
     `Noise check: the floor's extra run of each round minus its usual run, p99 — ` +
-    `${perRound.map(sign).join(' / ')} ms (largest ${Math.max(...perRound.map(Math.abs)).toFixed(1)} ms); ` +
+    `${perRound.map(signed).join(' / ')} ms (largest ${Math.max(...perRound.map(Math.abs)).toFixed(1)} ms); ` +
     `${beyond} of ${perRound.length} round(s) beyond ±${GOAL_MS} ms with nothing changed. ` +
     `Pooled: ${ms(again.p99)} against ${ms(floor.p99)} ms.`
   );
@@ -742,13 +741,12 @@ function comparison(ours: Side, base: Side, floor: Scenario): string[] {
     );
   }
   const overFloor = (s: Side) => s.cross.runP99.map((c, i) => c - (floor.runP99[i] ?? NaN));
-  const sign = (g: number) => `${g >= 0 ? '+' : ''}${g.toFixed(1)}`;
   const o = overFloor(ours);
   const b = overFloor(base);
   lines.push(
-    `| cross-instance p99 − floor p99 ms (same round) | lower | ${sign(median(o))} | ${sign(median(b))} | ` +
-      `new − old: ${sign(median(o.map((g, i) => g - (b[i] ?? NaN))))} ms | | ` +
-      `${o.map((g, i) => `${sign(g)} vs ${sign(b[i] ?? NaN)}`).join(' / ')} |`,
+    `| cross-instance p99 − floor p99 ms (same round) | lower | ${signed(median(o))} | ${signed(median(b))} | ` +
+      `new − old: ${signed(median(o.map((g, i) => g - (b[i] ?? NaN))))} ms | | ` +
+      `${o.map((g, i) => `${signed(g)} vs ${signed(b[i] ?? NaN)}`).join(' / ')} |`,
     '',
     `Pooled over all rounds: cross-instance p99 ${ms(ours.cross.row().p99)} (new) vs ` +
       `${ms(base.cross.row().p99)} ms (old), p50 ${ms(ours.cross.row().p50)} vs ${ms(base.cross.row().p50)} ms; ` +

@@ -15,66 +15,54 @@ const BODY = 'b'.repeat(4096);
 /** Generous for CI: a few MB through Kafka take well under a second. */
 const TIMEOUT_MS = 20_000;
 
+/**
+ * Two instances, a subscriber to `destination` on the second; `count` SENDs to it, the last
+ * with a receipt, in one WebSocket message to the first (the broker parses them all in one
+ * event-loop turn). Resolves once every MESSAGE arrived, with no ERROR to the publisher.
+ */
+async function burst(destination: string, count: number, body: (i: number) => string) {
+  const { instances } = await startCluster(2);
+  const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
+  const subscriber = await RawClient.ws(two.url);
+  await subscriber.connect();
+  subscriber.send(`SUBSCRIBE\nid:0\ndestination:${destination}\nreceipt:sub\n\n\0`);
+  await subscriber.receipt('sub');
+
+  const publisher = await RawClient.ws(one.url);
+  await publisher.connect();
+  let frames = '';
+  for (let i = 0; i < count; i++) {
+    const receipt = i === count - 1 ? 'receipt:last\n' : '';
+    const text = body(i);
+    frames += `SEND\ndestination:${destination}\n${receipt}content-length:${Buffer.byteLength(text)}\n\n${text}\0`;
+  }
+  publisher.send(frames);
+  await publisher.receipt('last', TIMEOUT_MS);
+  expect(publisher.all('ERROR')).toEqual([]);
+  await subscriber.waitFor(
+    () => subscriber.all('MESSAGE').length >= count || undefined,
+    TIMEOUT_MS,
+    `${count} MESSAGE frames`,
+  );
+  const messages = subscriber.all('MESSAGE');
+  publisher.destroy();
+  subscriber.destroy();
+  return messages;
+}
+
 describe.skipIf(skipKafka)('cluster mode: produce batches', () => {
   it('splits a burst of SENDs larger than one Kafka record batch may be, so none of them fails', async () => {
-    const { instances } = await startCluster(2);
-    const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
-    const subscriber = await RawClient.ws(two.url);
-    await subscriber.connect();
-    subscriber.send('SUBSCRIBE\nid:0\ndestination:/topic/burst\nreceipt:sub\n\n\0');
-    await subscriber.receipt('sub');
-
-    const publisher = await RawClient.ws(one.url);
-    await publisher.connect();
-    // One WebSocket message: the broker parses them all in one event-loop turn.
-    let frames = '';
-    for (let i = 0; i < SENDS; i++) {
-      const receipt = i === SENDS - 1 ? 'receipt:last\n' : '';
-      frames += `SEND\ndestination:/topic/burst\n${receipt}content-length:${BODY.length}\n\n${BODY}\0`;
-    }
-    publisher.send(frames);
-    await publisher.receipt('last', TIMEOUT_MS);
-    expect(publisher.all('ERROR')).toEqual([]);
-
-    await subscriber.waitFor(
-      () => subscriber.all('MESSAGE').length >= SENDS || undefined,
-      TIMEOUT_MS,
-      `${SENDS} MESSAGE frames`,
-    );
-    expect(subscriber.all('MESSAGE')).toHaveLength(SENDS);
-    publisher.destroy();
-    subscriber.destroy();
+    const messages = await burst('/topic/burst', SENDS, () => BODY);
+    expect(messages).toHaveLength(SENDS);
   });
 
   it('slows a publisher far ahead of Kafka down (backpressure), never refuses it: 12,000 SENDs in one WebSocket message, past the instance-wide 10,000 waiting for Kafka', async () => {
-    const { instances } = await startCluster(2);
-    const [one, two] = instances as [(typeof instances)[0], (typeof instances)[0]];
-    const subscriber = await RawClient.ws(two.url);
-    await subscriber.connect();
-    subscriber.send('SUBSCRIBE\nid:0\ndestination:/topic/far-ahead\nreceipt:sub\n\n\0');
-    await subscriber.receipt('sub');
-
-    const publisher = await RawClient.ws(one.url);
-    await publisher.connect();
-    const count = 12_000;
-    let frames = '';
-    for (let i = 0; i < count; i++) {
-      const receipt = i === count - 1 ? 'receipt:last\n' : '';
-      frames += `SEND\ndestination:/topic/far-ahead\n${receipt}\n${i}\0`;
-    }
     // Read in one go: at most --max-pending-sends (512) of them wait for Kafka at a time.
-    publisher.send(frames);
-    await publisher.receipt('last', TIMEOUT_MS);
-    expect(publisher.all('ERROR')).toEqual([]);
-    await subscriber.waitFor(
-      () => subscriber.all('MESSAGE').length >= count || undefined,
-      TIMEOUT_MS,
-      `${count} MESSAGE frames`,
+    const count = 12_000;
+    const messages = await burst('/topic/far-ahead', count, (i) => `${i}`);
+    expect(messages.map((m) => bodyText(m))).toEqual(
+      Array.from({ length: count }, (_, i) => `${i}`),
     );
-    const bodies = subscriber.all('MESSAGE').map((m) => bodyText(m));
-    expect(bodies).toEqual(Array.from({ length: count }, (_, i) => `${i}`));
-    publisher.destroy();
-    subscriber.destroy();
   });
 
   it('answers a SEND Kafka refuses for good (larger than its message.max.bytes) with ERROR at once, not after the send timeout, and holds nothing up', async () => {
