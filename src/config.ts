@@ -484,6 +484,13 @@ export const FLAGS: Flag[] = [
     'kafkaInterestLingerMs',
     `with --kafka-interest subscribed: how long a partition nobody here wants is still fetched (${d.kafkaInterestLingerMs})`,
   ),
+  numeric(
+    '--kafka-fetch-interval',
+    'STOMPBUS_KAFKA_FETCH_INTERVAL',
+    'ms',
+    'kafkaFetchIntervalMs',
+    `least time between the starts of two fetches from Kafka: fewer, fuller fetches under load (${d.kafkaFetchIntervalMs})`,
+  ),
   {
     flag: '--queues',
     env: 'STOMPBUS_QUEUES',

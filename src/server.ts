@@ -88,6 +88,7 @@ export interface ClusterOptions {
   kafkaInterest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
   kafkaInterestLingerMs: number;
+  kafkaFetchIntervalMs: number;
   /** How STOMP headers travel on the topics and users topics (`--kafka-headers`; see RecordFormat). */
   kafkaHeaders: RecordFormat;
   /** `/queue/…` in cluster mode: `cluster` (shared by every instance, docs/cluster-queues.md) or `local`. Default `cluster`. */
@@ -149,6 +150,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   // unit specs) reads everything unless asked, as a sink without a router declares no interest.
   kafkaInterest: 'subscribed',
   kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
+  kafkaFetchIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.fetchIntervalMs,
   kafkaHeaders: DEFAULT_KAFKA_FANOUT_OPTIONS.recordFormat,
   queues: DEFAULT_KAFKA_FANOUT_OPTIONS.queues,
   queueMaxAgeMs: DEFAULT_KAFKA_FANOUT_OPTIONS.queueMaxAgeMs,
@@ -368,6 +370,7 @@ export class StompServer {
       maxPendingBytes: o.kafkaMaxPendingBytes,
       interest: o.kafkaInterest,
       interestLingerMs: o.kafkaInterestLingerMs,
+      fetchIntervalMs: o.kafkaFetchIntervalMs,
       recordFormat: o.kafkaHeaders,
       queues: o.queues,
       queueMaxAgeMs: o.queueMaxAgeMs,

@@ -72,6 +72,11 @@ export interface ConsumeOptions {
    * only by the next one, so cluster interest wants it short. Default 250.
    */
   readonly fetchMaxWaitMs?: number;
+  /**
+   * Least time between the starts of two fetches, ms: after a fetch's records are
+   * handled, the next fetch waits for the rest of it. Default 0.
+   */
+  readonly fetchIntervalMs?: number;
 }
 
 /** A running consumer. */
@@ -401,6 +406,7 @@ class KafkajsClient implements KafkaClient {
       // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
       // short, so that stop() does not wait long for the fetch in flight.
       maxWaitMs: options.fetchMaxWaitMs ?? 250,
+      intervalMs: options.fetchIntervalMs ?? 0,
       fromBeginning: false,
       what: 'the consumer group join',
       joinTimeoutMs: options.joinTimeoutMs,
@@ -453,6 +459,7 @@ class KafkajsClient implements KafkaClient {
       groupId: options.groupId,
       topics: [topic],
       maxWaitMs: 100,
+      intervalMs: 0,
       // A partition no member ever committed is read from its first record.
       fromBeginning: true,
       what: 'the shared group join',
@@ -487,6 +494,7 @@ class KafkajsClient implements KafkaClient {
     groupId: string;
     topics: readonly string[];
     maxWaitMs: number;
+    intervalMs: number;
     fromBeginning: boolean;
     what: string;
     joinTimeoutMs: number;
@@ -510,6 +518,7 @@ class KafkajsClient implements KafkaClient {
       failed = reject;
     });
     spec.listen(consumer);
+    const pace = spec.intervalMs > 0 ? fetchPacer(consumer, spec.intervalMs) : undefined;
     consumer.on(consumer.events.GROUP_JOIN, () => {
       running = true;
       joined();
@@ -527,6 +536,7 @@ class KafkajsClient implements KafkaClient {
           eachBatch: async ({ batch, heartbeat }) => {
             spec.onBatch(batch);
             await heartbeat();
+            if (pace) await pace();
           },
         })
         .catch((error: unknown) => failed(error as Error));
@@ -561,6 +571,31 @@ class KafkajsClient implements KafkaClient {
   async close(): Promise<void> {
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
+}
+
+/**
+ * Spaces a consumer's fetches at least `intervalMs` apart (from start to
+ * start): kafkajs starts the next fetch once the handler of every batch of
+ * the last one has returned, so the first handler after a fetch waits for the
+ * rest of the interval. An idle long poll lasts longer than the interval and
+ * is never delayed.
+ */
+function fetchPacer(consumer: Kafkajs.Consumer, intervalMs: number): () => Promise<void> {
+  let startedAt = 0;
+  let fetched = 0;
+  let paced = 0;
+  consumer.on(consumer.events.FETCH_START, () => {
+    startedAt = performance.now();
+  });
+  consumer.on(consumer.events.FETCH, () => {
+    fetched++;
+  });
+  return async () => {
+    if (paced === fetched) return;
+    paced = fetched;
+    const wait = startedAt + intervalMs - performance.now();
+    if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
+  };
 }
 
 /**

@@ -176,6 +176,7 @@ export class KafkaFanout implements Fanout {
           interest.pausedAtJoin(topic, partition) || users.pausedAtJoin(topic, partition)),
       // A picked-up partition is fetched from the next fetch on: keep idle fetches short.
       fetchMaxWaitMs: interest ? INTEREST_FETCH_MAX_WAIT_MS : undefined,
+      fetchIntervalMs: this.options.fetchIntervalMs,
       caughtUp: () => this.offsets.caughtUp(),
       positions: () => this.offsets.next,
       onRecords: (records) => this.onRecords(records),

@@ -39,6 +39,8 @@ export interface KafkaLinkOptions
   readonly positions: () => ReadonlyMap<string, Positions>;
   /** Longest wait of an idle fetch (`ConsumeOptions.fetchMaxWaitMs`). */
   readonly fetchMaxWaitMs?: number;
+  /** Least time between fetch starts (`ConsumeOptions.fetchIntervalMs`). */
+  readonly fetchIntervalMs?: number;
   /** Partitions paused at each group join (`ConsumeOptions.paused`). */
   readonly paused?: ConsumeOptions['paused'];
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
@@ -228,6 +230,7 @@ export class KafkaLink {
       positions: this.options.positions,
       paused: this.options.paused,
       fetchMaxWaitMs: this.options.fetchMaxWaitMs,
+      fetchIntervalMs: this.options.fetchIntervalMs,
       onRecords: this.options.onRecords,
       onPartitionEnd: this.options.onPartitionEnd,
       onCrash: (error) => this.onCrash(generation, error),

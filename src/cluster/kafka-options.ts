@@ -50,6 +50,13 @@ export interface KafkaFanoutOptions {
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
   interestLingerMs: number;
   /**
+   * Least time between the starts of two fetches of the consumer, ms: under steady
+   * traffic each fetch brings more records, and Kafka and the instance answer fewer
+   * requests; an idle consumer's long poll still answers the first record at once. 0: fetch again as soon as a
+   * fetch's records are handled. Default 0.
+   */
+  fetchIntervalMs: number;
+  /**
    * `/queue/…` destinations: `cluster`, one queue shared by every instance through the
    * queues topic (docs/cluster-queues.md), or `local`, a queue per instance. Default `cluster`.
    */
@@ -124,6 +131,7 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,
+    fetchIntervalMs: 0,
     recordFormat: 'packed',
     queues: 'cluster',
     queueMaxAgeMs: 24 * 60 * 60_000,
