@@ -50,10 +50,12 @@ export interface KafkaFanoutOptions {
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
   interestLingerMs: number;
   /**
-   * Least time between the starts of two fetches of the consumer, ms: under steady
-   * traffic each fetch brings more records, and Kafka and the instance answer fewer
-   * requests; an idle consumer's long poll still answers the first record at once. 0: fetch again as soon as a
-   * fetch's records are handled. Default 0.
+   * Least time between the starts of two fetches of the fan-out's consumer, ms. Under
+   * steady traffic each fetch then brings more records, and Kafka and the instance
+   * handle fewer requests (at most 1000 / this many fetches a second); a consumer
+   * that waits in a long poll still gets a record as soon as Kafka has it. 0: fetch again
+   * as soon as a fetch's records are handed over. Default 5 (docs/benchmarks.md,
+   * "Fewer, fuller fetches").
    */
   fetchIntervalMs: number;
   /**
@@ -131,7 +133,7 @@ export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'br
     bridges: {},
     interest: 'all',
     interestLingerMs: 30_000,
-    fetchIntervalMs: 0,
+    fetchIntervalMs: 5,
     recordFormat: 'packed',
     queues: 'cluster',
     queueMaxAgeMs: 24 * 60 * 60_000,

@@ -1,0 +1,112 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  type ConsumedRecord,
+  createKafkajsClient,
+  type KafkaClient,
+  type KafkaConsumer,
+} from '../../src/cluster/kafka-client.js';
+import { deleteTopicsAfterTest, kafkaBrokers, skipKafka, uniqueName } from '../helpers/cluster.js';
+
+if (skipKafka) {
+  console.warn('!!! fetch-interval.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)');
+}
+
+/** Long against a fetch on loopback, so that the spacing shows whatever the machine's load. */
+const INTERVAL_MS = 400;
+const RECORDS = 120;
+/** One record every 10 ms: 1.2 s of steady traffic, three intervals. */
+const EVERY_MS = 10;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const stops: Array<() => Promise<void>> = [];
+const crashes: Error[] = [];
+afterEach(async () => {
+  for (const stop of stops.splice(0).reverse()) await stop();
+});
+
+async function client(): Promise<KafkaClient> {
+  const c = await createKafkajsClient({ brokers: kafkaBrokers.split(',') });
+  stops.push(() => c.close());
+  return c;
+}
+
+/** A consumer of `topic` in a group of its own; `batches` gets every batch it is handed. */
+async function consumer(
+  c: KafkaClient,
+  topic: string,
+  fetchIntervalMs: number,
+): Promise<{ batches: ConsumedRecord[][]; consumer: KafkaConsumer }> {
+  const batches: ConsumedRecord[][] = [];
+  const consumer = await c.consume({
+    groupId: uniqueName('fetch-interval'),
+    topics: [topic],
+    positions: () => new Map(),
+    onRecords: (records) => {
+      batches.push(records);
+    },
+    onCrash: (error) => {
+      crashes.push(error);
+    },
+    joinTimeoutMs: 30_000,
+    fetchMaxWaitMs: 100,
+    fetchIntervalMs,
+  });
+  stops.push(() => consumer.stop());
+  return { batches, consumer };
+}
+
+async function until(done: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+const values = (batches: ConsumedRecord[][]) =>
+  batches.flat().map((r) => r.value?.toString('utf8'));
+
+describe.skipIf(skipKafka)('--kafka-fetch-interval (a real Kafka)', () => {
+  it('spaces fetches under steady traffic, delivering every record once and in order, and answers the first record after a quiet spell at once', async () => {
+    const topic = uniqueName('stompbus-fetch-interval');
+    deleteTopicsAfterTest([topic]);
+    const c = await client();
+    await c.ensureTopics([{ topic, partitions: 1 }]);
+    await c.connectProducer();
+    // Side by side on the same records: paced, and fetching again at once.
+    const paced = await consumer(c, topic, INTERVAL_MS);
+    const eager = await consumer(c, topic, 0);
+    // Both fetch from the live end: let their first fetches start before producing.
+    await sleep(300);
+
+    const started = Date.now();
+    for (let i = 0; i < RECORDS; i++) {
+      await c.produce([{ topic, key: 'k', value: Buffer.from(String(i)), headers: [] }]);
+      const next = started + (i + 1) * EVERY_MS;
+      if (next > Date.now()) await sleep(next - Date.now());
+    }
+    const elapsed = Date.now() - started;
+    const expected = Array.from({ length: RECORDS }, (_, i) => String(i));
+    await until(() => values(paced.batches).length >= RECORDS, 'the paced consumer');
+    await until(() => values(eager.batches).length >= RECORDS, 'the eager consumer');
+    expect(values(paced.batches)).toEqual(expected);
+    expect(values(eager.batches)).toEqual(expected);
+
+    // At most one fetch with records per interval while the records came, and the rest after.
+    expect(paced.batches.length).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL_MS) + 2);
+    // Without an interval every record, or nearly, comes in a fetch of its own.
+    expect(eager.batches.length).toBeGreaterThan(3 * paced.batches.length);
+
+    // Quiet for longer than the interval: the next record is not held back by it. The
+    // consumer's long poll is waiting and answers as soon as Kafka has the record.
+    await sleep(INTERVAL_MS + 300);
+    const before = paced.batches.length;
+    const sent = Date.now();
+    await c.produce([{ topic, key: 'k', value: Buffer.from('after'), headers: [] }]);
+    await until(() => paced.batches.length > before, 'the record after the quiet spell');
+    expect(Date.now() - sent).toBeLessThan(INTERVAL_MS);
+    expect(values(paced.batches.slice(before))).toEqual(['after']);
+    expect(crashes).toEqual([]);
+  });
+});
