@@ -5,15 +5,20 @@ import {
   type KafkaClient,
   type KafkaConsumer,
 } from '../../src/cluster/kafka-client.js';
+import { partitionFor } from '../../src/cluster/partitioner.js';
 import { deleteTopicsAfterTest, kafkaBrokers, skipKafka, uniqueName } from '../helpers/cluster.js';
 
 if (skipKafka) {
-  console.warn('!!! fetch-interval.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)');
+  console.warn(
+    '!!! fetch-interval.spec.ts SKIPPED: no Kafka broker (see spec/kafka-global-setup.ts)',
+  );
 }
 
 /** Long against a fetch on loopback, so that the spacing shows whatever the machine's load. */
 const INTERVAL_MS = 400;
 const RECORDS = 120;
+/** The steady traffic goes to one partition; a fetch can bring batches of all of them. */
+const PARTITIONS = 3;
 /** One record every 10 ms: 1.2 s of steady traffic, three intervals. */
 const EVERY_MS = 10;
 
@@ -36,14 +41,17 @@ async function consumer(
   c: KafkaClient,
   topic: string,
   fetchIntervalMs: number,
-): Promise<{ batches: ConsumedRecord[][]; consumer: KafkaConsumer }> {
+): Promise<{ batches: ConsumedRecord[][]; at: number[]; consumer: KafkaConsumer }> {
   const batches: ConsumedRecord[][] = [];
+  /** When each batch was handed over (`performance.now()`). */
+  const at: number[] = [];
   const consumer = await c.consume({
     groupId: uniqueName('fetch-interval'),
     topics: [topic],
     positions: () => new Map(),
     onRecords: (records) => {
       batches.push(records);
+      at.push(performance.now());
     },
     onCrash: (error) => {
       crashes.push(error);
@@ -53,7 +61,7 @@ async function consumer(
     fetchIntervalMs,
   });
   stops.push(() => consumer.stop());
-  return { batches, consumer };
+  return { batches, at, consumer };
 }
 
 async function until(done: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
@@ -72,7 +80,7 @@ describe.skipIf(skipKafka)('--kafka-fetch-interval (a real Kafka)', () => {
     const topic = uniqueName('stompbus-fetch-interval');
     deleteTopicsAfterTest([topic]);
     const c = await client();
-    await c.ensureTopics([{ topic, partitions: 1 }]);
+    await c.ensureTopics([{ topic, partitions: PARTITIONS }]);
     await c.connectProducer();
     // Side by side on the same records: paced, and fetching again at once.
     const paced = await consumer(c, topic, INTERVAL_MS);
@@ -107,6 +115,23 @@ describe.skipIf(skipKafka)('--kafka-fetch-interval (a real Kafka)', () => {
     await until(() => paced.batches.length > before, 'the record after the quiet spell');
     expect(Date.now() - sent).toBeLessThan(INTERVAL_MS);
     expect(values(paced.batches.slice(before))).toEqual(['after']);
+
+    // Right after that fetch, one record for every partition in one produce request: the
+    // next fetch waits for the interval, then brings them all, and every partition's batch is
+    // handed over at once (a pause between the batches of one fetch would hold the later
+    // partitions back by an interval each).
+    const keys = Array.from({ length: PARTITIONS }, (_, p) => {
+      for (let i = 0; ; i++) if (partitionFor(`key-${i}`, PARTITIONS) === p) return `key-${i}`;
+    });
+    const first = paced.batches.length;
+    await c.produce(keys.map((key) => ({ topic, key, value: Buffer.from(key), headers: [] })));
+    await until(
+      () => values(paced.batches.slice(first)).length >= PARTITIONS,
+      'a record of every partition',
+    );
+    expect(new Set(paced.batches.slice(first).map((b) => b[0]?.partition)).size).toBe(PARTITIONS);
+    const handed = paced.at.slice(first);
+    expect(Math.max(...handed) - Math.min(...handed)).toBeLessThan(INTERVAL_MS / 2);
     expect(crashes).toEqual([]);
   });
 });

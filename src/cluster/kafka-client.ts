@@ -7,6 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
+import { paceFetches } from './fetch-pacing.js';
 import { fixKafkajs } from './kafkajs-fixes.js';
 import { keyedPartitioner, partitionFor } from './partitioner.js';
 import { useProduceEncoding } from './produce-encoding.js';
@@ -73,8 +74,9 @@ export interface ConsumeOptions {
    */
   readonly fetchMaxWaitMs?: number;
   /**
-   * Least time between the starts of two fetches, ms: after a fetch's records are
-   * handled, the next fetch waits for the rest of it. Default 0.
+   * Least time between the starts of two fetches from a broker, ms: once a fetch's
+   * batches are handed over, the next fetch waits for the rest of it (`fetch-pacing.ts`).
+   * Default 0.
    */
   readonly fetchIntervalMs?: number;
 }
@@ -518,7 +520,12 @@ class KafkajsClient implements KafkaClient {
       failed = reject;
     });
     spec.listen(consumer);
-    const pace = spec.intervalMs > 0 ? fetchPacer(consumer, spec.intervalMs) : undefined;
+    // The group id is this consumer's own (one per process start and restart).
+    const unpace = paceFetches(spec.groupId, spec.intervalMs);
+    if (unpace) {
+      consumer.on(consumer.events.DISCONNECT, unpace);
+      consumer.on(consumer.events.CRASH, unpace);
+    }
     consumer.on(consumer.events.GROUP_JOIN, () => {
       running = true;
       joined();
@@ -536,13 +543,13 @@ class KafkajsClient implements KafkaClient {
           eachBatch: async ({ batch, heartbeat }) => {
             spec.onBatch(batch);
             await heartbeat();
-            if (pace) await pace();
           },
         })
         .catch((error: unknown) => failed(error as Error));
       await withTimeout(join, spec.joinTimeoutMs, spec.what);
     } catch (error) {
       await consumer.disconnect().catch(() => {});
+      unpace?.();
       throw error;
     }
     return consumer;
@@ -571,31 +578,6 @@ class KafkajsClient implements KafkaClient {
   async close(): Promise<void> {
     await Promise.allSettled([this.producer.disconnect(), this.admin.disconnect()]);
   }
-}
-
-/**
- * Spaces a consumer's fetches at least `intervalMs` apart (from start to
- * start): kafkajs starts the next fetch once the handler of every batch of
- * the last one has returned, so the first handler after a fetch waits for the
- * rest of the interval. An idle long poll lasts longer than the interval and
- * is never delayed.
- */
-function fetchPacer(consumer: Kafkajs.Consumer, intervalMs: number): () => Promise<void> {
-  let startedAt = 0;
-  let fetched = 0;
-  let paced = 0;
-  consumer.on(consumer.events.FETCH_START, () => {
-    startedAt = performance.now();
-  });
-  consumer.on(consumer.events.FETCH, () => {
-    fetched++;
-  });
-  return async () => {
-    if (paced === fetched) return;
-    paced = fetched;
-    const wait = startedAt + intervalMs - performance.now();
-    if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
-  };
 }
 
 /**
