@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { MAX_FETCH_INTERVAL_MS } from './cluster/kafka-options.js';
 import type { LogFormat, LogThreshold } from './ops/pino-logger.js';
 import { aclAuthorizer } from './security/acl.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from './server.js';
@@ -75,7 +76,7 @@ type NumericOption = {
   [K in keyof ServerOptions]: ServerOptions[K] extends number ? K : never;
 }[keyof ServerOptions];
 
-/** A flag that sets one whole-number option, at least `min` (default 0). */
+/** A flag that sets one whole-number option, at least `min` (default 0) and at most `max`. */
 function numeric(
   flag: string,
   env: string,
@@ -83,6 +84,7 @@ function numeric(
   key: NumericOption,
   help: string,
   min = 0,
+  max = Number.POSITIVE_INFINITY,
 ): Flag {
   return {
     flag,
@@ -92,6 +94,7 @@ function numeric(
     apply: (o, v) => {
       const n = int(flag, v);
       if (n < min) throw new Error(`stompbus: ${flag} needs at least ${min}`);
+      if (n > max) throw new Error(`stompbus: ${flag} takes at most ${max}`);
       o[key] = n;
     },
   };
@@ -489,7 +492,9 @@ export const FLAGS: Flag[] = [
     'STOMPBUS_KAFKA_FETCH_INTERVAL',
     'ms',
     'kafkaFetchIntervalMs',
-    `least time between the starts of two fetches from Kafka: fewer, fuller fetches under load (${d.kafkaFetchIntervalMs})`,
+    `least time between the starts of two fetches from a Kafka broker after one that brought records: fewer, fuller fetches under load; at most ${MAX_FETCH_INTERVAL_MS} (${d.kafkaFetchIntervalMs})`,
+    0,
+    MAX_FETCH_INTERVAL_MS,
   ),
   {
     flag: '--queues',

@@ -263,6 +263,13 @@ describe('stompbus with bad arguments', () => {
     expect(stderr).toContain('--no-such-flag');
   });
 
+  it('exits 2 with a one-line message for a number past its bounds', async () => {
+    const { code, stdout, stderr } = await run(['--kafka-fetch-interval', '1001']);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr.trimEnd()).toBe('stompbus: --kafka-fetch-interval takes at most 1000');
+  });
+
   it('exits 2 with a one-line message for a flag without its value', async () => {
     const { code, stderr } = await run(['--port']);
     expect(code).toBe(2);

@@ -4,10 +4,12 @@
  * broker, hands every batch of the answer to `eachBatch`, and once all are
  * handled starts the next fetch at once: under steady traffic a fetch every
  * few milliseconds for a handful of records, each a request that Kafka and
- * the instance pay for. Here the next fetch from a broker starts no sooner
- * than the interval after the previous one started; every batch of a fetch is
- * handed over as soon as it comes, and a fetch waiting in Kafka's long poll
- * still answers a record at once.
+ * the instance pay for. Here, after a fetch that brought records, the next
+ * fetch from that broker starts no sooner than the interval after it started;
+ * every batch of a fetch is handed over as soon as it comes. After a fetch that
+ * brought nothing (an idle long poll ran out) the next one starts at once, so
+ * an idle consumer is always waiting in a long poll and gets a record as soon
+ * as Kafka has it.
  *
  * kafkajs has no setting for it, and a pause inside `eachBatch` would hold
  * back the other partitions' batches of the same fetch. So the runner's
@@ -18,16 +20,20 @@
  * without a pause.
  */
 import { createRequire } from 'node:module';
+import { MAX_FETCH_INTERVAL_MS } from './kafka-options.js';
 
 /** The part of kafkajs' consumer runner the wrapper reads. */
 interface RunnerLike {
   consumerGroup?: { groupId?: string };
-  fetch(nodeId: number): Promise<unknown[]>;
+  fetch(nodeId: number): Promise<Array<{ messages?: unknown[] }>>;
 }
 
 /** Interval per consumer group id, ms. */
 const intervals = new Map<string, number>();
-/** When each runner last started a fetch from each broker (`performance.now()`). */
+/**
+ * When each runner started its last fetch from each broker that brought records
+ * (`performance.now()`); none after a fetch that brought nothing.
+ */
 const started = new WeakMap<RunnerLike, Map<number, number>>();
 let wrapped: boolean | undefined;
 
@@ -38,9 +44,9 @@ let wrapped: boolean | undefined;
  */
 export function paceFetches(groupId: string, intervalMs: number): (() => void) | undefined {
   if (!(intervalMs > 0) || !wrapRunner()) return undefined;
-  intervals.set(groupId, intervalMs);
+  intervals.set(groupId, Math.min(intervalMs, MAX_FETCH_INTERVAL_MS));
   return () => {
-    if (intervals.get(groupId) === intervalMs) intervals.delete(groupId);
+    intervals.delete(groupId);
   };
 }
 
@@ -70,18 +76,20 @@ function wrapRunner(): boolean {
   }
   proto.fetch = async function fetch(this: RunnerLike, nodeId: number) {
     const interval = intervals.get(this.consumerGroup?.groupId ?? '');
-    if (interval !== undefined) {
-      let byNode = started.get(this);
-      if (!byNode) {
-        byNode = new Map();
-        started.set(this, byNode);
-      }
-      const last = byNode.get(nodeId);
-      const wait = last === undefined ? 0 : last + interval - performance.now();
-      if (wait >= 1) await new Promise((resolve) => setTimeout(resolve, wait));
-      byNode.set(nodeId, performance.now());
+    if (interval === undefined) return original.call(this, nodeId);
+    let byNode = started.get(this);
+    if (!byNode) {
+      byNode = new Map();
+      started.set(this, byNode);
     }
-    return original.call(this, nodeId);
+    const last = byNode.get(nodeId);
+    const wait = last === undefined ? 0 : last + interval - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const start = performance.now();
+    const batches = await original.call(this, nodeId);
+    if (batches.some((batch) => (batch.messages?.length ?? 0) > 0)) byNode.set(nodeId, start);
+    else byNode.delete(nodeId);
+    return batches;
   };
   wrapped = true;
   return true;

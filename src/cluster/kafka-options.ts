@@ -50,12 +50,14 @@ export interface KafkaFanoutOptions {
   /** With `subscribed`: how long a partition nobody here subscribes to any more is still fetched, ms. Default 30,000. */
   interestLingerMs: number;
   /**
-   * Least time between the starts of two fetches of the fan-out's consumer, ms. Under
-   * steady traffic each fetch then brings more records, and Kafka and the instance
-   * handle fewer requests (at most 1000 / this many fetches a second); a consumer
-   * that waits in a long poll still gets a record as soon as Kafka has it. 0: fetch again
-   * as soon as a fetch's records are handed over. Default 5 (docs/benchmarks.md,
-   * "Fewer, fuller fetches").
+   * Least time between the start of a fetch of the fan-out's consumer that brought
+   * records and the start of the next fetch from the same broker, ms. Under steady traffic
+   * each fetch then brings more records, and Kafka and the instance handle fewer requests
+   * (at most 1000 / this many fetches a second per broker); after a fetch that brought
+   * nothing the next starts at once, so an idle consumer waits in a long poll and gets a
+   * record as soon as Kafka has it. 0: fetch again as soon as a fetch's records are handed
+   * over. At most {@link MAX_FETCH_INTERVAL_MS}. Default 5 (docs/benchmarks.md, "Fewer,
+   * fuller fetches").
    */
   fetchIntervalMs: number;
   /**
@@ -124,6 +126,12 @@ export interface KafkaFanoutOptions {
   /** The Kafka client; default kafkajs (`createKafkajsClient`), loaded on the first connect. */
   client: KafkaClient | undefined;
 }
+
+/**
+ * The longest `fetchIntervalMs`, ms (a longer one is taken as this): kafkajs heart-beats from
+ * its fetch loop, which waits meanwhile.
+ */
+export const MAX_FETCH_INTERVAL_MS = 1_000;
 
 /** The defaults of {@link KafkaFanoutOptions} (all but `brokers`). */
 export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'brokers'>> =
