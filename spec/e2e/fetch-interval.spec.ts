@@ -1,11 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { MAX_FETCH_INTERVAL_MS } from '../../src/cluster/fetch-pacing.js';
 import {
   type ConsumedRecord,
   createKafkajsClient,
   type KafkaClient,
   type KafkaConsumer,
 } from '../../src/cluster/kafka-client.js';
-import { MAX_FETCH_INTERVAL_MS } from '../../src/cluster/kafka-options.js';
 import { partitionFor } from '../../src/cluster/partitioner.js';
 import { deleteTopicsAfterTest, kafkaBrokers, skipKafka, uniqueName } from '../helpers/cluster.js';
 

@@ -20,13 +20,18 @@
  * without a pause.
  */
 import { createRequire } from 'node:module';
-import { MAX_FETCH_INTERVAL_MS } from './kafka-options.js';
 
 /** The part of kafkajs' consumer runner the wrapper reads. */
 interface RunnerLike {
   consumerGroup?: { groupId?: string };
   fetch(nodeId: number): Promise<Array<{ messages?: unknown[] }>>;
 }
+
+/**
+ * The longest interval, ms (a longer one is taken as this): kafkajs heart-beats from its
+ * fetch loop, which waits meanwhile.
+ */
+export const MAX_FETCH_INTERVAL_MS = 1_000;
 
 /** Interval per consumer group id, ms. */
 const intervals = new Map<string, number>();

@@ -56,7 +56,7 @@ export interface KafkaFanoutOptions {
    * (at most 1000 / this many fetches a second per broker); after a fetch that brought
    * nothing the next starts at once, so an idle consumer waits in a long poll and gets a
    * record as soon as Kafka has it. 0: fetch again as soon as a fetch's records are handed
-   * over. At most {@link MAX_FETCH_INTERVAL_MS}. Default 5 (docs/benchmarks.md, "Fewer,
+   * over. At most 1,000 (`MAX_FETCH_INTERVAL_MS`). Default 5 (docs/benchmarks.md, "Fewer,
    * fuller fetches").
    */
   fetchIntervalMs: number;
@@ -126,12 +126,6 @@ export interface KafkaFanoutOptions {
   /** The Kafka client; default kafkajs (`createKafkajsClient`), loaded on the first connect. */
   client: KafkaClient | undefined;
 }
-
-/**
- * The longest `fetchIntervalMs`, ms (a longer one is taken as this): kafkajs heart-beats from
- * its fetch loop, which waits meanwhile.
- */
-export const MAX_FETCH_INTERVAL_MS = 1_000;
 
 /** The defaults of {@link KafkaFanoutOptions} (all but `brokers`). */
 export const DEFAULT_KAFKA_FANOUT_OPTIONS: Readonly<Omit<KafkaFanoutOptions, 'brokers'>> =
