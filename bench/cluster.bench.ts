@@ -96,9 +96,7 @@ const WATCHDOG_MS = Math.max(
   120_000 +
     1_500 *
       (BUILDS * (START_WARMUP_S + 10) +
-        ROUNDS *
-          (BUILDS + 1 + (args.noise ? 1 : 0)) *
-          (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
+        ROUNDS * (BUILDS + 1 + (NOISE ? 1 : 0)) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
 );
 const DESTINATION = '/topic/bench';
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */

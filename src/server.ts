@@ -88,6 +88,7 @@ export interface ClusterOptions {
   kafkaInterest: KafkaInterest;
   /** With `subscribed`: how long a partition nobody here wants is still fetched, ms. Default 30,000. */
   kafkaInterestLingerMs: number;
+  /** Least time between fetch starts from a broker after one that brought records, ms (`--kafka-fetch-interval`). Default 5. */
   kafkaFetchIntervalMs: number;
   /** How STOMP headers travel on the topics and users topics (`--kafka-headers`; see RecordFormat). */
   kafkaHeaders: RecordFormat;

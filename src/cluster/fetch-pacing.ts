@@ -19,7 +19,7 @@
  * were. A kafkajs whose code differs is left alone, and its consumers fetch
  * without a pause.
  */
-import { createRequire } from 'node:module';
+import { knownKafkajsPrototype } from './kafkajs-fixes.js';
 
 /** The part of kafkajs' consumer runner the wrapper reads. */
 interface RunnerLike {
@@ -58,27 +58,13 @@ export function paceFetches(groupId: string, intervalMs: number): (() => void) |
 /** Wraps kafkajs 2.2.4's `Runner.prototype.fetch` (once); false when it is not that code. */
 function wrapRunner(): boolean {
   if (wrapped !== undefined) return wrapped;
-  wrapped = false;
-  const require = createRequire(import.meta.url);
-  let Runner: { prototype: RunnerLike } | undefined;
-  try {
-    const version = (require('kafkajs/package.json') as { version?: string }).version;
-    if (version !== '2.2.4') return false;
-    Runner = require('kafkajs/src/consumer/runner.js');
-  } catch {
-    return false;
-  }
-  const proto = Runner?.prototype;
-  const original = proto?.fetch;
-  const code = original?.toString() ?? '';
-  if (
-    !proto ||
-    typeof original !== 'function' ||
-    !code.includes('FETCH_START') ||
-    !code.includes('this.consumerGroup.fetch(nodeId)')
-  ) {
-    return false;
-  }
+  const proto = knownKafkajsPrototype<RunnerLike>('src/consumer/runner.js', 'fetch', [
+    'FETCH_START',
+    'this.consumerGroup.fetch(nodeId)',
+  ]);
+  wrapped = proto !== undefined;
+  if (!proto) return false;
+  const original = proto.fetch;
   proto.fetch = async function fetch(this: RunnerLike, nodeId: number) {
     const interval = intervals.get(this.consumerGroup?.groupId ?? '');
     if (interval === undefined) return original.call(this, nodeId);
@@ -96,6 +82,5 @@ function wrapRunner(): boolean {
     else byNode.delete(nodeId);
     return batches;
   };
-  wrapped = true;
   return true;
 }

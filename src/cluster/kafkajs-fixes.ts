@@ -91,29 +91,41 @@ export function fixKafkajs(): { requestQueue: Outcome; grouping: Outcome } {
 }
 
 /**
+ * The prototype of the class that kafkajs 2.2.4's module `path` (inside the kafkajs package)
+ * exports, when its `method` is the known code: its source contains every string of `known`.
+ * Undefined for another kafkajs version, another shape of code, or no kafkajs.
+ */
+export function knownKafkajsPrototype<P extends object>(
+  path: string,
+  method: keyof P & string,
+  known: readonly string[],
+): P | undefined {
+  const require = createRequire(import.meta.url);
+  try {
+    if ((require('kafkajs/package.json') as { version?: string }).version !== '2.2.4') return;
+    const proto = (require(`kafkajs/${path}`) as { prototype?: P } | undefined)?.prototype;
+    const original = proto?.[method];
+    if (typeof original !== 'function') return;
+    const code = original.toString();
+    return known.every((part) => code.includes(part)) ? proto : undefined;
+  } catch {
+    return;
+  }
+}
+
+/**
  * Replaces kafkajs' `RequestQueue.prototype.scheduleCheckPendingRequests`
  * (once per process); says what it did.
  */
 export function fixKafkajsRequestQueue(): Outcome {
   if (outcome !== undefined) return outcome === 'applied' ? 'already' : outcome;
-  const require = createRequire(import.meta.url);
-  let version: string | undefined;
-  let RequestQueue: { prototype: RequestQueueLike } | undefined;
-  try {
-    version = (require('kafkajs/package.json') as { version?: string }).version;
-    RequestQueue = require('kafkajs/src/network/requestQueue/index.js');
-  } catch {
-    outcome = 'not needed';
-    return outcome;
-  }
-  const proto = RequestQueue?.prototype;
-  const original = proto?.scheduleCheckPendingRequests?.toString() ?? '';
   // The 2.2.4 code: the delay computed before the pending check, used whatever it is.
-  const known =
-    version === '2.2.4' &&
-    original.includes('this.throttledUntil - Date.now()') &&
-    original.includes('if (this.pending.length > 0)');
-  if (!proto || !known) {
+  const proto = knownKafkajsPrototype<RequestQueueLike>(
+    'src/network/requestQueue/index.js',
+    'scheduleCheckPendingRequests',
+    ['this.throttledUntil - Date.now()', 'if (this.pending.length > 0)'],
+  );
+  if (!proto) {
     outcome = 'not needed';
     return outcome;
   }
