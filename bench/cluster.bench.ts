@@ -29,7 +29,7 @@ import { cpus, loadavg } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import kafkajs, { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     quick: { type: 'boolean', default: false },
     noise: { type: 'boolean', default: false },
+    split: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/cluster.md' },
   },
 });
@@ -59,6 +60,13 @@ function envWords(name: string): string[] {
 }
 /** The floor an extra time a round (`--noise`): the A/A check of the usual floor run. */
 const NOISE = args.noise === true;
+/**
+ * `--split`: the first build's cluster topic and the floor's topic stamp records with
+ * Kafka's append time, and a plain kafkajs consumer in the harness reads the cluster topic
+ * too, so that each measured message's latency splits at Kafka: send → append, append →
+ * received. A diagnostic: the extra consumer adds to Kafka's work during the cluster runs.
+ */
+const SPLIT = args.split === true;
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const BODY_SIZE = 256;
@@ -96,9 +104,11 @@ const WATCHDOG_MS = Math.max(
   120_000 +
     1_500 *
       (BUILDS * (START_WARMUP_S + 10) +
-        ROUNDS * (BUILDS + 1 + (NOISE ? 1 : 0)) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
+        ROUNDS * (BUILDS + 2 + (NOISE ? 1 : 0)) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
 );
 const DESTINATION = '/topic/bench';
+/** With `--split`: records stamped with Kafka's own append time. */
+const LOG_APPEND_TIME = { name: 'message.timestamp.type', value: 'LogAppendTime' };
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */
 const MAX_BATCH_RECORDS = 1_000;
 const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
@@ -246,6 +256,9 @@ class Recorder {
   readonly latencies: number[] = [];
   readonly seen: Uint8Array;
   duplicates = 0;
+  /** With `--split`: when each message was sent and received (ms), by index. */
+  readonly sentAt: Float64Array | undefined;
+  readonly receivedAt: Float64Array | undefined;
 
   constructor(
     readonly base: number,
@@ -253,6 +266,10 @@ class Recorder {
     readonly count: number,
   ) {
     this.seen = new Uint8Array(count);
+    if (SPLIT) {
+      this.sentAt = new Float64Array(count);
+      this.receivedAt = new Float64Array(count);
+    }
   }
 
   record(seq: number, sentMs: number): void {
@@ -265,6 +282,10 @@ class Recorder {
     }
     this.seen[i] = 1;
     this.latencies.push(t - sentMs);
+    if (this.sentAt && this.receivedAt) {
+      this.sentAt[i] = sentMs;
+      this.receivedAt[i] = t;
+    }
   }
 
   /** The `x-seq` and `x-sent` headers of a MESSAGE frame. */
@@ -280,6 +301,46 @@ class Recorder {
     return Math.max(0, this.count - this.measureFrom);
   }
 }
+
+/** With `--split`: Kafka's append time of each message (`seq` → ms), read from the records. */
+const appendedAt = new Map<number, number>();
+/** With `--split`: when the harness's own consumer of the cluster topic got each message. */
+const tappedAt = new Map<number, number>();
+
+/** One path's latencies split at Kafka's append time (`--split`), pooled over the rounds. */
+class Split {
+  readonly toAppend: number[] = [];
+  readonly fromAppend: number[] = [];
+  readonly total: number[] = [];
+
+  constructor(
+    readonly label: string,
+    readonly path: string,
+  ) {}
+
+  /** Adds a measured run's messages whose append time is known; `receivedAt` overrides the recorder's. */
+  add(r: Recorder, receivedAt?: (seq: number) => number | undefined): void {
+    if (!r.sentAt || !r.receivedAt) return;
+    for (let i = r.measureFrom; i < r.count; i++) {
+      if (!r.seen[i]) continue;
+      const appended = appendedAt.get(r.base + i);
+      const received = receivedAt ? receivedAt(r.base + i) : r.receivedAt[i];
+      if (appended === undefined || received === undefined) continue;
+      this.toAppend.push(appended - (r.sentAt[i] ?? NaN));
+      this.fromAppend.push(received - appended);
+      this.total.push(received - (r.sentAt[i] ?? NaN));
+    }
+  }
+}
+
+const splits = {
+  floor: new Split('Kafka floor (plain kafkajs)', 'produce → append → consume'),
+  cross: new Split('cluster, cross-instance', 'SEND on 1 → append → MESSAGE on 2'),
+  tap: new Split(
+    "the harness's consumer of the cluster topic",
+    'SEND on 1 → append → plain kafkajs consumer',
+  ),
+};
 
 /** One scenario's measured runs, pooled. */
 class Scenario {
@@ -416,7 +477,7 @@ interface Bench {
  */
 async function stompBench(
   pubUrl: string,
-  subs: Array<{ url: string; scenario: Scenario }>,
+  subs: Array<{ url: string; scenario: Scenario; split?: boolean }>,
 ): Promise<Bench> {
   let clients: StompClient[] = [];
   let receivers: Array<{ client: StompClient; scenario: Scenario }> = [];
@@ -455,10 +516,17 @@ async function stompBench(
         publisher.send(sendFrame(seq, sentMs)),
       );
       await drain(recorders);
+      if (SPLIT) await sleep(300); // the harness's own consumer of the topic too
       if (measureFrom >= count) return; // warm-up only
       for (const [i, r] of recorders.entries()) {
         (bench.target?.[i] ?? receivers[i]?.scenario)?.add(r, seconds);
+        if (SPLIT && bench.target === undefined && subs[i]?.split) {
+          splits.cross.add(r);
+          splits.tap.add(r, (seq) => tappedAt.get(seq));
+        }
       }
+      appendedAt.clear();
+      tappedAt.clear();
     },
     async close() {
       for (const c of clients) c.close();
@@ -470,10 +538,17 @@ async function stompBench(
 /**
  * Kafka's own produce-to-consume latency with plain kafkajs on a topic of its own with
  * as many partitions, producing like the fan-out does (see `flush` in produce-queue.ts)
- * and consuming with the fan-out's consumer settings.
+ * and consuming with the fan-out's consumer settings: no offset commits, as the fan-out
+ * makes none (it reads from the live end). With `commits`, kafkajs' default instead: an
+ * OffsetCommit after every batch, its round trip between two fetches (the goal's floor
+ * until 2026-12-05, kept as a row of its own).
  */
-async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Bench> {
-  const topic = `stompbus-bench-floor-${randomBytes(4).toString('hex')}`;
+async function kafkaFloorBench(
+  brokers: string,
+  scenario: Scenario,
+  commits: boolean,
+): Promise<Bench> {
+  const topic = `stompbus-bench-floor-${commits ? 'commits-' : ''}${randomBytes(4).toString('hex')}`;
   const client = new Kafka({
     clientId: 'stompbus-bench-floor',
     brokers: brokers.split(','),
@@ -496,7 +571,14 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
   let recorder: Recorder | undefined;
   await admin.connect();
   await admin.createTopics({
-    topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
+    topics: [
+      {
+        topic,
+        numPartitions: PARTITIONS,
+        replicationFactor: 1,
+        ...(SPLIT && !commits ? { configEntries: [LOG_APPEND_TIME] } : {}),
+      },
+    ],
     waitForLeaders: true,
   });
   await producer.connect();
@@ -506,11 +588,13 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
     consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
   );
   await consumer.run({
+    autoCommit: commits,
     eachBatch: async ({ batch }) => {
       for (const m of batch.messages) {
         const seq = m.headers?.['x-seq'];
         const sent = m.headers?.['x-sent'];
         if (seq && sent) recorder?.record(Number(seq.toString()), Number(sent.toString()));
+        if (SPLIT && !commits && seq) appendedAt.set(Number(seq.toString()), Number(m.timestamp));
       }
     },
   });
@@ -559,6 +643,9 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
       await drain([r]);
       await flushing;
       if (measureFrom < count) (bench.target?.[0] ?? scenario).add(r, seconds);
+      if (SPLIT && !commits && measureFrom < count && bench.target === undefined)
+        splits.floor.add(r);
+      if (SPLIT && !commits) appendedAt.clear();
     },
     async close() {
       await consumer.disconnect().catch(() => {});
@@ -568,6 +655,70 @@ async function kafkaFloorBench(brokers: string, scenario: Scenario): Promise<Ben
     },
   };
   return bench;
+}
+
+/**
+ * `--split`: sets the cluster topic to Kafka's append time (its other topic settings kept) and
+ * reads it with a plain kafkajs consumer (the fan-out's settings, no commits), noting each
+ * message's append time and when this consumer got it. Returns its stop.
+ */
+// Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
+
+async function tapClusterTopic(brokers: string, topic: string): Promise<() => Promise<void>> {
+  const client = new Kafka({
+    clientId: 'stompbus-bench-tap',
+    brokers: brokers.split(','),
+    logLevel: logLevel.NOTHING,
+  });
+  const admin = client.admin();
+  await admin.connect();
+  // alterConfigs replaces every setting of the topic: the ones set on it are given back.
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+  });
+  const kept = (described.resources[0]?.configEntries ?? [])
+    .filter(
+      (e) => e.configSource === ConfigSource.TOPIC_CONFIG && e.configName !== LOG_APPEND_TIME.name,
+    )
+    .map((e) => ({ name: e.configName, value: e.configValue }));
+  await admin.alterConfigs({
+    validateOnly: false,
+    resources: [
+      { type: ConfigResourceTypes.TOPIC, name: topic, configEntries: [...kept, LOG_APPEND_TIME] },
+    ],
+  });
+  await admin.disconnect();
+  const consumer = client.consumer({
+    groupId: `${topic}-tap`,
+    sessionTimeout: 6_000,
+    heartbeatInterval: 2_000,
+    maxWaitTimeInMs: 250,
+    allowAutoTopicCreation: false,
+  });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise<void>((resolve) =>
+    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
+  );
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      const at = now();
+      for (const m of batch.messages) {
+        // The STOMP headers are packed into one record header (records.ts), or one each.
+        const own = m.headers?.['x-seq']?.toString();
+        const packed = own ? undefined : m.headers?.['stompbus-headers']?.toString();
+        const seq = own ?? (packed ? /\nx-seq:(\d+)/.exec(packed)?.[1] : undefined);
+        if (seq === undefined) continue;
+        appendedAt.set(Number(seq), Number(m.timestamp));
+        tappedAt.set(Number(seq), at);
+      }
+    },
+  });
+  await joined;
+  return () => consumer.disconnect().catch(() => {});
 }
 
 // ---- machine state ----
@@ -679,7 +830,7 @@ interface Side {
   roundMicros: number[];
 }
 
-function goalLine(side: Side, floor: Row, label: string): string {
+function goalLine(side: Side, floor: Row, label: string, withCpu = true): string {
   const cross = side.cross.row();
   const gap = cross.p99 - floor.p99;
   const ok = Number.isFinite(gap) && gap <= GOAL_MS && cross.lost === 0;
@@ -688,8 +839,10 @@ function goalLine(side: Side, floor: Row, label: string): string {
     `Goal${label}: cross-instance p99 within ${GOAL_MS} ms of the Kafka floor p99 at ` +
     `${RATE.toLocaleString('en-US')} messages/s — ${ms(cross.p99)} − ${ms(floor.p99)} = ` +
     `${ms(gap)} ms (ratio ${(cross.p99 / floor.p99).toFixed(2)}): **${ok ? 'met' : 'not met'}**. ` +
-    `Per round: ${perRound.map(signed).join(' / ')} ms. ` +
-    `CPU per message per instance by round: ${side.roundMicros.map((u) => u.toFixed(0)).join(' / ')} µs.`
+    `Per round: ${perRound.map(signed).join(' / ')} ms.` +
+    (withCpu
+      ? ` CPU per message per instance by round: ${side.roundMicros.map((u) => u.toFixed(0)).join(' / ')} µs.`
+      : '')
   );
 }
 
@@ -754,9 +907,28 @@ function comparison(ours: Side, base: Side, floor: Scenario): string[] {
   return lines;
 }
 
+/** The `--split` table: each path's latency before and after Kafka's append, ms. */
+function splitTable(): string[] {
+  const q = (values: number[], p: number) => ms(percentile(Float64Array.from(values).sort(), p));
+  return [
+    "Split at Kafka's append time (`--split`; the harness's own consumer of the cluster topic ran " +
+      'during every cluster run, adding to what Kafka serves):',
+    '',
+    '| path | messages | send → append p50 | p99 | append → received p50 | p99 | send → received p50 | p99 |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...Object.values(splits).map(
+      (s) =>
+        `| ${s.label}: ${s.path} | ${s.toAppend.length} | ${q(s.toAppend, 0.5)} | ${q(s.toAppend, 0.99)} | ` +
+        `${q(s.fromAppend, 0.5)} | ${q(s.fromAppend, 0.99)} | ${q(s.total, 0.5)} | ${q(s.total, 0.99)} |`,
+    ),
+    '',
+  ];
+}
+
 function report(
   sides: Side[],
   floorScenario: Scenario,
+  floorCommits: Scenario,
   floorAgain: Scenario | undefined,
   usage: Usage[],
   loadBefore: string,
@@ -766,13 +938,19 @@ function report(
   const floor = floorScenario.row();
   const two = sides.length > 1;
   const order = two
-    ? `Then ${ROUNDS} round(s), each one run of every cluster and one floor run (rounds alternate ` +
-      'the order: new, old, floor in odd rounds, floor, old, new in even ones)'
-    : `Then ${ROUNDS} round(s), each one cluster run and one floor run in alternating order`;
+    ? `Then ${ROUNDS} round(s), each one run of every cluster, one floor run and one run of the ` +
+      'committing floor (rounds alternate the order: new, old, floor, committing floor in odd ' +
+      'rounds, the reverse in even ones)'
+    : `Then ${ROUNDS} round(s), each one cluster run, one floor run and one run of the committing ` +
+      'floor, the order reversed every other round';
   const noise = floorAgain
     ? ' Each round runs the floor an extra time next to its usual run (`--noise`: after it in odd ' +
       'rounds, before it in even ones): the A/A check of how far a round moves with nothing changed.'
     : '';
+  const commitsNote =
+    ' The floor consumes as the fan-out does, with no offset commits; the committing floor is ' +
+    "kafkajs' default consumer (an OffsetCommit after every batch, the goal's floor until " +
+    '2026-12-05), shown for comparison with earlier reports.';
   const lines = [
     '# Cluster benchmark',
     '',
@@ -791,7 +969,7 @@ function report(
       `${START_WARMUP_S} s through ${two ? 'each cluster in turn' : 'the cluster'} (shown apart in the last rows) ` +
       `warm them up. ${order} (${WARMUP_S} s paced warm-up + ` +
       `${MEASURE_S} s measured each), with all instances running during every ` +
-      `run (idle when not measured); the table pools the measured messages of all rounds.${noise} The single-instance row` +
+      `run (idle when not measured); the table pools the measured messages of all rounds.${commitsNote}${noise} The single-instance row` +
       `${two ? 's run' : ' runs'} once, before Kafka starts.`,
     '',
     '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | p99 ms per round | lost | duplicated |',
@@ -800,6 +978,7 @@ function report(
   const rows = [
     ...sides.flatMap((s) => [s.cross.row(), s.same.row(), s.single.row()]),
     floor,
+    floorCommits.row(),
     ...(floorAgain ? [floorAgain.row()] : []),
     ...(START_WARMUP_S > 0 ? sides.flatMap((s) => [s.coldCross.row(), s.coldSame.row()]) : []),
   ];
@@ -812,9 +991,16 @@ function report(
     ),
     '',
   );
-  for (const side of sides)
-    lines.push(goalLine(side, floor, two ? ` (${side.build.label})` : ''), '');
+  for (const side of sides) {
+    const tag = two ? ` (${side.build.label})` : '';
+    lines.push(goalLine(side, floor, tag), '');
+    lines.push(
+      goalLine(side, floorCommits.row(), `${tag} against the committing floor`, false),
+      '',
+    );
+  }
   if (floorAgain) lines.push(noiseLine(floorAgain.row(), floor), '');
+  if (SPLIT) lines.push(...splitTable());
   if (incidents.length > 0) {
     lines.push(
       'Incidents (a run after a closed connection starts on new ones; what the broker refused counts as lost):',
@@ -890,6 +1076,10 @@ async function main(): Promise<void> {
     };
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
+  const floorCommits = new Scenario(
+    'Kafka floor, committing (kafkajs default)',
+    'as above, an OffsetCommit after every batch',
+  );
   const floorAgain = new Scenario(
     'Kafka floor, extra run (`--noise`)',
     'as above, once more in the same round',
@@ -916,6 +1106,7 @@ async function main(): Promise<void> {
   kafka = await startKafka();
   const pids: Record<string, number[]> = { kafka: [kafka.pid], harness: [process.pid] };
   const benches: Bench[] = [];
+  let stopTap: (() => Promise<void>) | undefined;
   for (const side of sides) {
     const topic = `stompbus-bench-${side.key}-${randomBytes(4).toString('hex')}`;
     const instances: Array<{ url: string; child: ChildProcess }> = [];
@@ -940,14 +1131,17 @@ async function main(): Promise<void> {
     log(`cluster of ${INSTANCES}${tagOf(side)} on ${kafka.brokers}, topic ${topic}`);
     pids[side.key] = instances.map((i) => i.child.pid ?? 0);
     const [url1, url2] = instances.map((i) => i.url) as [string, string];
+    const first = sides.indexOf(side) === 0;
+    if (SPLIT && first) stopTap = await tapClusterTopic(kafka.brokers, topic);
     benches.push(
       await stompBench(url1, [
-        { url: url2, scenario: side.cross },
+        { url: url2, scenario: side.cross, split: first },
         { url: url1, scenario: side.same },
       ]),
     );
   }
-  const floorBench = await kafkaFloorBench(kafka.brokers, floor);
+  const floorBench = await kafkaFloorBench(kafka.brokers, floor, false);
+  const commitsBench = await kafkaFloorBench(kafka.brokers, floorCommits, true);
   try {
     if (START_WARMUP_S > 0) {
       const count = RATE * START_WARMUP_S;
@@ -976,6 +1170,7 @@ async function main(): Promise<void> {
         ]),
         ['floor', floorBench, undefined],
         ...(NOISE ? [['floor again', floorBench, undefined] as [string, Bench, undefined]] : []),
+        ['committing floor', commitsBench, undefined],
       ];
       if (round % 2 === 0) runs.reverse();
       for (const [name, bench, side] of runs) {
@@ -995,10 +1190,20 @@ async function main(): Promise<void> {
   } finally {
     for (const bench of benches) await bench.close();
     await floorBench.close();
+    await commitsBench.close();
+    await stopTap?.();
   }
   await stopChildren();
 
-  const md = report(sides, floor, NOISE ? floorAgain : undefined, usage, loadBefore, loadAverage());
+  const md = report(
+    sides,
+    floor,
+    floorCommits,
+    NOISE ? floorAgain : undefined,
+    usage,
+    loadBefore,
+    loadAverage(),
+  );
   const file = args.out ?? 'bench/results/cluster.md';
   const out = isAbsolute(file) ? file : join(ROOT, file);
   mkdirSync(dirname(out), { recursive: true });

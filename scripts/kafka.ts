@@ -259,13 +259,34 @@ export const DEFAULT_JVM_OPTIONS: readonly string[] = [
   '-Djava.awt.headless=true',
 ];
 
+/** G1's settings in the defaults, left out when the extra flags pick another collector. */
+const G1_OPTIONS = new Set([
+  '-XX:+UseG1GC',
+  '-XX:MaxGCPauseMillis=20',
+  '-XX:InitiatingHeapOccupancyPercent=35',
+  '-XX:+ExplicitGCInvokesConcurrent',
+]);
+
+/**
+ * The JVM refuses two collectors: a `-XX:+Use...GC` among the extra flags (say
+ * `-XX:+UseZGC`) replaces G1 and the G1 settings of the options.
+ */
+function withoutOtherCollector(options: readonly string[], extra: readonly string[]): string[] {
+  const picksCollector = extra.some((flag) => /^-XX:\+Use\w+GC$/.test(flag));
+  return picksCollector ? options.filter((flag) => !G1_OPTIONS.has(flag)) : [...options];
+}
+
 /** Runs `kafka.Kafka` with stdout and stderr appended to `logFile`. */
 function spawnKafka(libsDir: string, config: string, logFile: string, jvmOptions?: string[]) {
   const cds = classDataSharing(libsDir);
   const log = openSync(logFile, 'a');
   // STOMPBUS_KAFKA_JVM_EXTRA: more JVM flags, e.g. `-Xlog:gc:file=/tmp/kafka-gc.log:uptime,time`.
   const extra = (process.env.STOMPBUS_KAFKA_JVM_EXTRA ?? '').split(' ').filter(Boolean);
-  const args = [...(jvmOptions ?? DEFAULT_JVM_OPTIONS), ...extra, ...cds.options];
+  const args = [
+    ...withoutOtherCollector(jvmOptions ?? DEFAULT_JVM_OPTIONS, extra),
+    ...extra,
+    ...cds.options,
+  ];
   args.push(`-Dlog4j2.configurationFile=${LOG4J_CONFIG}`, '-cp', join(libsDir, '*'));
   const child = spawn(javaCommand(), [...args, 'kafka.Kafka', config], {
     cwd: dirname(config),
