@@ -157,15 +157,17 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
     const body = text.slice(text.indexOf('\n\n') + 2).replace(/\0[\s\S]*$/, '');
     errors.push(`${code} ${body.replace(/\s+/g, ' ').slice(0, 300)}`);
   };
-  const sub = await stompClient(
-    subUrl,
-    KEYS,
-    (buf, start, end) => {
-      const blank = buf.indexOf('\n\n', start);
-      if (blank >= 0 && blank < end) tracker?.body(buf, blank + 2, undefined, now());
-    },
-    onError,
-  );
+  const subscribe = () =>
+    stompClient(
+      subUrl,
+      KEYS,
+      (buf, start, end) => {
+        const blank = buf.indexOf('\n\n', start);
+        if (blank >= 0 && blank < end) tracker?.body(buf, blank + 2, undefined, now());
+      },
+      onError,
+    );
+  let sub = await subscribe();
   const pubs: Array<Awaited<ReturnType<typeof stompClient>>> = [];
   for (let p = 0; p < PUBLISHERS; p++) pubs.push(await stompClient(pubUrl, [], () => {}, onError));
   return {
@@ -178,7 +180,12 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
       }
       // A failed step's backlog first drains (up to 20 s), so it does not count against this one.
       const before = tracker;
-      if (before) await waitFor(() => before.received >= before.count, 20_000);
+      if (sub.readyState !== WebSocket.OPEN) {
+        // The broker closed it (STOMP_ERR_SLOW_CONSUMER when the harness fell behind): what it
+        // had not sent is gone, and the next steps go to a new subscriber.
+        log('cluster: the subscriber was closed; subscribing again');
+        sub = await subscribe();
+      } else if (before) await waitFor(() => before.received >= before.count, 20_000);
       const t = new Tracker(base, count, KEYS.length);
       tracker = t;
       await pace(count, rate, (from, to) => {

@@ -12,7 +12,9 @@
 // benchmark's SEND carries: `content-type` and a message id, packed in one record header
 // (`stompbus-headers`, stompbus's default format) or one header each (`each`, the 4th
 // argument, as `--kafka-headers each` writes them). The consumer uses the
-// fan-out's consumer settings (`eachBatch`, 250 ms longest fetch wait, heart-beat 2 s).
+// fan-out's consumer settings (`eachBatch`, 250 ms longest fetch wait, heart-beat 2 s, no
+// offset commits: the fan-out makes none; until 2026-12-05 this consumer committed after every
+// batch, kafkajs' default).
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
 import { Tracker } from './ceiling-track.mjs';
@@ -127,6 +129,7 @@ async function consume() {
   await consumer.subscribe({ topic, fromBeginning: false });
   const joined = new Promise((resolve) => consumer.on(consumer.events.GROUP_JOIN, resolve));
   await consumer.run({
+    autoCommit: false,
     eachBatch: async ({ batch }) => {
       const t = now();
       for (const m of batch.messages) if (m.value) tracker?.body(m.value, 0, m.key, t);
