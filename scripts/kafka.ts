@@ -268,12 +268,14 @@ const G1_OPTIONS = new Set([
 ]);
 
 /**
- * The JVM refuses two collectors: a `-XX:+Use...GC` among the extra flags (say
- * `-XX:+UseZGC`) replaces G1 and the G1 settings of the options.
+ * The JVM's options followed by `extra`. The JVM refuses two collectors: a `-XX:+Use...GC`
+ * among the extra flags (say `-XX:+UseZGC`) other than G1 replaces G1 and the G1 settings of
+ * the options.
  */
-function withoutOtherCollector(options: readonly string[], extra: readonly string[]): string[] {
-  const picksCollector = extra.some((flag) => /^-XX:\+Use\w+GC$/.test(flag));
-  return picksCollector ? options.filter((flag) => !G1_OPTIONS.has(flag)) : [...options];
+export function jvmArguments(options: readonly string[], extra: readonly string[]): string[] {
+  const collector = extra.find((flag) => /^-XX:\+Use\w+GC$/.test(flag));
+  const replaced = collector !== undefined && collector !== '-XX:+UseG1GC';
+  return [...(replaced ? options.filter((flag) => !G1_OPTIONS.has(flag)) : options), ...extra];
 }
 
 /** Runs `kafka.Kafka` with stdout and stderr appended to `logFile`. */
@@ -282,11 +284,7 @@ function spawnKafka(libsDir: string, config: string, logFile: string, jvmOptions
   const log = openSync(logFile, 'a');
   // STOMPBUS_KAFKA_JVM_EXTRA: more JVM flags, e.g. `-Xlog:gc:file=/tmp/kafka-gc.log:uptime,time`.
   const extra = (process.env.STOMPBUS_KAFKA_JVM_EXTRA ?? '').split(' ').filter(Boolean);
-  const args = [
-    ...withoutOtherCollector(jvmOptions ?? DEFAULT_JVM_OPTIONS, extra),
-    ...extra,
-    ...cds.options,
-  ];
+  const args = [...jvmArguments(jvmOptions ?? DEFAULT_JVM_OPTIONS, extra), ...cds.options];
   args.push(`-Dlog4j2.configurationFile=${LOG4J_CONFIG}`, '-cp', join(libsDir, '*'));
   const child = spawn(javaCommand(), [...args, 'kafka.Kafka', config], {
     cwd: dirname(config),
