@@ -157,16 +157,23 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
     const body = text.slice(text.indexOf('\n\n') + 2).replace(/\0[\s\S]*$/, '');
     errors.push(`${code} ${body.replace(/\s+/g, ' ').slice(0, 300)}`);
   };
-  const subscribe = () =>
-    stompClient(
+  // Set when the subscriber got an ERROR: the broker closes it right after.
+  let subFailed = false;
+  const subscribe = () => {
+    subFailed = false;
+    return stompClient(
       subUrl,
       KEYS,
       (buf, start, end) => {
         const blank = buf.indexOf('\n\n', start);
         if (blank >= 0 && blank < end) tracker?.body(buf, blank + 2, undefined, now());
       },
-      onError,
+      (text) => {
+        subFailed = true;
+        onError(text);
+      },
     );
+  };
   let sub = await subscribe();
   const pubs: Array<Awaited<ReturnType<typeof stompClient>>> = [];
   for (let p = 0; p < PUBLISHERS; p++) pubs.push(await stompClient(pubUrl, [], () => {}, onError));
@@ -180,11 +187,14 @@ async function clusterSide(pubUrl: string, subUrl: string): Promise<Side> {
       }
       // A failed step's backlog first drains (up to 20 s), so it does not count against this one.
       const before = tracker;
-      if (sub.readyState !== WebSocket.OPEN) {
-        // The broker closed it (STOMP_ERR_SLOW_CONSUMER when the harness fell behind): what it
-        // had not sent is gone, and the next steps go to a new subscriber.
-        log('cluster: the subscriber was closed; subscribing again');
+      if (subFailed || sub.readyState !== WebSocket.OPEN) {
+        // The broker refused or closed it (STOMP_ERR_SLOW_CONSUMER when the harness fell
+        // behind): what it had not sent is gone, and the next steps go to a new subscriber,
+        // once the instances had a moment to work off the failed step.
+        log('cluster: the subscriber got an ERROR or was closed; subscribing again');
+        sub.close();
         sub = await subscribe();
+        await sleep(2_000);
       } else if (before) await waitFor(() => before.received >= before.count, 20_000);
       const t = new Tracker(base, count, KEYS.length);
       tracker = t;
