@@ -33,6 +33,7 @@ import kafkajs, { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
+import { floorQueue } from './load/floor-producer.mjs';
 import {
   type Instance,
   startInstance as startStompbus,
@@ -608,31 +609,11 @@ async function kafkaFloorBench(
   await joined;
   await sleep(500);
 
-  // One event-loop turn of records goes out as one sendBatch; one request in flight.
-  type Msg = { key: string; value: string; headers: Record<string, string> };
-  const queue: Msg[] = [];
-  let scheduled = false;
-  let flushing: Promise<void> | undefined;
-  const flush = async () => {
-    while (queue.length > 0) {
-      // At most MAX_BATCH_RECORDS per request, as the fan-out's maxBatchRecords default.
-      const messages = queue.splice(0, MAX_BATCH_RECORDS);
-      await producer
-        .sendBatch({ topicMessages: [{ topic, messages }], acks: -1 })
-        .catch((e: unknown) => log(`floor: ${messages.length} records failed: ${String(e)}`));
-    }
-  };
-  const schedule = () => {
-    if (scheduled || flushing) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      flushing ??= flush().finally(() => {
-        flushing = undefined;
-        if (queue.length > 0) schedule();
-      });
-    });
-  };
+  // One event-loop turn of records goes out as one sendBatch, at most MAX_BATCH_RECORDS (the
+  // fan-out's maxBatchRecords default); one request in flight.
+  const queue = floorQueue(producer, topic, MAX_BATCH_RECORDS, (count, e) =>
+    log(`floor: ${count} records failed: ${String(e)}`),
+  );
   const bench: Bench = {
     async run(count, measureFrom) {
       const base = nextSeq;
@@ -640,15 +621,14 @@ async function kafkaFloorBench(
       const r = new Recorder(base, measureFrom, count);
       recorder = r;
       const seconds = await pace(base, count, measureFrom, (seq, sentMs) => {
-        queue.push({
+        queue.offer({
           key: DESTINATION,
           value: PAD,
           headers: { 'x-seq': String(seq), 'x-sent': sentMs.toFixed(3) },
         });
-        schedule();
       });
       await drain([r]);
-      await flushing;
+      await queue.settled();
       if (measureFrom < count) (bench.target?.[0] ?? scenario).add(r, seconds);
       if (SPLIT && !commits && measureFrom < count && bench.target === undefined)
         splits.floor.add(r);

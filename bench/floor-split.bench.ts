@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
+import { floorQueue } from './load/floor-producer.mjs';
 import { loadAverage } from './load/instances.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -124,26 +125,9 @@ async function main(): Promise<void> {
   await sleep(500);
 
   // One event-loop turn of records a request, one request in flight (as the fan-out).
-  const queue: Array<{ key: string; value: string; headers: Record<string, string> }> = [];
-  let scheduled = false;
-  let flushing: Promise<void> | undefined;
-  const flush = async () => {
-    while (queue.length > 0) {
-      const messages = queue.splice(0, MAX_BATCH_RECORDS);
-      await producer.sendBatch({ topicMessages: [{ topic, messages }], acks: -1 });
-    }
-  };
-  const schedule = () => {
-    if (scheduled || flushing) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      flushing ??= flush().finally(() => {
-        flushing = undefined;
-        if (queue.length > 0) schedule();
-      });
-    });
-  };
+  const queue = floorQueue(producer, topic, MAX_BATCH_RECORDS, (count, e) =>
+    log(`${count} records failed: ${String(e)}`),
+  );
   /** Paced sends for `seconds` (ticks of about 1 ms, catching up on what is due). */
   const paced = (seconds: number) =>
     new Promise<void>((resolve) => {
@@ -153,12 +137,11 @@ async function main(): Promise<void> {
       const timer = setInterval(() => {
         const due = Math.min(count, Math.floor(((performance.now() - start) * RATE) / 1000));
         for (; i < due; i++) {
-          queue.push({
+          queue.offer({
             key: '/topic/bench',
             value: VALUE,
             headers: { 'x-sent': now().toFixed(3) },
           });
-          schedule();
         }
         if (i >= count) {
           clearInterval(timer);
@@ -179,7 +162,7 @@ async function main(): Promise<void> {
     };
     round = current;
     await paced(ROUND_S);
-    await flushing;
+    await queue.settled();
     await sleep(1_000);
     round = undefined;
     rounds.push(current);

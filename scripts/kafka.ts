@@ -259,7 +259,7 @@ export const DEFAULT_JVM_OPTIONS: readonly string[] = [
   '-Djava.awt.headless=true',
 ];
 
-/** G1's settings in the defaults, left out when the extra flags pick another collector. */
+/** The settings of G1 in the defaults, left out when the extra flags pick another collector. */
 const G1_OPTIONS = new Set([
   '-XX:+UseG1GC',
   '-XX:MaxGCPauseMillis=20',
@@ -273,7 +273,7 @@ const G1_OPTIONS = new Set([
  * the options.
  */
 export function jvmArguments(options: readonly string[], extra: readonly string[]): string[] {
-  const collector = extra.find((flag) => /^-XX:\+Use\w+GC$/.test(flag));
+  const collector = extra.find((flag) => flag.startsWith('-XX:+Use') && flag.endsWith('GC'));
   const replaced = collector !== undefined && collector !== '-XX:+UseG1GC';
   return [...(replaced ? options.filter((flag) => !G1_OPTIONS.has(flag)) : options), ...extra];
 }

@@ -18,6 +18,7 @@
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
 import { Tracker } from './ceiling-track.mjs';
+import { floorQueue } from './floor-producer.mjs';
 
 const [role, brokers, topic, format = 'packed', fixes, encoding, decoding] = process.argv.slice(2);
 // kafkajs as the instances run it, with 2.2.4's two fixes (the compiled
@@ -55,29 +56,10 @@ async function produce() {
   });
   await producer.connect();
   const idBase = `stompbus-floor-${randomBytes(3).toString('hex')}-`;
-  const queue = [];
-  let scheduled = false;
-  let flushing;
   let failed = 0;
-  const flush = async () => {
-    while (queue.length > 0) {
-      const messages = queue.splice(0, MAX_BATCH_RECORDS);
-      await producer.sendBatch({ topicMessages: [{ topic, messages }], acks: -1 }).catch(() => {
-        failed += messages.length;
-      });
-    }
-  };
-  const schedule = () => {
-    if (scheduled || flushing) return;
-    scheduled = true;
-    setImmediate(() => {
-      scheduled = false;
-      flushing ??= flush().finally(() => {
-        flushing = undefined;
-        if (queue.length > 0) schedule();
-      });
-    });
-  };
+  const queue = floorQueue(producer, topic, MAX_BATCH_RECORDS, (count) => {
+    failed += count;
+  });
   process.on('message', async (m) => {
     if (m.type === 'run') {
       const { base, count, rate, keys } = m;
@@ -88,7 +70,7 @@ async function produce() {
           const due = Math.min(count, Math.floor(((performance.now() - start) * rate) / 1000));
           for (; i < due; i++) {
             const seq = base + i;
-            queue.push({
+            queue.offer({
               key: keys[seq % keys.length],
               value: body(seq, now()),
               headers:
@@ -97,7 +79,6 @@ async function produce() {
                   : { 'stompbus-headers': `${idBase}${seq}\ncontent-type:text/plain` },
             });
           }
-          if (due > 0) schedule();
           if (i >= count) {
             clearInterval(timer);
             resolve();
@@ -105,7 +86,7 @@ async function produce() {
         }, 1);
       });
       const seconds = (performance.now() - start) / 1000;
-      while (flushing || queue.length > 0) await (flushing ?? new Promise(setImmediate));
+      await queue.settled();
       send({ type: 'done', seconds, failed });
       failed = 0;
     } else if (m.type === 'stop') {
