@@ -33,7 +33,7 @@ import kafkajs, { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
-import { floorQueue } from './load/floor-producer.mjs';
+import { FLOOR_CONSUMER, floorQueue } from './load/floor-client.mjs';
 import {
   type Instance,
   startInstance as startStompbus,
@@ -569,10 +569,7 @@ async function kafkaFloorBench(
   });
   const consumer = client.consumer({
     groupId: `${topic}-group`,
-    sessionTimeout: 6_000,
-    heartbeatInterval: 2_000,
-    maxWaitTimeInMs: 250,
-    allowAutoTopicCreation: false,
+    ...FLOOR_CONSUMER,
   });
   let recorder: Recorder | undefined;
   await admin.connect();
@@ -644,14 +641,14 @@ async function kafkaFloorBench(
   return bench;
 }
 
+// Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
+const { ConfigResourceTypes, ConfigSource } = kafkajs;
+
 /**
  * `--split`: sets the cluster topic to Kafka's append time (its other topic settings kept) and
  * reads it with a plain kafkajs consumer (the fan-out's settings, no commits), noting each
  * message's append time and when this consumer got it. Returns its stop.
  */
-// Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
-const { ConfigResourceTypes, ConfigSource } = kafkajs;
-
 async function tapClusterTopic(brokers: string, topic: string): Promise<() => Promise<void>> {
   const client = new Kafka({
     clientId: 'stompbus-bench-tap',
@@ -679,10 +676,7 @@ async function tapClusterTopic(brokers: string, topic: string): Promise<() => Pr
   await admin.disconnect();
   const consumer = client.consumer({
     groupId: `${topic}-tap`,
-    sessionTimeout: 6_000,
-    heartbeatInterval: 2_000,
-    maxWaitTimeInMs: 250,
-    allowAutoTopicCreation: false,
+    ...FLOOR_CONSUMER,
   });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: false });

@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
-import { floorQueue } from './load/floor-producer.mjs';
+import { FLOOR_CONSUMER, floorQueue } from './load/floor-client.mjs';
 import { loadAverage } from './load/instances.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -94,10 +94,7 @@ async function main(): Promise<void> {
   for (const kind of ['none', 'commits'] as const) {
     const consumer = client.consumer({
       groupId: `${topic}-${kind}`,
-      sessionTimeout: 6_000,
-      heartbeatInterval: 2_000,
-      maxWaitTimeInMs: 250,
-      allowAutoTopicCreation: false,
+      ...FLOOR_CONSUMER,
     });
     consumers.push(consumer);
     await consumer.connect();

@@ -18,7 +18,7 @@
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
 import { Tracker } from './ceiling-track.mjs';
-import { floorQueue } from './floor-producer.mjs';
+import { FLOOR_CONSUMER, floorQueue } from './floor-client.mjs';
 
 const [role, brokers, topic, format = 'packed', fixes, encoding, decoding] = process.argv.slice(2);
 // kafkajs as the instances run it, with 2.2.4's two fixes (the compiled
@@ -100,10 +100,7 @@ async function produce() {
 async function consume() {
   const consumer = kafka.consumer({
     groupId: `${topic}-${randomBytes(3).toString('hex')}`,
-    sessionTimeout: 6_000,
-    heartbeatInterval: 2_000,
-    maxWaitTimeInMs: 250,
-    allowAutoTopicCreation: false,
+    ...FLOOR_CONSUMER,
   });
   let tracker;
   await consumer.connect();

@@ -1,7 +1,22 @@
-// The floors' producer queue, as stompbus's produce queue batches (src/cluster/produce-queue.ts):
+// What the benchmarks' plain kafkajs floors share with the fan-out: its consumer settings and
+// its producer queue. Plain JavaScript: the ceiling's floor processes run without a TypeScript
+// loader.
+
+/**
+ * The fan-out's consumer settings (src/cluster/kafka-client.ts): session 6 s, heart-beat 2 s,
+ * an idle fetch waits 250 ms at most. Run such a consumer with `autoCommit: false`, as the
+ * fan-out, which reads from the live end and never commits.
+ */
+export const FLOOR_CONSUMER = Object.freeze({
+  sessionTimeout: 6_000,
+  heartbeatInterval: 2_000,
+  maxWaitTimeInMs: 250,
+  allowAutoTopicCreation: false,
+});
+
+// The producer queue, as stompbus's produce queue batches (src/cluster/produce-queue.ts):
 // the records offered in one event-loop turn go out in one `sendBatch`, at most `maxBatch` per
 // request, `acks: -1`, one request in flight; what arrives meanwhile forms the next request.
-// Plain JavaScript: the ceiling's floor processes run without a TypeScript loader.
 
 /**
  * @param {{ sendBatch(batch: object): Promise<unknown> }} producer a connected kafkajs producer

@@ -1,4 +1,11 @@
-/** Types of floor-producer.mjs (plain JavaScript, shared with the ceiling's floor processes). */
+/** Types of floor-client.mjs (plain JavaScript, shared with the ceiling's floor processes). */
+export declare const FLOOR_CONSUMER: Readonly<{
+  sessionTimeout: number;
+  heartbeatInterval: number;
+  maxWaitTimeInMs: number;
+  allowAutoTopicCreation: boolean;
+}>;
+
 export interface FloorRecord {
   key: string;
   value: string | Buffer;
