@@ -92,6 +92,38 @@ describe('ProduceQueue', () => {
     expect(queue.pending).toBe(0);
   });
 
+  it('counts the wait of each acknowledged record from queued to the ack, a retried one with its outage', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka);
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    kafka.answer();
+    await first;
+    expect(queue.waits.count).toBe(1);
+    // b's first request fails; its second is answered 60 ms later: one wait of at least that.
+    const second = queue.push(record('b'));
+    await kafka.requested(2);
+    kafka.answer(new Error('broker down'));
+    await kafka.requested(3);
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    kafka.answer();
+    await second;
+    expect(queue.waits.count).toBe(2);
+    expect(queue.waits.sum).toBeGreaterThanOrEqual(0.06);
+    // Counted in the buckets too: one at most 25 ms (a), one past 50 ms (b).
+    const { bounds, counts } = queue.waits;
+    const upTo = (seconds: number) =>
+      bounds.reduce((n, bound, i) => (bound <= seconds ? n + (counts[i] ?? 0) : n), 0);
+    expect(upTo(0.025)).toBe(1);
+    expect(upTo(0.05)).toBe(1);
+    // A record Kafka refuses is not counted: it was never acknowledged.
+    const refused = outcome(queue.push(record('c')));
+    await kafka.requested(4);
+    kafka.answer(new PermanentProduceError('too large'));
+    expect(await refused).not.toBe('ok');
+    expect(queue.waits.count).toBe(2);
+  });
+
   it('bounds a request by maxBatchRecords', async () => {
     const kafka = new FakeKafka();
     const { queue } = queueOn(kafka, { maxBatchRecords: 4 });

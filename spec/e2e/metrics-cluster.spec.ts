@@ -6,6 +6,7 @@ import { Inbox, publishWithReceipt, stompClient } from '../helpers/stomp-client.
 
 /**
  * The Kafka metrics of cluster mode, with the real Kafka: produce latency,
+ * each record's wait for Kafka and each delivered record's age,
  * records consumed by topic, consumer lag per partition, instances seen; and
  * the console's instances table.
  */
@@ -45,7 +46,7 @@ async function scrapeUntil(
 }
 
 describe.skipIf(skipKafka)('metrics in cluster mode', () => {
-  it('reports produce latency, records consumed by topic, lag per partition and the instances', async () => {
+  it('reports produce latency and waits, record delays, records consumed by topic, lag per partition and the instances', async () => {
     const { instances, topic } = await startCluster(2, { presenceIntervalMs: 300 });
     const [a, b] = instances as [StompServer, StompServer];
     const subscriber = await stompClient(b.url);
@@ -75,6 +76,32 @@ describe.skipIf(skipKafka)('metrics in cluster mode', () => {
     expect(count).toBeGreaterThanOrEqual(5);
     expect(produced.get('stompbus_kafka_produce_duration_seconds_sum')).toBeGreaterThan(0);
     expect(produced.get('stompbus_kafka_produce_duration_seconds_bucket{le="+Inf"}')).toBe(count);
+
+    // Every record produced waited for Kafka's ack once: the five SENDs at least, each
+    // counted in a bucket whose bound is past its wait, cumulatively.
+    const waits = produced.get('stompbus_kafka_produce_wait_seconds_count') as number;
+    expect(waits).toBeGreaterThanOrEqual(5);
+    expect(produced.get('stompbus_kafka_produce_wait_seconds_bucket{le="+Inf"}')).toBe(waits);
+    expect(produced.get('stompbus_kafka_produce_wait_seconds_sum')).toBeGreaterThan(0);
+    const waitBuckets = [...produced]
+      .filter(([k]) => k.startsWith('stompbus_kafka_produce_wait_seconds_bucket'))
+      .map(([, v]) => v);
+    expect(waitBuckets.length).toBe(15);
+    expect(waitBuckets).toEqual([...waitBuckets].sort((x, y) => x - y));
+
+    // The subscriber's instance handed the five live messages to delivery, each timed from
+    // its record's timestamp; the publisher's, reading none, has no series for the topic,
+    // and no topic without messages (the registry's) has one.
+    const delay = `stompbus_kafka_record_delay_seconds_count{topic="${topic}"}`;
+    expect(m.get(delay)).toBe(5);
+    expect(m.get(`stompbus_kafka_record_delay_seconds_bucket{topic="${topic}",le="+Inf"}`)).toBe(5);
+    // On one machine the age is within a few seconds, and more than nothing.
+    expect(m.get(`stompbus_kafka_record_delay_seconds_bucket{topic="${topic}",le="5"}`)).toBe(5);
+    expect(m.get(`stompbus_kafka_record_delay_seconds_sum{topic="${topic}"}`)).toBeGreaterThan(0);
+    expect(ofA.get(delay)).toBeUndefined();
+    expect(
+      [...m.keys()].filter((k) => k.startsWith('stompbus_kafka_record_delay_seconds_count')),
+    ).toEqual([delay]);
 
     // Lag per partition of the topic (3 partitions in the specs), back to 0 once read.
     const lagOf = (m: Map<string, number>) =>

@@ -191,8 +191,26 @@ export interface ClusterStats {
   instances(): InstanceSeen[];
   /** Adds a listener of each produce request's latency, in seconds (from send to Kafka's ack). */
   onProduced(listener: (seconds: number) => void): void;
+  /** Each record's wait from entering the produce queue to Kafka's ack, since start. */
+  produceWait(): DelayCounts;
+  /**
+   * Each live message record's age when this instance handed it to delivery
+   * (now minus the record's timestamp), by Kafka topic, since start.
+   */
+  recordDelay(): ReadonlyMap<string, DelayCounts>;
   /** Cluster queues: the partitions this instance owns and what its owners did; undefined without. */
   queues?(): QueueOwnerStats | undefined;
+}
+
+/** A latency histogram as counted: per bucket, not cumulative. */
+export interface DelayCounts {
+  /** The buckets' upper bounds, seconds, ascending. */
+  readonly bounds: readonly number[];
+  /** One count per bound, then one for what is past the last bound. */
+  readonly counts: ArrayLike<number>;
+  /** Seconds, all delays together. */
+  readonly sum: number;
+  readonly count: number;
 }
 
 /** What the owners of cluster-queue partitions on this instance did since start. */

@@ -13,6 +13,7 @@ import type {
 } from '../broker/seams.js';
 import { StompError } from '../errors.js';
 import { ClusterQueues } from './cluster-queues.js';
+import { DelayCounter } from './delays.js';
 import { Duplicates } from './duplicates.js';
 import { FetchCounts, PartitionInterest } from './interest.js';
 import type { ConsumedRecord } from './kafka-client.js';
@@ -99,6 +100,11 @@ export class KafkaFanout implements Fanout {
     },
   });
   private readonly duplicates = new Duplicates();
+  /** Live message records' age when handed to delivery, by topic. */
+  private readonly delays = new Map<string, DelayCounter>();
+  /** The batch being read (one partition of one topic): its topic's delays, and when it was handed over (ms since 1970). */
+  private batchDelays: DelayCounter | undefined;
+  private batchAt = 0;
   private readonly notices: Notices;
   /** Log lines, to `options.logger`. */
   private readonly lines: Log;
@@ -262,6 +268,8 @@ export class KafkaFanout implements Fanout {
       onProduced: (listener) => {
         this.produceListeners.push(listener);
       },
+      produceWait: () => this.queue.waits,
+      recordDelay: () => this.delays,
     };
   }
 
@@ -478,7 +486,11 @@ export class KafkaFanout implements Fanout {
   private onRecords(records: ConsumedRecord[]): void {
     // One batch is one partition of one topic.
     const first = records[0];
-    if (first !== undefined) this.fetched.add(first.topic, first.partition, records.length);
+    if (first !== undefined) {
+      this.fetched.add(first.topic, first.partition, records.length);
+      this.batchDelays = this.delays.get(first.topic);
+      this.batchAt = Date.now();
+    }
     this.offsets.batchStart();
     for (const record of records) {
       try {
@@ -495,6 +507,15 @@ export class KafkaFanout implements Fanout {
     }
     // Mailboxes now hold what this batch said: SUBSCRIBEs waiting for it go on.
     if (first?.topic === this.topics.usersTopic) this.readYourWrites.advanced(first.partition);
+  }
+
+  /** The delays of the batch's topic (a series of its own from its first live message on). */
+  private delayOf(topic: string): DelayCounter {
+    if (this.batchDelays) return this.batchDelays;
+    const delays = new DelayCounter();
+    this.delays.set(topic, delays);
+    this.batchDelays = delays;
+    return delays;
   }
 
   /** One fetched record: a registry announcement, a consumption record or a message. */
@@ -525,6 +546,9 @@ export class KafkaFanout implements Fanout {
     }
     // Only messages carry our ids (a record without one gets its position, never repeated).
     if (this.duplicates.repeated(record.topic, record.partition, message.id)) return;
+    if (fetched === 'live' && record.timestamp > 0) {
+      this.delayOf(record.topic).add(this.batchAt - record.timestamp);
+    }
     try {
       this.sink.deliver(message);
     } catch (error) {

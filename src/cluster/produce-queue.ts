@@ -15,6 +15,7 @@
  * consumer drops the second copy (see `duplicates.ts`).
  */
 import { StompError } from '../errors.js';
+import { DelayCounter } from './delays.js';
 import { isPermanent, type ProducedRecord } from './kafka-client.js';
 import type { KafkaFanoutOptions } from './kafka-options.js';
 import { describe, type Log, unavailable } from './notices.js';
@@ -55,6 +56,8 @@ interface Pending {
   readonly timeoutMs: number;
   /** When this record is given up on, ms since 1970. */
   readonly deadline: number;
+  /** When it was queued (`performance.now()`). */
+  readonly queuedAt: number;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
   settled: boolean;
@@ -77,6 +80,8 @@ export class ProduceQueue {
   /** Records given up on since the last success, for the log. */
   private expired = 0;
   private lastFailureLog = 0;
+  /** Each acknowledged record's wait, from queued to Kafka's ack. */
+  readonly waits = new DelayCounter();
 
   constructor(private readonly options: ProduceQueueOptions) {}
 
@@ -99,7 +104,17 @@ export class ProduceQueue {
     const size = recordSize(record);
     const result = new Promise<void>((resolve, reject) => {
       const deadline = Date.now() + timeoutMs;
-      this.queue.push({ record, size, timeoutMs, deadline, resolve, reject, settled: false });
+      const queuedAt = performance.now();
+      this.queue.push({
+        record,
+        size,
+        timeoutMs,
+        deadline,
+        queuedAt,
+        resolve,
+        reject,
+        settled: false,
+      });
     });
     this.count++;
     this.bytes += size;
@@ -184,9 +199,13 @@ export class ProduceQueue {
         error = caught ?? new Error('produce failed');
       }
       if (error === undefined) {
-        this.options.onProduced?.((performance.now() - started) / 1000);
+        const acked = performance.now();
+        this.options.onProduced?.((acked - started) / 1000);
         this.produced();
-        for (const pending of batch) this.settle(pending);
+        for (const pending of batch) {
+          if (!pending.settled) this.waits.add(acked - pending.queuedAt);
+          this.settle(pending);
+        }
         delay = first;
         continue;
       }

@@ -5,7 +5,17 @@
  * `collect()` callbacks, so that a frame or a delivery never calls prom-client.
  * docs/operations.md "Metrics" lists every name.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type MetricObjectWithValues,
+  type MetricType,
+  type MetricValueWithName,
+  Registry,
+} from 'prom-client';
+import type { DelayCounts } from '../broker/seams.js';
 import { type Census, deepestQueues, type Observed, TOP_QUEUES, takeCensus } from './census.js';
 
 /** Kafka produce latency buckets, seconds: from a fast local ack to a slow ISR. */
@@ -152,6 +162,20 @@ export function createMetrics(broker: Observed): Registry {
     });
     // One observation per produce request (a batch of SENDs), not per SEND.
     cluster.onProduced((seconds) => produce.observe(seconds));
+    counted(
+      registry,
+      'stompbus_kafka_produce_wait_seconds',
+      "Records this instance produced (SENDs and its own), from entering the produce queue to Kafka's ack: what a SEND's RECEIPT waits for Kafka.",
+      undefined,
+      () => [[undefined, cluster.produceWait()]],
+    );
+    counted(
+      registry,
+      'stompbus_kafka_record_delay_seconds',
+      "Live message records, from the record's timestamp (the producer's clock at its produce request, or Kafka's at append on a LogAppendTime topic) to this instance handing them to delivery, by topic.",
+      'topic',
+      () => cluster.recordDelay(),
+    );
     counter(
       registry,
       'stompbus_kafka_records_consumed_total',
@@ -235,6 +259,77 @@ function gauge(
       fill(this);
     },
   });
+}
+
+/**
+ * A histogram counted outside prom-client ({@link DelayCounts}, one bucket
+ * increment per record on the hot path), read at each scrape: one series per
+ * entry of `read()`, labelled `labelName` when given.
+ */
+function counted(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelName: string | undefined,
+  read: () => Iterable<readonly [string | undefined, DelayCounts]>,
+): void {
+  registry.registerMetric(new CountedHistogram(name, help, labelName, read));
+}
+
+class CountedHistogram extends Histogram {
+  constructor(
+    private readonly metricName: string,
+    private readonly helpText: string,
+    private readonly labelName: string | undefined,
+    private readonly read: () => Iterable<readonly [string | undefined, DelayCounts]>,
+  ) {
+    super({ name: metricName, help: helpText, registers: [] });
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    return this.snapshot();
+  }
+
+  /** What the registry writes for a scrape (prom-client's Histogram has this besides `get`). */
+  async getForPromString(): Promise<MetricObjectWithValues<MetricValueWithName<string>>> {
+    return this.snapshot();
+  }
+
+  private snapshot(): MetricObjectWithValues<MetricValueWithName<string>> {
+    const values: MetricValueWithName<string>[] = [];
+    for (const [label, counts] of this.read()) {
+      const labels = this.labelName === undefined ? {} : { [this.labelName]: label ?? '' };
+      let cumulative = 0;
+      counts.bounds.forEach((bound, i) => {
+        cumulative += counts.counts[i] ?? 0;
+        values.push({
+          metricName: `${this.metricName}_bucket`,
+          labels: { ...labels, le: bound },
+          value: cumulative,
+        });
+      });
+      values.push(
+        {
+          metricName: `${this.metricName}_bucket`,
+          labels: { ...labels, le: '+Inf' },
+          value: counts.count,
+        },
+        { metricName: `${this.metricName}_sum`, labels, value: counts.sum },
+        { metricName: `${this.metricName}_count`, labels, value: counts.count },
+      );
+    }
+    // prom-client's types declare `type` a numeric enum; its registry writes the string, as
+    // its own Histogram gives it.
+    const type = 'histogram' as unknown as MetricType;
+    return {
+      name: this.metricName,
+      help: this.helpText,
+      type,
+      values,
+      aggregator: 'sum',
+      collect: () => undefined,
+    };
+  }
 }
 
 /** A counter read from a plain number at each scrape. */
