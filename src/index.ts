@@ -11,6 +11,7 @@ export { DEFAULT_BROKER_OPTIONS } from './broker/options.js';
 export type {
   BusSink,
   ClusterStats,
+  DelayCounts,
   DurableLog,
   Fanout,
   FanoutReadiness,

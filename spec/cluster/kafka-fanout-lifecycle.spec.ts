@@ -105,6 +105,25 @@ describe('KafkaFanout: history and resumes', () => {
     ]);
   });
 
+  it('times only live messages from their record timestamp (stats.recordDelay), not what it read back', async () => {
+    const a = await h.start();
+    for (let i = 0; i < 3; i++) await a.fanout.bus.publish(outgoing('/topic/h', `old ${i}`));
+    const b = await h.start({ historyMaxAgeMs: HOUR });
+    expect(b.sink.delivered).toHaveLength(3);
+    // The history read back at start is not on its way now: no series yet.
+    expect(b.fanout.stats?.recordDelay?.().get(h.topic)).toBeUndefined();
+    // A live record stamped 300 ms ago (a producer's clock, say) is 300 ms old when handed over.
+    h.kafka.append(h.topic, { key: '/topic/h', value: 'late', timestamp: Date.now() - 300 });
+    await a.fanout.bus.publish(outgoing('/topic/h', 'live'));
+    await until(() => b.sink.delivered.length === 5);
+    const delays = b.fanout.stats?.recordDelay?.().get(h.topic);
+    expect(delays?.count).toBe(2);
+    expect(delays?.sum).toBeGreaterThanOrEqual(0.3);
+    expect(delays?.sum).toBeLessThan(1);
+    // Registry announcements (the presence topic) are not messages: no series of theirs.
+    expect([...(b.fanout.stats?.recordDelay?.().keys() ?? [])]).toEqual([h.topic]);
+  });
+
   it('vouches for a resume only from where it started reading', async () => {
     const a = await h.start();
     const partition = h.kafka.partitionFor(h.topic, '/topic/h');

@@ -191,13 +191,17 @@ export interface ClusterStats {
   instances(): InstanceSeen[];
   /** Adds a listener of each produce request's latency, in seconds (from send to Kafka's ack). */
   onProduced(listener: (seconds: number) => void): void;
-  /** Each record's wait from entering the produce queue to Kafka's ack, since start. */
-  produceWait(): DelayCounts;
+  /**
+   * Each record's wait from entering the produce queue to Kafka's ack, since
+   * start; a backend without a produce queue leaves it out.
+   */
+  produceWait?(): DelayCounts;
   /**
    * Each live message record's age when this instance handed it to delivery
-   * (now minus the record's timestamp), by Kafka topic, since start.
+   * (the time its batch was handed over minus the record's timestamp), by
+   * Kafka topic, since start; optional like {@link produceWait}.
    */
-  recordDelay(): ReadonlyMap<string, DelayCounts>;
+  recordDelay?(): ReadonlyMap<string, DelayCounts>;
   /** Cluster queues: the partitions this instance owns and what its owners did; undefined without. */
   queues?(): QueueOwnerStats | undefined;
 }

@@ -509,7 +509,11 @@ export class KafkaFanout implements Fanout {
     if (first?.topic === this.topics.usersTopic) this.readYourWrites.advanced(first.partition);
   }
 
-  /** The delays of the batch's topic (a series of its own from its first live message on). */
+  /**
+   * The delays of the batch's topic (a series of its own from its first live message on).
+   * `topic` names the series when the batch's first message makes it: a batch holds one
+   * partition of one topic, so every record of it shares the series.
+   */
   private delayOf(topic: string): DelayCounter {
     if (this.batchDelays) return this.batchDelays;
     const delays = new DelayCounter();

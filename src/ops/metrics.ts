@@ -162,20 +162,27 @@ export function createMetrics(broker: Observed): Registry {
     });
     // One observation per produce request (a batch of SENDs), not per SEND.
     cluster.onProduced((seconds) => produce.observe(seconds));
-    counted(
-      registry,
-      'stompbus_kafka_produce_wait_seconds',
-      "Records this instance produced (SENDs and its own), from entering the produce queue to Kafka's ack: what a SEND's RECEIPT waits for Kafka.",
-      undefined,
-      () => [[undefined, cluster.produceWait()]],
-    );
-    counted(
-      registry,
-      'stompbus_kafka_record_delay_seconds',
-      "Live message records, from the record's timestamp (the producer's clock at its produce request, or Kafka's at append on a LogAppendTime topic) to this instance handing them to delivery, by topic.",
-      'topic',
-      () => cluster.recordDelay(),
-    );
+    // A backend of its own may count neither (both are optional in ClusterStats).
+    const produceWait = cluster.produceWait?.bind(cluster);
+    if (produceWait) {
+      counted(
+        registry,
+        'stompbus_kafka_produce_wait_seconds',
+        "Records this instance produced (SENDs and its own), from entering the produce queue to Kafka's ack: what a SEND's RECEIPT waits for Kafka.",
+        undefined,
+        () => [[undefined, produceWait()]],
+      );
+    }
+    const recordDelay = cluster.recordDelay?.bind(cluster);
+    if (recordDelay) {
+      counted(
+        registry,
+        'stompbus_kafka_record_delay_seconds',
+        "Live message records, from the record's timestamp (the producer's clock at its produce request, or Kafka's at append on a LogAppendTime topic) to this instance handing them to delivery, by topic.",
+        'topic',
+        () => recordDelay(),
+      );
+    }
     counter(
       registry,
       'stompbus_kafka_records_consumed_total',
