@@ -22,7 +22,7 @@
  * `BENCH_BASELINE_NODE_FLAGS` and `BENCH_BASELINE_INSTANCE_FLAGS` (Node flags, stompbus flags
  * for the baseline's instances only).
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -809,6 +809,11 @@ interface Side {
    * the three over the run and its drain ÷ messages sent ÷ 3), per round.
    */
   roundMicros: number[];
+  /** Instance 1's and 2's admin URLs and Kafka topic, for their histograms. */
+  admins: Array<string | undefined>;
+  topic: string;
+  /** What the instances' own histograms counted during its measured cluster runs. */
+  histograms: StageHistograms;
 }
 
 function goalLine(side: Side, floor: Row, label: string, withCpu = true): string {
@@ -906,6 +911,132 @@ function splitTable(): string[] {
   ];
 }
 
+/** The instances' histograms the report reads, by stage: [instance (0-based), metric]. */
+const STAGES = [
+  [0, 'stompbus_kafka_produce_wait_seconds', "instance 1: SEND queued → Kafka's ack"],
+  [0, 'stompbus_kafka_produce_duration_seconds', 'instance 1: one produce request (per request)'],
+  [1, 'stompbus_kafka_record_delay_seconds', "instance 2: record's timestamp → handed to delivery"],
+] as const;
+
+/** One histogram as scraped: cumulative counts by upper bound (`+Inf` last). */
+type Buckets = Map<number, number>;
+
+/**
+ * What the instances' own histograms (`/metrics`) counted during the measured cluster runs of
+ * one build: scraped before and after each run, the differences added up per stage.
+ */
+class StageHistograms {
+  readonly pooled = STAGES.map((): Buckets => new Map());
+  readonly perRound: number[][] = STAGES.map(() => []);
+  /** False when the build has no such histograms (older code): the report leaves them out. */
+  found = true;
+
+  /** Every stage's histogram now, from the instance it is read on. */
+  async scrape(side: Side): Promise<Array<Buckets | undefined>> {
+    const texts = await Promise.all(
+      side.admins.slice(0, 2).map(async (admin) => {
+        if (!admin) return '';
+        try {
+          return await (await fetch(`${admin}/metrics`)).text();
+        } catch {
+          return '';
+        }
+      }),
+    );
+    return STAGES.map(([instance, name]) =>
+      bucketsOf(
+        texts[instance] ?? '',
+        name,
+        name.includes('record_delay') ? side.topic : undefined,
+      ),
+    );
+  }
+
+  add(before: Array<Buckets | undefined>, after: Array<Buckets | undefined>): void {
+    STAGES.forEach((_, i) => {
+      const b = before[i];
+      const a = after[i];
+      if (!a) {
+        this.found = false;
+        return;
+      }
+      const run: Buckets = new Map();
+      for (const [le, n] of a) run.set(le, n - (b?.get(le) ?? 0));
+      const pooled = this.pooled[i] as Buckets;
+      for (const [le, n] of run) pooled.set(le, (pooled.get(le) ?? 0) + n);
+      this.perRound[i]?.push(quantileOf(run, 0.99));
+    });
+  }
+}
+
+/** The cumulative buckets of histogram `name` in a scrape (of `topic` when given). */
+function bucketsOf(text: string, name: string, topic?: string): Buckets | undefined {
+  const buckets: Buckets = new Map();
+  const prefix = `${name}_bucket{${topic === undefined ? '' : `topic="${topic}",`}le="`;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(prefix)) continue;
+    const end = line.indexOf('"', prefix.length);
+    const le = line.slice(prefix.length, end);
+    buckets.set(
+      le === '+Inf' ? Infinity : Number(le),
+      Number(line.slice(line.lastIndexOf(' ') + 1)),
+    );
+  }
+  return buckets.size > 0 ? buckets : undefined;
+}
+
+/**
+ * Quantile `q` of cumulative buckets, interpolated linearly within the bucket it falls in
+ * (as Prometheus' `histogram_quantile`); the highest finite bound when it falls past them.
+ * Seconds; NaN without observations.
+ */
+function quantileOf(buckets: Buckets, q: number): number {
+  const bounds = [...buckets.keys()].sort((a, b) => a - b);
+  const count = buckets.get(Infinity) ?? 0;
+  if (count <= 0) return Number.NaN;
+  const rank = q * count;
+  let lower = 0;
+  let below = 0;
+  for (const bound of bounds) {
+    const upTo = buckets.get(bound) ?? 0;
+    if (upTo >= rank) {
+      if (bound === Infinity) return lower;
+      const inBucket = upTo - below;
+      return inBucket > 0 ? lower + ((bound - lower) * (rank - below)) / inBucket : bound;
+    }
+    lower = bound;
+    below = upTo;
+  }
+  return lower;
+}
+
+/** The stages as the instances' own histograms saw them, per build that has them. */
+function stageTable(sides: Side[]): string[] {
+  const withThem = sides.filter((s) => s.histograms.found && s.histograms.perRound[0]?.length);
+  if (withThem.length === 0) return [];
+  const msOf = (seconds: number) => (Number.isFinite(seconds) ? (seconds * 1000).toFixed(2) : '–');
+  return [
+    "Where the cluster's time goes, from the instances' own histograms (`/metrics`, scraped " +
+      'before and after each measured cluster run, its warm-up second included; quantiles ' +
+      "interpolated within the buckets as Prometheus' `histogram_quantile` does, so good to about " +
+      'half a bucket: the buckets are 0.5, 1, 2.5, 5, 10, 25, 50 ms …):',
+    '',
+    '| build | stage | observations | p50 ms | p99 ms | p99 ms per round |',
+    '|---|---|---:|---:|---:|---|',
+    ...withThem.flatMap((side) =>
+      STAGES.map(([, , what], i) => {
+        const pooled = side.histograms.pooled[i] as Buckets;
+        return (
+          `| ${side.build.label} | ${what} | ${pooled.get(Infinity) ?? 0} | ` +
+          `${msOf(quantileOf(pooled, 0.5))} | ${msOf(quantileOf(pooled, 0.99))} | ` +
+          `${(side.histograms.perRound[i] ?? []).map((p) => msOf(p)).join(' / ')} |`
+        );
+      }),
+    ),
+    '',
+  ];
+}
+
 function report(
   sides: Side[],
   floorScenario: Scenario,
@@ -981,6 +1112,7 @@ function report(
     );
   }
   if (floorAgain) lines.push(noiseLine(floorAgain.row(), floor), '');
+  lines.push(...stageTable(sides));
   if (SPLIT) lines.push(...splitTable());
   if (incidents.length > 0) {
     lines.push(
@@ -1054,6 +1186,9 @@ async function main(): Promise<void> {
       ),
       roundCores: [],
       roundMicros: [],
+      admins: [],
+      topic: '',
+      histograms: new StageHistograms(),
     };
   });
   const floor = new Scenario('Kafka floor (plain kafkajs)', 'produce → consume, acks -1');
@@ -1090,7 +1225,7 @@ async function main(): Promise<void> {
   let stopTap: (() => Promise<void>) | undefined;
   for (const side of sides) {
     const topic = `stompbus-bench-${side.key}-${randomBytes(4).toString('hex')}`;
-    const instances: Array<{ url: string; child: ChildProcess }> = [];
+    const instances: Instance[] = [];
     for (let i = 0; i < INSTANCES; i++) {
       // One after the other: the first creates the topic.
       instances.push(
@@ -1111,6 +1246,8 @@ async function main(): Promise<void> {
     }
     log(`cluster of ${INSTANCES}${tagOf(side)} on ${kafka.brokers}, topic ${topic}`);
     pids[side.key] = instances.map((i) => i.child.pid ?? 0);
+    side.admins = instances.map((i) => i.admin);
+    side.topic = topic;
     const [url1, url2] = instances.map((i) => i.url) as [string, string];
     const first = sides.indexOf(side) === 0;
     if (SPLIT && first) stopTap = await tapClusterTopic(kafka.brokers, topic);
@@ -1157,9 +1294,11 @@ async function main(): Promise<void> {
       for (const [name, bench, side] of runs) {
         log(`round ${round}: ${name}`);
         if (name === 'floor again') floorBench.target = [floorAgain];
+        const before = side && (await side.histograms.scrape(side));
         const used = await measureUsage(`round ${round}, ${name}`, pids, () =>
           bench.run(PER_RUN, WARMUP),
         );
+        if (side && before) side.histograms.add(before, await side.histograms.scrape(side));
         floorBench.target = undefined;
         usage.push(used);
         side?.roundCores.push(used.cores[side.key] ?? NaN);

@@ -2,11 +2,12 @@
 // cluster.bench.ts's BENCH_NODE_FLAGS): samples what the process allocates, the objects a
 // collection freed included (V8's sampling heap profiler, which `--heap-prof` runs without
 // them), for HEAP_SAMPLE_MS ms (default 30,000) from HEAP_SAMPLE_AFTER_MS ms after the start
-// (default 12,000), then writes `<HEAP_SAMPLE_DIR or the working directory>/<pid>.heapprofile`.
+// (default 12,000), then writes `<HEAP_SAMPLE_DIR or the working directory>/<pid>.heapprofile`
+// (the folder made if missing; a failure is said on stderr).
 // Read it with `npx tsx bench/load/heap-summary.ts <file>`: what the garbage collector has to
 // clear up, and where it comes from. Plain JavaScript: stompbus runs from its build with no
 // TypeScript loader.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { join } from 'node:path';
 
@@ -36,7 +37,12 @@ setTimeout(() => {
     session.post('HeapProfiler.stopSampling', (error, result) => {
       if (error) return fail('stop', error);
       const file = join(dir, `${process.pid}.heapprofile`);
-      writeFileSync(file, JSON.stringify(result.profile));
+      try {
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(file, JSON.stringify(result.profile));
+      } catch (written) {
+        return fail(`write ${file}`, written);
+      }
       process.stderr.write(`[heap-sample] wrote ${file}\n`);
     });
   }, duration).unref();
