@@ -913,7 +913,7 @@ function splitTable(): string[] {
 
 /** The instances' histograms the report reads, by stage: [instance (0-based), metric]. */
 const STAGES = [
-  [0, 'stompbus_kafka_produce_wait_seconds', "instance 1: SEND queued → Kafka's ack"],
+  [0, 'stompbus_kafka_produce_wait_seconds', "instance 1: a record queued → Kafka's ack"],
   [0, 'stompbus_kafka_produce_duration_seconds', 'instance 1: one produce request (per request)'],
   [1, 'stompbus_kafka_record_delay_seconds', "instance 2: record's timestamp → handed to delivery"],
 ] as const;
@@ -930,19 +930,26 @@ class StageHistograms {
   readonly perRound: number[][] = STAGES.map(() => []);
   /** False when the build has no such histograms (older code): the report leaves them out. */
   found = true;
+  /** Runs left out because a scrape before or after them failed. */
+  skipped = 0;
 
-  /** Every stage's histogram now, from the instance it is read on. */
-  async scrape(side: Side): Promise<Array<Buckets | undefined>> {
+  /**
+   * Every stage's histogram now, from the instance it is read on; undefined when a scrape
+   * failed (no admin URL, an error, no answer within 2 s).
+   */
+  async scrape(side: Side): Promise<Array<Buckets | undefined> | undefined> {
     const texts = await Promise.all(
       side.admins.slice(0, 2).map(async (admin) => {
-        if (!admin) return '';
+        if (!admin) return undefined;
         try {
-          return await (await fetch(`${admin}/metrics`)).text();
+          const response = await fetch(`${admin}/metrics`, { signal: AbortSignal.timeout(2_000) });
+          return response.ok ? await response.text() : undefined;
         } catch {
-          return '';
+          return undefined;
         }
       }),
     );
+    if (texts.length < 2 || texts.some((t) => t === undefined)) return undefined;
     return STAGES.map(([instance, name]) =>
       bucketsOf(
         texts[instance] ?? '',
@@ -952,7 +959,17 @@ class StageHistograms {
     );
   }
 
-  add(before: Array<Buckets | undefined>, after: Array<Buckets | undefined>): void {
+  /** Adds one run's differences; a run whose scrape before or after failed is left out. */
+  add(
+    label: string,
+    before: Array<Buckets | undefined> | undefined,
+    after: Array<Buckets | undefined> | undefined,
+  ): void {
+    if (!before || !after) {
+      this.skipped++;
+      log(`${label}: the instances' /metrics did not answer; this run is left out of their table`);
+      return;
+    }
     STAGES.forEach((_, i) => {
       const b = before[i];
       const a = after[i];
@@ -1010,25 +1027,45 @@ function quantileOf(buckets: Buckets, q: number): number {
   return lower;
 }
 
+/** The bounds (seconds) of the bucket quantile `q` falls in: the interpolated value can be anywhere in it. */
+function bucketOfQuantile(buckets: Buckets, q: number): [number, number] | undefined {
+  const count = buckets.get(Infinity) ?? 0;
+  if (count <= 0) return undefined;
+  let lower = 0;
+  for (const bound of [...buckets.keys()].sort((a, b) => a - b)) {
+    if ((buckets.get(bound) ?? 0) >= q * count) return [lower, bound];
+    lower = bound;
+  }
+  return undefined;
+}
+
 /** The stages as the instances' own histograms saw them, per build that has them. */
 function stageTable(sides: Side[]): string[] {
   const withThem = sides.filter((s) => s.histograms.found && s.histograms.perRound[0]?.length);
   if (withThem.length === 0) return [];
   const msOf = (seconds: number) => (Number.isFinite(seconds) ? (seconds * 1000).toFixed(2) : '–');
+  const bound = (seconds: number) =>
+    seconds === Infinity ? '∞' : String(Number((seconds * 1000).toPrecision(6)));
+  const left = withThem.map((s) => s.histograms.skipped).reduce((a, b) => a + b, 0);
+  const skipped = left > 0 ? ` ${left} run(s) left out: a scrape before or after them failed.` : '';
   return [
     "Where the cluster's time goes, from the instances' own histograms (`/metrics`, scraped " +
-      'before and after each measured cluster run, its warm-up second included; quantiles ' +
-      "interpolated within the buckets as Prometheus' `histogram_quantile` does, so good to about " +
-      'half a bucket: the buckets are 0.5, 1, 2.5, 5, 10, 25, 50 ms …):',
+      'before and after each measured cluster run, its warm-up second included). Quantiles are ' +
+      "interpolated within the buckets as Prometheus' `histogram_quantile` does, so the true " +
+      'value can be anywhere in the bucket shown next to the p99. The buckets end at 0.5, 1, 2.5, ' +
+      "5, 10, 25, 50, 100 ms … (the request's own histogram at 1, 2.5, 5 … ms)." +
+      skipped,
     '',
-    '| build | stage | observations | p50 ms | p99 ms | p99 ms per round |',
-    '|---|---|---:|---:|---:|---|',
+    "| build | stage | observations | p50 ms | p99 ms | p99's bucket, ms | p99 ms per round |",
+    '|---|---|---:|---:|---:|---|---|',
     ...withThem.flatMap((side) =>
       STAGES.map(([, , what], i) => {
         const pooled = side.histograms.pooled[i] as Buckets;
+        const bucket = bucketOfQuantile(pooled, 0.99);
         return (
           `| ${side.build.label} | ${what} | ${pooled.get(Infinity) ?? 0} | ` +
           `${msOf(quantileOf(pooled, 0.5))} | ${msOf(quantileOf(pooled, 0.99))} | ` +
+          `${bucket ? `${bound(bucket[0])}-${bound(bucket[1])}` : '–'} | ` +
           `${(side.histograms.perRound[i] ?? []).map((p) => msOf(p)).join(' / ')} |`
         );
       }),
@@ -1298,7 +1335,13 @@ async function main(): Promise<void> {
         const used = await measureUsage(`round ${round}, ${name}`, pids, () =>
           bench.run(PER_RUN, WARMUP),
         );
-        if (side && before) side.histograms.add(before, await side.histograms.scrape(side));
+        if (side) {
+          side.histograms.add(
+            `round ${round}, ${name}`,
+            before,
+            await side.histograms.scrape(side),
+          );
+        }
         floorBench.target = undefined;
         usage.push(used);
         side?.roundCores.push(used.cores[side.key] ?? NaN);
