@@ -39,6 +39,12 @@ export const KAFKA_VERSION = '4.1.2';
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const POM = join(ROOT, 'scripts/kafka/pom.xml');
 const LOG4J_CONFIG = join(ROOT, 'scripts/kafka/log4j2.properties');
+/**
+ * The same, and Kafka's request logger at DEBUG with its Produce lines going to the file named
+ * by STOMPBUS_KAFKA_REQUEST_LOG: Kafka's own timing of every produce request (a diagnostic;
+ * `bench/load/kafka-requests.ts` reads the file).
+ */
+const REQUEST_LOG4J_CONFIG = join(ROOT, 'scripts/kafka/log4j2-requests.properties');
 const HOST = '127.0.0.1';
 /** Maven may download ~40 MB on a cold `~/.m2`. */
 const FETCH_TIMEOUT_MS = 10 * 60_000;
@@ -285,7 +291,13 @@ function spawnKafka(libsDir: string, config: string, logFile: string, jvmOptions
   // STOMPBUS_KAFKA_JVM_EXTRA: more JVM flags, e.g. `-Xlog:gc:file=/tmp/kafka-gc.log:uptime,time`.
   const extra = (process.env.STOMPBUS_KAFKA_JVM_EXTRA ?? '').split(' ').filter(Boolean);
   const args = [...jvmArguments(jvmOptions ?? DEFAULT_JVM_OPTIONS, extra), ...cds.options];
-  args.push(`-Dlog4j2.configurationFile=${LOG4J_CONFIG}`, '-cp', join(libsDir, '*'));
+  const requestLog = process.env.STOMPBUS_KAFKA_REQUEST_LOG;
+  args.push(
+    `-Dlog4j2.configurationFile=${requestLog ? REQUEST_LOG4J_CONFIG : LOG4J_CONFIG}`,
+    ...(requestLog ? [`-Dstompbus.requestLog=${requestLog}`] : []),
+    '-cp',
+    join(libsDir, '*'),
+  );
   const child = spawn(javaCommand(), [...args, 'kafka.Kafka', config], {
     cwd: dirname(config),
     detached: false,
