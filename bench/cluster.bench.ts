@@ -33,7 +33,7 @@ import kafkajs, { Kafka, logLevel, Partitioners } from 'kafkajs';
 import WebSocket from 'ws';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
-import { FLOOR_CONSUMER, floorQueue } from './load/floor-client.mjs';
+import { floorQueue, LOG_APPEND_TIME, startFloorConsumer } from './load/floor-client.mjs';
 import {
   type Instance,
   startInstance as startStompbus,
@@ -108,8 +108,6 @@ const WATCHDOG_MS = Math.max(
         ROUNDS * (BUILDS + 2 + (NOISE ? 1 : 0)) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
 );
 const DESTINATION = '/topic/bench';
-/** With `--split`: records stamped with Kafka's own append time. */
-const LOG_APPEND_TIME = { name: 'message.timestamp.type', value: 'LogAppendTime' };
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */
 const MAX_BATCH_RECORDS = 1_000;
 const CLOCK_TICKS = 100; // USER_HZ of /proc/<pid>/stat on Linux
@@ -567,10 +565,6 @@ async function kafkaFloorBench(
     createPartitioner: Partitioners.DefaultPartitioner,
     allowAutoTopicCreation: false,
   });
-  const consumer = client.consumer({
-    groupId: `${topic}-group`,
-    ...FLOOR_CONSUMER,
-  });
   let recorder: Recorder | undefined;
   await admin.connect();
   await admin.createTopics({
@@ -585,12 +579,9 @@ async function kafkaFloorBench(
     waitForLeaders: true,
   });
   await producer.connect();
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: false });
-  const joined = new Promise<void>((resolve) =>
-    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
-  );
-  await consumer.run({
+  const consumer = await startFloorConsumer(client, {
+    groupId: `${topic}-group`,
+    topic,
     // Without commits a rejoin starts again from the live end, as the fan-out does: records
     // produced meanwhile would count as lost, not late (none has been in any run so far).
     autoCommit: commits,
@@ -603,7 +594,6 @@ async function kafkaFloorBench(
       }
     },
   });
-  await joined;
   await sleep(500);
 
   // One event-loop turn of records goes out as one sendBatch, at most MAX_BATCH_RECORDS (the
@@ -674,16 +664,9 @@ async function tapClusterTopic(brokers: string, topic: string): Promise<() => Pr
     ],
   });
   await admin.disconnect();
-  const consumer = client.consumer({
+  const consumer = await startFloorConsumer(client, {
     groupId: `${topic}-tap`,
-    ...FLOOR_CONSUMER,
-  });
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: false });
-  const joined = new Promise<void>((resolve) =>
-    consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
-  );
-  await consumer.run({
+    topic,
     autoCommit: false,
     eachBatch: async ({ batch }) => {
       const at = now();
@@ -698,7 +681,6 @@ async function tapClusterTopic(brokers: string, topic: string): Promise<() => Pr
       }
     },
   });
-  await joined;
   return () => consumer.disconnect().catch(() => {});
 }
 

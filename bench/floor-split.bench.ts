@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { type Consumer, Kafka, logLevel, Partitioners } from 'kafkajs';
 import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.js';
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
-import { FLOOR_CONSUMER, floorQueue } from './load/floor-client.mjs';
+import { floorQueue, LOG_APPEND_TIME, startFloorConsumer } from './load/floor-client.mjs';
 import { loadAverage } from './load/instances.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -78,7 +78,7 @@ async function main(): Promise<void> {
         topic,
         numPartitions: PARTITIONS,
         replicationFactor: 1,
-        configEntries: [{ name: 'message.timestamp.type', value: 'LogAppendTime' }],
+        configEntries: [LOG_APPEND_TIME],
       },
     ],
     waitForLeaders: true,
@@ -92,17 +92,9 @@ async function main(): Promise<void> {
   let round: Round | undefined;
   const consumers: Consumer[] = [];
   for (const kind of ['none', 'commits'] as const) {
-    const consumer = client.consumer({
+    const consumer = await startFloorConsumer(client, {
       groupId: `${topic}-${kind}`,
-      ...FLOOR_CONSUMER,
-    });
-    consumers.push(consumer);
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: false });
-    const joined = new Promise<void>((resolve) =>
-      consumer.on(consumer.events.GROUP_JOIN, () => resolve()),
-    );
-    await consumer.run({
+      topic,
       autoCommit: kind === 'commits',
       eachBatch: async ({ batch }) => {
         const at = now();
@@ -117,7 +109,7 @@ async function main(): Promise<void> {
         }
       },
     });
-    await joined;
+    consumers.push(consumer);
   }
   await sleep(500);
 

@@ -18,7 +18,7 @@
 // Plain JavaScript: no TypeScript loader in the measured processes.
 import { randomBytes } from 'node:crypto';
 import { Tracker } from './ceiling-track.mjs';
-import { FLOOR_CONSUMER, floorQueue } from './floor-client.mjs';
+import { floorQueue, startFloorConsumer } from './floor-client.mjs';
 
 const [role, brokers, topic, format = 'packed', fixes, encoding, decoding] = process.argv.slice(2);
 // kafkajs as the instances run it, with 2.2.4's two fixes (the compiled
@@ -98,22 +98,16 @@ async function produce() {
 }
 
 async function consume() {
-  const consumer = kafka.consumer({
-    groupId: `${topic}-${randomBytes(3).toString('hex')}`,
-    ...FLOOR_CONSUMER,
-  });
   let tracker;
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: false });
-  const joined = new Promise((resolve) => consumer.on(consumer.events.GROUP_JOIN, resolve));
-  await consumer.run({
+  const consumer = await startFloorConsumer(kafka, {
+    groupId: `${topic}-${randomBytes(3).toString('hex')}`,
+    topic,
     autoCommit: false,
     eachBatch: async ({ batch }) => {
       const t = now();
       for (const m of batch.messages) if (m.value) tracker?.body(m.value, 0, m.key, t);
     },
   });
-  await joined;
   process.on('message', async (m) => {
     if (m.type === 'start') tracker = new Tracker(m.base, m.count, m.keys.length);
     else if (m.type === 'report') send({ type: 'report', report: tracker?.report() });

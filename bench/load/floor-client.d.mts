@@ -1,10 +1,17 @@
 /** Types of floor-client.mjs (plain JavaScript, shared with the ceiling's floor processes). */
-export declare const FLOOR_CONSUMER: Readonly<{
-  sessionTimeout: number;
-  heartbeatInterval: number;
-  maxWaitTimeInMs: number;
-  allowAutoTopicCreation: boolean;
-}>;
+import type { Consumer, EachBatchPayload, Kafka } from 'kafkajs';
+
+export declare const LOG_APPEND_TIME: Readonly<{ name: string; value: string }>;
+
+export declare function startFloorConsumer(
+  kafka: Kafka,
+  options: {
+    groupId: string;
+    topic: string;
+    autoCommit: boolean;
+    eachBatch: (payload: EachBatchPayload) => Promise<void>;
+  },
+): Promise<Consumer>;
 
 export interface FloorRecord {
   key: string;

@@ -4,15 +4,39 @@
 
 /**
  * The fan-out's consumer settings (src/cluster/kafka-client.ts): session 6 s, heart-beat 2 s,
- * an idle fetch waits 250 ms at most. Run such a consumer with `autoCommit: false`, as the
- * fan-out, which reads from the live end and never commits.
+ * an idle fetch waits 250 ms at most.
  */
-export const FLOOR_CONSUMER = Object.freeze({
+const FLOOR_CONSUMER = Object.freeze({
   sessionTimeout: 6_000,
   heartbeatInterval: 2_000,
   maxWaitTimeInMs: 250,
   allowAutoTopicCreation: false,
 });
+
+/** A topic setting: records stamped with Kafka's append time (for a split at Kafka). */
+export const LOG_APPEND_TIME = Object.freeze({
+  name: 'message.timestamp.type',
+  value: 'LogAppendTime',
+});
+
+/**
+ * Starts a kafkajs consumer with the fan-out's settings on `topic` from its live end, handing
+ * each batch to `eachBatch`, and resolves with it once it has joined its group. Run it with
+ * `autoCommit: false`, as the fan-out, which reads from the live end and never commits;
+ * `true` is kafkajs' default (an OffsetCommit after every batch).
+ *
+ * @param {{ consumer(config: object): any }} kafka a kafkajs client
+ * @param {{ groupId: string, topic: string, autoCommit: boolean, eachBatch: (payload: any) => Promise<void> }} options
+ */
+export async function startFloorConsumer(kafka, { groupId, topic, autoCommit, eachBatch }) {
+  const consumer = kafka.consumer({ groupId, ...FLOOR_CONSUMER });
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: false });
+  const joined = new Promise((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+  await consumer.run({ autoCommit, eachBatch });
+  await joined;
+  return consumer;
+}
 
 // The producer queue, as stompbus's produce queue batches (src/cluster/produce-queue.ts):
 // the records offered in one event-loop turn go out in one `sendBatch`, at most `maxBatch` per
