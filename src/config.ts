@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { MAX_FETCH_INTERVAL_MS } from './cluster/fetch-pacing.js';
+import { MAX_FETCH_INTERVAL_MS } from './cluster/fetch-loop.js';
 import type { LogFormat, LogThreshold } from './ops/pino-logger.js';
 import { aclAuthorizer } from './security/acl.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from './server.js';

@@ -35,7 +35,7 @@ const PARTS: Array<[string, RegExp]> = [
   ],
   [
     'consume: kafkajs fetching, record reading, the fan-out handing records over, delivery',
-    /kafkajs\/src\/consumer|fetch-pacing|record-decoding|requests\/fetch|recordBatch|onRecords/,
+    /kafkajs\/src\/consumer|fetch-loop|record-decoding|requests\/fetch|recordBatch|onRecords/,
   ],
   [
     'SEND in: WebSocket and TCP reads, frame parsing, sessions',

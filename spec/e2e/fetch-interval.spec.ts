@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAX_FETCH_INTERVAL_MS } from '../../src/cluster/fetch-pacing.js';
+import { MAX_FETCH_INTERVAL_MS } from '../../src/cluster/fetch-loop.js';
 import {
   type ConsumedRecord,
   createKafkajsClient,

@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import type * as Kafkajs from 'kafkajs';
 import type { Logger } from '../ops/log.js';
-import { paceFetches } from './fetch-pacing.js';
+import { FetchLoop, kafkajsInternals } from './fetch-loop.js';
 import { fixKafkajs } from './kafkajs-fixes.js';
 import { keyedPartitioner, partitionFor } from './partitioner.js';
 import { useProduceEncoding } from './produce-encoding.js';
@@ -47,17 +47,21 @@ export type Positions = Map<number, bigint>;
 
 /** What {@link KafkaClient.consume} needs. */
 export interface ConsumeOptions {
-  /** A group of this consumer's own: a shared group would split the records. */
+  /**
+   * A name of this consumer's own. A client that reads in a consumer group uses it as the
+   * group's id (a shared group would split the records); the kafkajs client reads with no group
+   * (fetch-loop.ts).
+   */
   readonly groupId: string;
   readonly topics: readonly string[];
   /**
-   * Where to start, per topic and partition, each time the group is joined;
-   * partitions not listed start at the latest offset.
+   * Where to start, per topic and partition (at the start; at each group join, for a client
+   * with groups); partitions not listed start at the latest offset.
    */
   readonly positions: () => ReadonlyMap<string, Positions>;
   /**
-   * Asked at each group join, before {@link positions}, for every assigned
-   * partition: true pauses it (cluster interest). Default: none paused.
+   * Asked at the start (a group join, for a client with groups), before {@link positions},
+   * for every partition: true pauses it (cluster interest). Default: none paused.
    */
   readonly paused?: (topic: string, partition: number) => boolean;
   /** Called with each fetched batch, in partition order. Must not throw. */
@@ -75,7 +79,7 @@ export interface ConsumeOptions {
   readonly fetchMaxWaitMs?: number;
   /**
    * Least time between the starts of two fetches from a broker, ms: once a fetch's
-   * batches are handed over, the next fetch waits for the rest of it (`fetch-pacing.ts`).
+   * batches are handed over, the next fetch waits for the rest of it (`fetch-loop.ts`).
    * Default 0.
    */
   readonly fetchIntervalMs?: number;
@@ -242,8 +246,14 @@ export async function createKafkajsClient(options: KafkajsClientOptions): Promis
   return new KafkajsClient(kafkajs, options);
 }
 
+/** The kafkajs client's settings, shared by the fan-out's fetch loop. */
+const CONNECTION_TIMEOUT_MS = 3_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const CLUSTER_RETRY = Object.freeze({ retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 });
+
 class KafkajsClient implements KafkaClient {
   private readonly kafka: Kafkajs.Kafka;
+  private readonly clientId: string;
   private readonly admin: Kafkajs.Admin;
   private readonly producer: Kafkajs.Producer;
   private adminConnected: Promise<void> | undefined;
@@ -255,17 +265,18 @@ class KafkajsClient implements KafkaClient {
     lib: typeof Kafkajs,
     private readonly options: KafkajsClientOptions,
   ) {
+    this.clientId = options.clientId ?? `stompbus-${hostname()}-${process.pid}`;
     this.kafka = new lib.Kafka({
-      clientId: options.clientId ?? `stompbus-${hostname()}-${process.pid}`,
+      clientId: this.clientId,
       brokers: options.brokers,
       // KafkaFanout logs what matters (state changes); kafkajs' lines go to the
       // logger as debug lines, or nowhere.
       ...(options.logger
         ? { logLevel: lib.logLevel.INFO, logCreator: kafkajsLogCreator(lib, options.logger) }
         : { logLevel: lib.logLevel.NOTHING }),
-      connectionTimeout: 3_000,
-      requestTimeout: 10_000,
-      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+      connectionTimeout: CONNECTION_TIMEOUT_MS,
+      requestTimeout: REQUEST_TIMEOUT_MS,
+      retry: CLUSTER_RETRY,
     });
     this.admin = this.kafka.admin();
     this.producer = this.kafka.producer({
@@ -392,67 +403,37 @@ class KafkajsClient implements KafkaClient {
   }
 
   async consume(options: ConsumeOptions): Promise<KafkaConsumer> {
-    // kafkajs picks the partitions to ask for as each fetch starts.
-    let fetchWaiters: Array<() => void> = [];
-    const nextFetch = (timeoutMs: number) =>
-      new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        fetchWaiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    const consumer = await this.startConsumer({
-      groupId: options.groupId,
-      topics: options.topics,
-      // Bounds an idle long-poll only (minBytes 1 answers as soon as data exists);
-      // short, so that stop() does not wait long for the fetch in flight.
-      maxWaitMs: options.fetchMaxWaitMs ?? 250,
-      intervalMs: options.fetchIntervalMs ?? 0,
-      fromBeginning: false,
-      what: 'the consumer group join',
-      joinTimeoutMs: options.joinTimeoutMs,
-      onCrash: options.onCrash,
-      listen: (c) => {
-        c.on(c.events.GROUP_JOIN, (event) => {
-          // Offsets are never committed: every (re)join starts where delivery left off.
-          // The listener runs inside the join, before the first fetch resolves offsets.
-          const { paused } = options;
-          const assignment = Object.entries(event.payload.memberAssignment);
-          if (paused) {
-            for (const [topic, partitions] of assignment) {
-              const pause = partitions.filter((partition) => paused(topic, partition));
-              if (pause.length > 0) c.pause([{ topic, partitions: pause }]);
-            }
-          }
-          const positions = options.positions();
-          for (const [topic, partitions] of assignment) {
-            const known = positions.get(topic);
-            for (const partition of partitions) {
-              const offset = known?.get(partition);
-              if (offset !== undefined) c.seek({ topic, partition, offset: String(offset) });
-            }
-          }
-        });
-        c.on(c.events.FETCH_START, () => {
-          const waiters = fetchWaiters;
-          fetchWaiters = [];
-          for (const wake of waiters) wake();
-        });
+    // No group and no runner: fetch-loop.ts. Its own connections, as a kafkajs consumer had.
+    const { Cluster, socketFactory } = kafkajsInternals();
+    const logger = this.kafka.logger();
+    const loop = new FetchLoop(
+      {
+        cluster: new Cluster({
+          logger,
+          socketFactory: socketFactory(),
+          brokers: this.options.brokers,
+          clientId: this.clientId,
+          connectionTimeout: CONNECTION_TIMEOUT_MS,
+          requestTimeout: REQUEST_TIMEOUT_MS,
+          enforceRequestTimeout: true,
+          retry: CLUSTER_RETRY,
+          metadataMaxAge: 300_000,
+          allowAutoTopicCreation: false,
+          maxInFlightRequests: null,
+          offsets: new Map(),
+        }),
+        logger: logger.namespace('FetchLoop'),
+        toRecord: fromKafkaMessage,
       },
-      onBatch: (batch) => {
-        options.onPartitionEnd?.(batch.topic, batch.partition, BigInt(batch.highWatermark));
-        options.onRecords(batch.messages.map((m) => fromKafkaMessage(batch, m)));
-      },
-    });
-    return {
-      stop: () => consumer.disconnect().catch(() => {}),
-      pause: (topic, partitions) => consumer.pause([{ topic, partitions }]),
-      resume: (topic, partitions) => consumer.resume([{ topic, partitions }]),
-      seek: (topic, partition, offset) =>
-        consumer.seek({ topic, partition, offset: String(offset) }),
-      nextFetch,
-    };
+      options,
+    );
+    try {
+      await withTimeout(loop.start(), options.joinTimeoutMs, 'the consumer start');
+    } catch (error) {
+      await loop.stop();
+      throw error;
+    }
+    return loop;
   }
 
   async consumeShared(options: SharedConsumeOptions): Promise<SharedConsumer> {
@@ -461,7 +442,6 @@ class KafkajsClient implements KafkaClient {
       groupId: options.groupId,
       topics: [topic],
       maxWaitMs: 100,
-      intervalMs: 0,
       // A partition no member ever committed is read from its first record.
       fromBeginning: true,
       what: 'the shared group join',
@@ -496,7 +476,6 @@ class KafkajsClient implements KafkaClient {
     groupId: string;
     topics: readonly string[];
     maxWaitMs: number;
-    intervalMs: number;
     fromBeginning: boolean;
     what: string;
     joinTimeoutMs: number;
@@ -520,12 +499,6 @@ class KafkajsClient implements KafkaClient {
       failed = reject;
     });
     spec.listen(consumer);
-    // The group id is this consumer's own (one per process start and restart).
-    const unpace = paceFetches(spec.groupId, spec.intervalMs);
-    if (unpace) {
-      consumer.on(consumer.events.DISCONNECT, unpace);
-      consumer.on(consumer.events.CRASH, unpace);
-    }
     consumer.on(consumer.events.GROUP_JOIN, () => {
       running = true;
       joined();
@@ -549,7 +522,6 @@ class KafkajsClient implements KafkaClient {
       await withTimeout(join, spec.joinTimeoutMs, spec.what);
     } catch (error) {
       await consumer.disconnect().catch(() => {});
-      unpace?.();
       throw error;
     }
     return consumer;
@@ -616,7 +588,10 @@ function headerBytes(value: Buffer | string | null | undefined): Buffer {
 
 const EMPTY_BYTES = Buffer.alloc(0);
 
-function fromKafkaMessage(batch: Kafkajs.Batch, m: Kafkajs.KafkaMessage): ConsumedRecord {
+function fromKafkaMessage(
+  batch: Pick<Kafkajs.Batch, 'topic' | 'partition'>,
+  m: Kafkajs.KafkaMessage,
+): ConsumedRecord {
   const headers: Array<[string, Buffer]> = [];
   const given = m.headers;
   // for…in rather than Object.entries: no array per record and per header (every fetched record).

@@ -223,8 +223,8 @@ export class KafkaLink {
     const generation = ++this.generation;
     const { groupBase, topics, sessionTimeoutMs } = this.options;
     const consumer = await this.requireClient().consume({
-      // One group per process start (and per restart after a crash): a shared
-      // group would split the records instead of fanning them out.
+      // A name of its own per process start (and per restart after a crash): a client
+      // that reads in a consumer group must not share one (it would split the records).
       groupId: generation === 1 ? groupBase : `${groupBase}-${generation}`,
       topics: topics.map((t) => t.topic),
       positions: this.options.positions,
