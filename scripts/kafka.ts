@@ -135,6 +135,11 @@ export interface StartKafkaOptions {
   readyTimeoutMs?: number;
   /** JVM options (heap, JIT). Default: {@link DEFAULT_JVM_OPTIONS}. */
   jvmOptions?: string[];
+  /**
+   * Broker settings that replace the test broker's own or add to them, e.g.
+   * `{ 'group.initial.rebalance.delay.ms': '3000' }` (Kafka's default) for a benchmark.
+   */
+  properties?: Readonly<Record<string, string>>;
 }
 
 /** Options of {@link RunningKafka.stop}. */
@@ -217,7 +222,7 @@ async function launch(options: LaunchOptions): Promise<RunningKafka> {
   mkdirSync(dataDir, { recursive: true });
   const config = join(dataDir, 'server.properties');
   const logDir = join(dataDir, 'logs');
-  writeFileSync(config, serverProperties(port, controllerPort, logDir));
+  writeFileSync(config, serverProperties(port, controllerPort, logDir, options.properties));
   if (!existsSync(join(logDir, 'meta.properties'))) await formatStorage(libsDir, config);
 
   const logFile = join(dataDir, 'kafka.log');
@@ -343,8 +348,13 @@ function classDataSharing(libsDir: string, write = true) {
 }
 
 /** A combined broker+controller on loopback (docs/kafka.md), plus what the tests need. */
-function serverProperties(port: number, controllerPort: number, logDir: string): string {
-  return `${[
+function serverProperties(
+  port: number,
+  controllerPort: number,
+  logDir: string,
+  overrides: Readonly<Record<string, string>> = {},
+): string {
+  const lines = [
     'process.roles=broker,controller',
     'node.id=1',
     `controller.quorum.voters=1@${HOST}:${controllerPort}`,
@@ -375,7 +385,9 @@ function serverProperties(port: number, controllerPort: number, logDir: string):
     'num.partitions=1',
     'num.network.threads=2',
     'num.io.threads=4',
-  ].join('\n')}\n`;
+  ].filter((line) => !Object.hasOwn(overrides, line.slice(0, line.indexOf('='))));
+  for (const [name, value] of Object.entries(overrides)) lines.push(`${name}=${value}`);
+  return `${lines.join('\n')}\n`;
 }
 
 /** `StorageTool format`, with a random cluster id (Kafka's own `Uuid` shape). */
