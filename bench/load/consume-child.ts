@@ -2,14 +2,15 @@
  * One consumer of `fetch-loop.bench.ts`, in a process of its own so that its CPU is its own:
  * `loop` is the fan-out's fetch loop (src/cluster/fetch-loop.ts, through the kafkajs client's
  * `consume`), `runner` kafkajs' consumer as the fan-out ran it until 2026-12-05 (a group of its
- * own, no commits, `eachBatch`, with stompbus's kafkajs fixes and record decoding).
+ * own, no commits, `eachBatch`, each record mapped as `consume` maps it, with stompbus's kafkajs
+ * fixes and record decoding).
  *
  * Run by the bench: `node --import tsx bench/load/consume-child.ts <loop|runner> <brokers>
  * <topic> <fetchIntervalMs>`. It reports on IPC: `ready` once it reads from the live end, then
  * for each `start`…`stop` window the CPU it used and the records it got.
  */
 import { Kafka, logLevel } from 'kafkajs';
-import { createKafkajsClient } from '../../src/cluster/kafka-client.js';
+import { createKafkajsClient, fromKafkaMessage } from '../../src/cluster/kafka-client.js';
 import { fixKafkajs } from '../../src/cluster/kafkajs-fixes.js';
 import { useRecordDecoding } from '../../src/cluster/record-decoding.js';
 
@@ -52,7 +53,8 @@ if (mode === 'loop') {
   await consumer.run({
     autoCommit: false,
     eachBatch: async ({ batch, heartbeat }) => {
-      records += batch.messages.length;
+      // As the fan-out's consumer did: each record mapped as `consume` hands it over.
+      records += batch.messages.map((m) => fromKafkaMessage(batch, m)).length;
       await heartbeat();
     },
   });

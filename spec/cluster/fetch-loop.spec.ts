@@ -10,6 +10,7 @@ import type { ConsumedRecord, ConsumeOptions } from '../../src/cluster/kafka-cli
 const TOPIC = 't';
 
 interface FetchCall {
+  nodeId: string;
   partitions: Array<{ partition: number; fetchOffset: string }>;
   at: number;
   answer(data: Record<number, number[]>, options?: { control?: number[] }): void;
@@ -27,15 +28,26 @@ class ClusterDouble implements ClusterLike {
     [0, 100n],
     [1, 200n],
   ]);
+  /** Each partition's leader; the topic has as many partitions. */
+  readonly leaders = new Map<number, number>([
+    [0, 1],
+    [1, 1],
+  ]);
   metadataRefreshes = 0;
   disconnected = false;
+  /** The next offsets lookups fail with these. */
+  failOffsets: Error[] = [];
   private waiting: Array<() => void> = [];
+  private readonly pending = new Set<Promise<unknown>>();
 
   async connect() {}
   async disconnect() {
-    this.disconnected = true;
-    // As kafkajs does, the requests in flight end first (here: as a long poll that ran out).
+    // As kafkajs does, the requests in flight end first: answered by the spec within 100 ms,
+    // or as a long poll that ran out.
+    const settled = Promise.allSettled([...this.pending]);
+    await Promise.race([settled, new Promise((resolve) => setTimeout(resolve, 100))]);
     for (const call of this.fetches) call.answer({});
+    this.disconnected = true;
   }
   async addMultipleTargetTopics() {}
   async refreshMetadata() {
@@ -43,60 +55,69 @@ class ClusterDouble implements ClusterLike {
   }
   async refreshMetadataIfNecessary() {}
   findTopicPartitionMetadata() {
-    return [
-      { partitionId: 0, leader: 1 },
-      { partitionId: 1, leader: 1 },
-    ];
+    return [...this.leaders].map(([partitionId, leader]) => ({ partitionId, leader }));
   }
-  async findBroker() {
+  async findBroker({ nodeId }: { nodeId: string }) {
     return {
       fetch: (request: {
         topics: Array<{ partitions: Array<{ partition: number; fetchOffset: string }> }>;
-      }) =>
-        new Promise<{ responses: Array<{ topicName: string; partitions: never[] }> }>(
-          (resolve, reject) => {
-            const partitions = request.topics.flatMap((t) =>
-              t.partitions.map(({ partition, fetchOffset }) => ({ partition, fetchOffset })),
-            );
-            this.fetches.push({
-              partitions,
-              at: performance.now(),
-              answer: (data, options) =>
-                resolve({
-                  responses: [
-                    {
-                      topicName: TOPIC,
-                      partitions: Object.entries(data).map(([partition, offsets]) => ({
-                        partition: Number(partition),
-                        highWatermark: String(this.ends.get(Number(partition)) ?? 0n),
-                        abortedTransactions: [],
-                        messages: offsets.map((offset) => ({
-                          offset: String(offset),
-                          key: Buffer.from('k'),
-                          value: Buffer.from(`v${offset}`),
-                          timestamp: '1',
-                          headers: {},
-                          isControlRecord: options?.control?.includes(offset) === true,
-                        })),
-                      })) as never[],
-                    },
-                  ],
-                }),
-              fail: reject,
-            });
-            for (const wake of this.waiting.splice(0)) wake();
-          },
-        ),
+      }) => {
+        const promise = new Promise<{
+          responses: Array<{ topicName: string; partitions: never[] }>;
+        }>((resolve, reject) => {
+          const partitions = request.topics.flatMap((t) =>
+            t.partitions.map(({ partition, fetchOffset }) => ({ partition, fetchOffset })),
+          );
+          this.fetches.push({
+            nodeId,
+            partitions,
+            at: performance.now(),
+            answer: (data, options) =>
+              resolve({
+                responses: [
+                  {
+                    topicName: TOPIC,
+                    partitions: Object.entries(data).map(([partition, offsets]) => ({
+                      partition: Number(partition),
+                      highWatermark: String(this.ends.get(Number(partition)) ?? 0n),
+                      abortedTransactions: [],
+                      messages: offsets.map((offset) => ({
+                        offset: String(offset),
+                        key: Buffer.from('k'),
+                        value: Buffer.from(`v${offset}`),
+                        timestamp: '1',
+                        headers: {},
+                        isControlRecord: options?.control?.includes(offset) === true,
+                      })),
+                    })) as never[],
+                  },
+                ],
+              }),
+            fail: reject,
+          });
+          for (const wake of this.waiting.splice(0)) wake();
+        });
+        this.pending.add(promise);
+        const done = () => this.pending.delete(promise);
+        promise.then(done, done);
+        return promise;
+      },
     };
   }
   async fetchTopicsOffset(
-    topics: Array<{ topic: string; partitions: Array<{ partition: number }> }>,
+    topics: Array<{
+      topic: string;
+      partitions: Array<{ partition: number }>;
+      fromBeginning?: boolean;
+    }>,
   ) {
+    const failure = this.failOffsets.shift();
+    if (failure) throw failure;
     return topics.map((t) => ({
       topic: t.topic,
       partitions: t.partitions.map(({ partition }) => ({
         partition,
-        offset: String(this.ends.get(partition) ?? 0n),
+        offset: t.fromBeginning ? '0' : String(this.ends.get(partition) ?? 0n),
       })),
     }));
   }
@@ -278,5 +299,113 @@ describe('FetchLoop (a cluster double)', () => {
     await stopping;
     expect(delivered).toEqual([]);
     expect(cluster.disconnected).toBe(true);
+  });
+
+  it('fetches from each leader, and reads a partition that moved to another leader there, from where it was', async () => {
+    const cluster = new ClusterDouble();
+    cluster.leaders.set(1, 2);
+    const { delivered, started } = start(cluster);
+    await started;
+    const [a, b] = [await cluster.fetch(1), await cluster.fetch(2)];
+    const byNode = new Map([a, b].map((f) => [f.nodeId, f]));
+    expect(byNode.get('1')?.partitions).toEqual([{ partition: 0, fetchOffset: '100' }]);
+    expect(byNode.get('2')?.partitions).toEqual([{ partition: 1, fetchOffset: '200' }]);
+    byNode.get('2')?.answer({ 1: [200] });
+    // Broker 2 asks again, then partition 1 moves to broker 1.
+    const again = await cluster.fetch(3);
+    expect(again.nodeId).toBe('2');
+    cluster.leaders.set(1, 1);
+    again.answer({});
+    byNode.get('1')?.answer({});
+    const moved = await cluster.fetch(4);
+    expect(moved.nodeId).toBe('1');
+    expect(moved.partitions).toEqual([
+      { partition: 0, fetchOffset: '100' },
+      { partition: 1, fetchOffset: '201' },
+    ]);
+    expect(offsets(delivered)).toEqual(['1:200']);
+  });
+
+  it('resolves nextFetch for a partition resumed during the interval with a fetch that asks for it', async () => {
+    const cluster = new ClusterDouble();
+    const { loop, started } = start(cluster, {
+      fetchIntervalMs: 300,
+      paused: (_topic, partition) => partition === 1,
+    });
+    await started;
+    const first = await cluster.fetch(1);
+    first.answer({ 0: [100] });
+    // The loop now waits for the interval before its next fetch.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    loop.resume(TOPIC, [1]);
+    await loop.nextFetch(2_000);
+    // The fetch that resolved it is the one after the interval, and it asks for partition 1.
+    const second = await cluster.fetch(2);
+    expect(second.at - first.at).toBeGreaterThanOrEqual(290);
+    expect(second.partitions).toContainEqual({ partition: 1, fetchOffset: '200' });
+  });
+
+  it("keeps trying while Kafka is away: kafkajs' own retries given up are retried with a backoff, not a crash", async () => {
+    const cluster = new ClusterDouble();
+    const { crashes, delivered, started } = start(cluster);
+    await started;
+    const away = () =>
+      kafkaError('KafkaJSNumberOfRetriesExceeded', {
+        retriable: false,
+        cause: kafkaError('KafkaJSConnectionError', { retriable: true }),
+      });
+    (await cluster.fetch(1)).fail(away());
+    (await cluster.fetch(2)).fail(away());
+    const third = await cluster.fetch(3);
+    // A backoff between the tries (100 ms, then 200 ms), and the leaders looked up again.
+    expect(third.at - (cluster.fetches[0] as FetchCall).at).toBeGreaterThanOrEqual(280);
+    expect(cluster.metadataRefreshes).toBe(2);
+    third.answer({ 0: [100] });
+    await cluster.fetch(4);
+    expect(offsets(delivered)).toEqual(['0:100']);
+    expect(crashes).toEqual([]);
+  });
+
+  it("crashes on an error that is not Kafka's (a bug), once", async () => {
+    const cluster = new ClusterDouble();
+    const { crashes, started } = start(cluster);
+    await started;
+    (await cluster.fetch(1)).fail(new TypeError('x is undefined'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(crashes.map((e) => e.name)).toEqual(['TypeError']);
+    expect(cluster.fetches).toHaveLength(1);
+  });
+
+  it('retries an offset out of range whose end cannot be found yet, then reads from the end', async () => {
+    const cluster = new ClusterDouble();
+    const { crashes, started } = start(cluster, {
+      positions: () => new Map([[TOPIC, new Map([[0, 5_000n]])]]),
+    });
+    await started;
+    const outOfRange = () =>
+      kafkaError('KafkaJSOffsetOutOfRange', { retriable: false, topic: TOPIC, partition: 0 });
+    cluster.failOffsets.push(kafkaError('KafkaJSConnectionError', { retriable: true }));
+    (await cluster.fetch(1)).fail(outOfRange());
+    const second = await cluster.fetch(2);
+    expect(second.partitions[0]).toEqual({ partition: 0, fetchOffset: '5000' });
+    second.fail(outOfRange());
+    const third = await cluster.fetch(3);
+    expect(third.partitions[0]).toEqual({ partition: 0, fetchOffset: '100' });
+    expect(crashes).toEqual([]);
+  });
+
+  it('reads a partition that appears later (a topic grown) from its first record', async () => {
+    const cluster = new ClusterDouble();
+    const { started } = start(cluster);
+    await started;
+    const first = await cluster.fetch(1);
+    cluster.leaders.set(2, 1);
+    first.answer({});
+    const second = await cluster.fetch(2);
+    expect(second.partitions).toEqual([
+      { partition: 0, fetchOffset: '100' },
+      { partition: 1, fetchOffset: '200' },
+      { partition: 2, fetchOffset: '0' },
+    ]);
   });
 });

@@ -6,8 +6,8 @@
  * Every instance reads every partition it wants from where its own delivery left off and
  * never commits, so a group gave it nothing but cost: a JoinGroup and SyncGroup at every
  * start, a heart-beat every 2 s, a rejoin after every Kafka restart, and kafkajs' runner
- * around every fetch (its worker queue, offset manager, seek bookkeeping and events), a
- * quarter of the CPU of consuming at 5,000 records a second (docs/benchmarks.md). Here one
+ * around every fetch (its worker queue, offset manager, seek bookkeeping and events): a fifth
+ * of the CPU of consuming at 5,000 records a second (docs/benchmarks.md). Here one
  * loop per leader broker asks for the partitions that are not paused, hands each partition's
  * records to {@link ConsumeOptions.onRecords} as the answer comes, and asks again:
  *
@@ -17,7 +17,9 @@
  *   started: fewer, fuller fetches under steady traffic.
  *
  * A partition sought, paused or resumed while a fetch that asked for it is out has that
- * fetch's answer for it dropped: the next fetch asks from the new offset. kafkajs' own
+ * fetch's answer for it dropped: the next fetch asks from the new offset. Partitions that
+ * appear in the metadata later (a topic grown) are read from their first record, paused or
+ * not as {@link ConsumeOptions.paused} says. kafkajs' own
  * pieces are used for the rest: its connections, metadata and request encoding, its answer
  * decoding (with stompbus's record decoding), and its `Batch`, which drops the records before
  * the offset asked for, aborted transactions and control records.
@@ -81,7 +83,11 @@ export interface ClusterLike {
   findTopicPartitionMetadata(topic: string): Array<{ partitionId: number; leader: number }>;
   findBroker(options: { nodeId: string }): Promise<BrokerLike>;
   fetchTopicsOffset(
-    topics: Array<{ topic: string; partitions: Array<{ partition: number }> }>,
+    topics: Array<{
+      topic: string;
+      partitions: Array<{ partition: number }>;
+      fromBeginning?: boolean;
+    }>,
   ): Promise<Array<{ topic: string; partitions: Array<{ partition: number; offset: string }> }>>;
 }
 
@@ -173,56 +179,23 @@ export class FetchLoop implements KafkaConsumer {
     this.maxWaitMs = options.fetchMaxWaitMs ?? 250;
   }
 
+  /** Connects and starts fetching; stopped meanwhile (a start that took too long), it disconnects. */
   async start(): Promise<void> {
     const { cluster } = this.deps;
-    const { topics, paused } = this.options;
     await cluster.connect();
-    await cluster.addMultipleTargetTopics([...topics]);
-    // Asked in this order, as a group join did: what is paused, then where each partition starts.
-    const partitionsOf = new Map(
-      topics.map((topic) => [
+    if (this.stopped) return this.disconnect();
+    await cluster.addMultipleTargetTopics([...this.options.topics]);
+    if (this.stopped) return this.disconnect();
+    const partitions = new Map(
+      this.options.topics.map((topic) => [
         topic,
         cluster.findTopicPartitionMetadata(topic).map((p) => p.partitionId),
       ]),
     );
-    const pausedNow = new Map(
-      [...partitionsOf].map(([topic, partitions]) => [
-        topic,
-        new Set(partitions.filter((partition) => paused?.(topic, partition) === true)),
-      ]),
-    );
-    const positions = this.options.positions();
-    const missing: Array<{ topic: string; partitions: Array<{ partition: number }> }> = [];
-    for (const [topic, partitions] of partitionsOf) {
-      const known = positions.get(topic);
-      const byPartition = new Map<number, PartitionState>();
-      this.states.set(topic, byPartition);
-      const unknown: Array<{ partition: number }> = [];
-      for (const partition of partitions) {
-        const offset = known?.get(partition);
-        const isPaused = pausedNow.get(topic)?.has(partition) === true;
-        byPartition.set(partition, {
-          topic,
-          partition,
-          offset: offset ?? -1n,
-          paused: isPaused,
-          changes: 0,
-        });
-        if (offset === undefined) unknown.push({ partition });
-      }
-      if (unknown.length > 0) missing.push({ topic, partitions: unknown });
-    }
-    if (missing.length > 0) {
-      for (const { topic, partitions } of await cluster.fetchTopicsOffset(missing)) {
-        for (const { partition, offset } of partitions) {
-          const state = this.states.get(topic)?.get(partition);
-          if (state && state.offset < 0n) state.offset = BigInt(offset);
-        }
-      }
-    }
-    if (this.stopped) return;
+    await this.add(partitions, 'end');
+    if (this.stopped) return this.disconnect();
     this.running = true;
-    this.spawnLoops();
+    this.spawnLoops(this.leaders());
   }
 
   async stop(): Promise<void> {
@@ -232,10 +205,10 @@ export class FetchLoop implements KafkaConsumer {
     this.wake(true);
     // kafkajs closes a connection once its requests are answered: a fetch in flight ends
     // within its long poll, and its answer is not handed over.
-    await this.deps.cluster.disconnect().catch(() => {});
+    await this.disconnect();
     await Promise.allSettled([...this.loops.values()]);
     // A loop that was between two awaits may have connected again.
-    await this.deps.cluster.disconnect().catch(() => {});
+    await this.disconnect();
   }
 
   pause(topic: string, partitions: number[]): void {
@@ -273,6 +246,10 @@ export class FetchLoop implements KafkaConsumer {
     });
   }
 
+  private disconnect(): Promise<void> {
+    return this.deps.cluster.disconnect().catch(() => {});
+  }
+
   private *find(topic: string, partitions: readonly number[]): Iterable<PartitionState> {
     const byPartition = this.states.get(topic);
     for (const partition of partitions) {
@@ -281,17 +258,102 @@ export class FetchLoop implements KafkaConsumer {
     }
   }
 
+  /**
+   * Adds these partitions: paused as {@link ConsumeOptions.paused} says (asked first, as a
+   * group join did), at {@link ConsumeOptions.positions}, else at the partition's end (at the
+   * start) or its first record (a partition that appeared later: all of it is new).
+   */
+  private async add(partitions: ReadonlyMap<string, number[]>, otherwise: 'end' | 'first') {
+    const { paused } = this.options;
+    const isPaused = new Map(
+      [...partitions].map(([topic, list]) => [
+        topic,
+        new Set(list.filter((partition) => paused?.(topic, partition) === true)),
+      ]),
+    );
+    const positions = this.options.positions();
+    const added: PartitionState[] = [];
+    const unknown: Array<{ topic: string; partitions: Array<{ partition: number }> }> = [];
+    for (const [topic, list] of partitions) {
+      const known = positions.get(topic);
+      const missing: Array<{ partition: number }> = [];
+      for (const partition of list) {
+        const offset = known?.get(partition);
+        const state: PartitionState = {
+          topic,
+          partition,
+          offset: offset ?? -1n,
+          paused: isPaused.get(topic)?.has(partition) === true,
+          changes: 0,
+        };
+        added.push(state);
+        if (offset === undefined) missing.push({ partition });
+      }
+      if (missing.length > 0) unknown.push({ topic, partitions: missing });
+    }
+    if (unknown.length > 0) {
+      const fromBeginning = otherwise === 'first';
+      const found = await this.deps.cluster.fetchTopicsOffset(
+        unknown.map((t) => ({ ...t, fromBeginning })),
+      );
+      const offsets = new Map(
+        found.flatMap(({ topic, partitions: list }) =>
+          list.map(({ partition, offset }) => [`${topic}\0${partition}`, BigInt(offset)]),
+        ),
+      );
+      for (const state of added) {
+        if (state.offset < 0n) {
+          const offset = offsets.get(`${state.topic}\0${state.partition}`);
+          if (offset === undefined)
+            throw new Error(`no offset for ${state.topic} ${state.partition}`);
+          state.offset = offset;
+        }
+      }
+    }
+    // Only now, all of them at once: a loop never sees a partition without its offset.
+    for (const state of added) {
+      let byPartition = this.states.get(state.topic);
+      if (!byPartition) {
+        byPartition = new Map();
+        this.states.set(state.topic, byPartition);
+      }
+      if (!byPartition.has(state.partition)) byPartition.set(state.partition, state);
+    }
+  }
+
+  /** Partitions in the metadata that the loop does not read yet (a topic grown). */
+  private grown(): Map<string, number[]> {
+    const grown = new Map<string, number[]>();
+    for (const [topic, byPartition] of this.states) {
+      let metadata: Array<{ partitionId: number }>;
+      try {
+        metadata = this.deps.cluster.findTopicPartitionMetadata(topic);
+      } catch {
+        continue;
+      }
+      const added = metadata.map((p) => p.partitionId).filter((p) => !byPartition.has(p));
+      if (added.length > 0) grown.set(topic, added);
+    }
+    return grown;
+  }
+
   /** Starts a loop for every leader that has none. */
-  private spawnLoops(): void {
+  private spawnLoops(leaders: ReadonlyMap<number, PartitionState[]>): void {
     if (!this.running) return;
-    for (const nodeId of this.leaders().keys()) {
+    for (const nodeId of leaders.keys()) {
       if (this.loops.has(nodeId)) continue;
-      const done = this.run(nodeId)
+      // Started on the next microtask: the loop is in `loops` before it looks for leaders.
+      const done = Promise.resolve()
+        .then(() => this.run(nodeId))
         .catch((error: unknown) => this.crash(error))
         .finally(() => {
           this.loops.delete(nodeId);
           // Its partitions may have moved to a broker without a loop.
-          this.spawnLoops();
+          try {
+            this.spawnLoops(this.leaders());
+          } catch (error) {
+            this.crash(error);
+          }
         });
       this.loops.set(nodeId, done);
     }
@@ -313,9 +375,11 @@ export class FetchLoop implements KafkaConsumer {
           list.push(state);
         }
       }
-    } catch {
-      // No metadata (being refreshed after a failure): as it was.
-      return this.lastLeaders;
+    } catch (error) {
+      // No metadata (being refreshed after a failure): the leaders as they were.
+      if ((error as KafkaErrorLike)?.name === 'KafkaJSTopicMetadataNotLoaded')
+        return this.lastLeaders;
+      throw error;
     }
     this.lastLeaders = byNode;
     return byNode;
@@ -326,7 +390,23 @@ export class FetchLoop implements KafkaConsumer {
     /** When the last fetch that brought records started (`performance.now()`). */
     let lastFull: number | undefined;
     while (this.running) {
-      const led = this.leaders().get(nodeId);
+      // The interval first: the partitions are chosen after it, as the fetch leaves.
+      if (lastFull !== undefined) {
+        const wait = lastFull + this.intervalMs - performance.now();
+        if (wait > 0) await this.sleep(wait, false);
+        lastFull = undefined;
+        if (!this.running) return;
+      }
+      const grown = this.grown();
+      if (grown.size > 0) {
+        // Their offsets not found (Kafka failing): looked for again at the next pass.
+        await this.add(grown, 'first').catch(() => {});
+        if (!this.running) return;
+      }
+      const leaders = this.leaders();
+      // Partitions that moved to a broker without a loop get one.
+      this.spawnLoops(leaders);
+      const led = leaders.get(nodeId);
       // No longer the leader of anything: this loop ends (spawnLoops starts the ones needed).
       if (!led) return;
       const asked: AskedMap = new Map();
@@ -337,34 +417,27 @@ export class FetchLoop implements KafkaConsumer {
       for (const state of led) {
         if (state.paused) continue;
         let byPartition = asked.get(state.topic);
-        if (!byPartition) {
+        let partitions = request.find((t) => t.topic === state.topic)?.partitions;
+        if (!byPartition || !partitions) {
           byPartition = new Map();
           asked.set(state.topic, byPartition);
-          request.push({ topic: state.topic, partitions: [] });
+          partitions = [];
+          request.push({ topic: state.topic, partitions });
         }
         byPartition.set(state.partition, { state, offset: state.offset, changes: state.changes });
-        request
-          .find((t) => t.topic === state.topic)
-          ?.partitions.push({
-            partition: state.partition,
-            fetchOffset: String(state.offset),
-            maxBytes: MAX_BYTES_PER_PARTITION,
-          });
+        partitions.push({
+          partition: state.partition,
+          fetchOffset: String(state.offset),
+          maxBytes: MAX_BYTES_PER_PARTITION,
+        });
       }
       if (request.length === 0) {
         // Nothing to ask this broker for: wait for a resume or a seek (and look again now and then).
         await this.sleep(this.maxWaitMs, true);
-        lastFull = undefined;
         continue;
-      }
-      if (lastFull !== undefined) {
-        const wait = lastFull + this.intervalMs - performance.now();
-        if (wait > 0) await this.sleep(wait, false);
-        if (!this.running) return;
       }
       this.wakeFetchWaiters();
       const started = performance.now();
-      let brought: boolean;
       try {
         await this.deps.cluster.refreshMetadataIfNecessary();
         if (!this.running) return;
@@ -379,17 +452,12 @@ export class FetchLoop implements KafkaConsumer {
           topics: request,
         });
         failures = 0;
-        brought = this.handOver(asked, answer.responses);
+        if (this.handOver(asked, answer.responses)) lastFull = started;
       } catch (error) {
         if (!this.running) return;
         failures++;
-        await this.recover(error, failures);
-        lastFull = undefined;
-        // The leaders may have moved: loops for new ones start, and this one goes on if it leads.
-        this.spawnLoops();
-        continue;
+        await this.recover(error, failures, asked);
       }
-      lastFull = brought ? started : undefined;
     }
   }
 
@@ -403,8 +471,16 @@ export class FetchLoop implements KafkaConsumer {
       const byPartition = asked.get(topicName);
       for (const data of partitions) {
         const entry = byPartition?.get(data.partition);
-        // Sought, paused or resumed since the fetch asked for it: the next fetch asks again.
-        if (!entry || entry.state.changes !== entry.changes || !this.running) continue;
+        // Sought, paused or resumed since the fetch asked for it, or read meanwhile by another
+        // loop (a leader that moved): the next fetch asks again.
+        if (
+          !entry ||
+          !this.running ||
+          entry.state.changes !== entry.changes ||
+          entry.state.offset !== entry.offset
+        ) {
+          continue;
+        }
         const batch = new this.Batch(topicName, String(entry.offset), data);
         if (batch.isEmpty()) {
           // Only control records or records of aborted transactions: stepped over.
@@ -427,42 +503,57 @@ export class FetchLoop implements KafkaConsumer {
    * anything else waits a backoff (and looks the leaders up again when they may have moved).
    * Throws what no retry can help (the loop then crashes).
    */
-  private async recover(error: unknown, failures: number): Promise<void> {
+  private async recover(error: unknown, failures: number, asked: AskedMap): Promise<void> {
     const e = error as KafkaErrorLike;
     this.deps.logger?.debug('fetch failed', { error: e?.message, failures });
+    const backoff = () =>
+      this.sleep(Math.min(BACKOFF_FIRST_MS * 2 ** (failures - 1), BACKOFF_MAX_MS), false);
     if (
       e?.name === 'KafkaJSOffsetOutOfRange' &&
       e.topic !== undefined &&
       e.partition !== undefined
     ) {
-      await this.fromEnd(e.topic, e.partition);
+      const entry = asked.get(e.topic)?.get(e.partition);
+      const moved = entry !== undefined && (await this.fromEnd(entry));
+      // Not found, or out of range again right after: not at full speed.
+      if (!moved || failures > 1) await backoff();
       return;
     }
-    if (!e?.name?.startsWith('KafkaJS') || e.retriable === false) throw error;
-    await this.sleep(Math.min(BACKOFF_FIRST_MS * 2 ** (failures - 1), BACKOFF_MAX_MS), false);
+    // kafkajs gives up its own retries (Kafka away) as a non-retriable error around the cause.
+    const cause = e?.name === 'KafkaJSNumberOfRetriesExceeded' ? (e.cause as KafkaErrorLike) : e;
+    if (!cause?.name?.startsWith('KafkaJS') || cause.retriable === false) throw error;
+    await backoff();
     if (!this.running) return;
     if (
-      STALE_METADATA.has(e.type ?? '') ||
-      e.name === 'KafkaJSTopicMetadataNotLoaded' ||
-      e.name === 'KafkaJSBrokerNotFound' ||
-      e.name === 'KafkaJSRequestTimeoutError' ||
-      e.name.startsWith('KafkaJSConnection')
+      cause !== e ||
+      STALE_METADATA.has(cause.type ?? '') ||
+      cause.name === 'KafkaJSTopicMetadataNotLoaded' ||
+      cause.name === 'KafkaJSBrokerNotFound' ||
+      cause.name === 'KafkaJSRequestTimeoutError' ||
+      cause.name.startsWith('KafkaJSConnection')
     ) {
       await this.deps.cluster.refreshMetadata().catch(() => {});
     }
   }
 
-  /** Not in the log (any more, or yet): read from the partition's end, as kafkajs' consumer did. */
-  private async fromEnd(topic: string, partition: number): Promise<void> {
-    const state = this.states.get(topic)?.get(partition);
-    if (!state) return;
-    const changes = state.changes;
-    const [end] = await this.deps.cluster.fetchTopicsOffset([
-      { topic, partitions: [{ partition }] },
-    ]);
-    const offset = end?.partitions.find((p) => p.partition === partition)?.offset;
-    // Sought meanwhile: that offset wins.
-    if (offset === undefined || state.changes !== changes) return;
+  /**
+   * Not in the log (any more, or yet): read from the partition's end, as kafkajs' consumer
+   * did, unless it was sought since the fetch asked for it. False when the end is not known.
+   */
+  private async fromEnd(entry: Asked): Promise<boolean> {
+    const { state } = entry;
+    const { topic, partition } = state;
+    let offset: string | undefined;
+    try {
+      const [end] = await this.deps.cluster.fetchTopicsOffset([
+        { topic, partitions: [{ partition }] },
+      ]);
+      offset = end?.partitions.find((p) => p.partition === partition)?.offset;
+    } catch {
+      return false;
+    }
+    if (offset === undefined) return false;
+    if (state.changes !== entry.changes || state.offset !== entry.offset) return true;
     this.deps.logger?.info('offset out of range, reading from the end', {
       topic,
       partition,
@@ -470,6 +561,7 @@ export class FetchLoop implements KafkaConsumer {
     });
     state.offset = BigInt(offset);
     state.changes++;
+    return true;
   }
 
   /** A failure no retry can help: the loop stops and says so once. */
@@ -517,4 +609,5 @@ interface KafkaErrorLike {
   retriable?: boolean;
   topic?: string;
   partition?: number;
+  cause?: unknown;
 }

@@ -199,7 +199,7 @@ export class PartitionInterest {
   }
 
   /**
-   * At a group join, before the first fetch: whether to pause this
+   * At a consumer start, before the first fetch: whether to pause this
    * partition. A partition wanted meanwhile (picked up while Kafka was away)
    * is read from the live end from now on.
    */
@@ -335,7 +335,7 @@ export class PartitionInterest {
         );
         delay = Math.min(delay * 2, RETRY_MAX_MS);
       }
-      // Kafka away or failing: a retry picks it up, or the next group join (pausedAtJoin).
+      // Kafka away or failing: a retry picks it up, or the next consumer start (pausedAtJoin).
       await sleep(delay);
     }
   }
@@ -360,7 +360,7 @@ export class PartitionInterest {
     }
     const consumer = this.options.consumer();
     if (!consumer) return false;
-    // Picked up meanwhile (a group join read it): done.
+    // Picked up meanwhile (a consumer start read it): done.
     if (this.reading.has(partition)) return true;
     consumer.seek(topic, partition, from);
     consumer.resume(topic, [partition]);

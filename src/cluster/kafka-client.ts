@@ -70,7 +70,7 @@ export interface ConsumeOptions {
   readonly onPartitionEnd?: (topic: string, partition: number, end: bigint) => void;
   /** The consumer stopped by itself; it will not restart on its own. */
   readonly onCrash: (error: Error) => void;
-  /** Longest wait for the first group join. */
+  /** Longest wait for the start (the first group join, for a client with groups). */
   readonly joinTimeoutMs: number;
   /**
    * Longest wait of an idle fetch, ms. A partition resumed while a fetch waits is fetched
@@ -87,7 +87,7 @@ export interface ConsumeOptions {
 
 /** A running consumer. */
 export interface KafkaConsumer {
-  /** Leaves the group and disconnects. */
+  /** Stops fetching and disconnects (leaving its group, for a client with groups). */
   stop(): Promise<void>;
   /** Stops fetching these partitions (cluster interest); optional for a client. */
   pause?(topic: string, partitions: number[]): void;
@@ -588,7 +588,8 @@ function headerBytes(value: Buffer | string | null | undefined): Buffer {
 
 const EMPTY_BYTES = Buffer.alloc(0);
 
-function fromKafkaMessage(
+/** A record as kafkajs decodes it, as {@link ConsumeOptions.onRecords} gets it. */
+export function fromKafkaMessage(
   batch: Pick<Kafkajs.Batch, 'topic' | 'partition'>,
   m: Kafkajs.KafkaMessage,
 ): ConsumedRecord {

@@ -35,8 +35,8 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
 
 /**
  * Cluster mode (docs/clustering.md): every `/topic/…` SEND goes to Kafka
- * with its destination as the key, and every instance consumes all of it in a
- * consumer group of its own and delivers to its local subscribers, its own
+ * with its destination as the key, and every instance reads what it wants of it
+ * with a fetch loop of its own (no consumer group) and delivers to its local subscribers, its own
  * SENDs included, so all instances see one order per destination. Bridged
  * Kafka topics map to one destination each, both ways.
  *
@@ -63,7 +63,7 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
  */
 export class KafkaFanout implements Fanout {
   readonly options: KafkaFanoutOptions;
-  /** This instance in the connection registry (and its consumer group's name). */
+  /** This instance in the connection registry (and its consumer's name). */
   readonly instanceId = `stompbus-${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   /** Publishes through Kafka: every instance delivers what this one produced. */
   readonly bus: MessageBus;
@@ -317,8 +317,8 @@ export class KafkaFanout implements Fanout {
   }
 
   /**
-   * Connects, creates the topics, reads their recent history back and joins a
-   * fresh consumer group; when Kafka is unreachable or slow, resolves after
+   * Connects, creates the topics, reads their recent history back and starts
+   * the consumer; when Kafka is unreachable or slow, resolves after
    * the first failed attempt or `startTimeoutMs` and goes on retrying in the
    * background (SENDs wait meanwhile, each for `sendTimeoutMs` at most).
    */

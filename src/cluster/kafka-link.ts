@@ -27,7 +27,7 @@ export interface KafkaLinkOptions
   /** Bootstrap servers (see {@link parseBrokers}). */
   readonly brokers: readonly string[];
   readonly log: Log;
-  /** The consumer group of this instance; a consumer restarted after a crash gets `<groupBase>-<n>`. */
+  /** This instance's consumer's name; a consumer restarted after a crash gets `<groupBase>-<n>`. */
   readonly groupBase: string;
   /** The topics to create (when missing) and consume. */
   readonly topics: readonly TopicSpec[];
@@ -35,13 +35,13 @@ export interface KafkaLinkOptions
   readonly prepare: (client: KafkaClient) => Promise<void>;
   /** Whether the history read back at start-up has reached the live end. */
   readonly caughtUp: () => boolean;
-  /** Where each group join seeks (`ConsumeOptions.positions`). */
+  /** Where each consumer start reads from (`ConsumeOptions.positions`). */
   readonly positions: () => ReadonlyMap<string, Positions>;
   /** Longest wait of an idle fetch (`ConsumeOptions.fetchMaxWaitMs`). */
   readonly fetchMaxWaitMs?: number;
   /** Least time between fetch starts (`ConsumeOptions.fetchIntervalMs`). */
   readonly fetchIntervalMs?: number;
-  /** Partitions paused at each group join (`ConsumeOptions.paused`). */
+  /** Partitions paused at each consumer start (`ConsumeOptions.paused`). */
   readonly paused?: ConsumeOptions['paused'];
   /** Each fetched batch (`ConsumeOptions.onRecords`). */
   readonly onRecords: (records: ConsumedRecord[]) => void;
@@ -94,8 +94,8 @@ export class KafkaLink {
   }
 
   /**
-   * Connects, creates the topics and joins a fresh consumer group; resolves
-   * once the group is joined, or, when Kafka is unreachable or slow, after the
+   * Connects, creates the topics and starts the consumer; resolves
+   * once it reads, or, when Kafka is unreachable or slow, after the
    * first failed attempt or `startTimeoutMs`, with the connection retried in
    * the background.
    */
@@ -139,7 +139,7 @@ export class KafkaLink {
     this.waits.wakeAll();
   }
 
-  /** Leaves the group and disconnects, giving up at `deadline` (ms since 1970). */
+  /** Stops the consumer and disconnects, giving up at `deadline` (ms since 1970). */
   async close(deadline: number): Promise<void> {
     const closing = Promise.allSettled([this.consumer?.stop(), this.client?.close()]);
     this.consumer = undefined;

@@ -100,7 +100,7 @@ export interface KafkaFanoutOptions {
    * a shorter one. Default 30,000.
    */
   sendTimeoutMs: number;
-  /** Longest wait in start() for the first group join; then Kafka is retried in the background, ms. Default 15,000. */
+  /** Longest wait in start() for the consumer to read; then Kafka is retried in the background, ms. Default 15,000. */
   startTimeoutMs: number;
   /** Longest stop(), ms. Default 5,000. */
   stopTimeoutMs: number;

@@ -1,7 +1,7 @@
 /**
  * Where this instance stands in every Kafka partition it reads. Offsets are
- * never committed to Kafka: they are remembered here and every group join
- * seeks to them, so a consumer restarted after a crash (in a fresh group)
+ * never committed to Kafka: they are remembered here and every consumer start
+ * reads from them, so a consumer restarted after a crash
  * neither skips nor repeats records, and a record fetched again is known.
  *
  * The same bookkeeping says what this instance can vouch for on a resume: it
@@ -67,7 +67,7 @@ export class Offsets {
 
   constructor(private readonly options: OffsetsOptions = {}) {}
 
-  /** The next offset to read per topic and partition: where every group join seeks. */
+  /** The next offset to read per topic and partition: where every consumer start reads from. */
   get next(): ReadonlyMap<string, Positions> {
     return this.positions;
   }
