@@ -6,8 +6,8 @@
  * Every instance reads every partition it wants from where its own delivery left off and
  * never commits, so a group gave it nothing but cost: a JoinGroup and SyncGroup at every
  * start, a heart-beat every 2 s, a rejoin after every Kafka restart, and kafkajs' runner
- * around every fetch (its worker queue, offset manager, seek bookkeeping and events): a fifth
- * of the CPU of consuming at 5,000 records a second (docs/benchmarks.md). Here one
+ * around every fetch (its worker queue, offset manager, seek bookkeeping and events): about a
+ * quarter of the CPU of consuming at 5,000 records a second (docs/benchmarks.md). Here one
  * loop per leader broker asks for the partitions that are not paused, hands each partition's
  * records to {@link ConsumeOptions.onRecords} as the answer comes, and asks again:
  *
