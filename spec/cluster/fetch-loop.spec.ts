@@ -5,7 +5,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { type ClusterLike, FetchLoop } from '../../src/cluster/fetch-loop.js';
-import type { ConsumedRecord, ConsumeOptions } from '../../src/cluster/kafka-client.js';
+import {
+  type ConsumedRecord,
+  type ConsumeOptions,
+  fromKafkaMessage,
+} from '../../src/cluster/kafka-client.js';
 
 const TOPIC = 't';
 
@@ -136,7 +140,7 @@ class ClusterDouble implements ClusterLike {
   }
 }
 
-const loops: FetchLoop[] = [];
+const loops: Array<FetchLoop<ConsumedRecord>> = [];
 afterEach(async () => {
   await Promise.all(loops.splice(0).map((l) => l.stop()));
 });
@@ -144,21 +148,18 @@ afterEach(async () => {
 function start(
   cluster: ClusterDouble,
   options: Partial<ConsumeOptions> = {},
-): { loop: FetchLoop; delivered: ConsumedRecord[]; crashes: Error[]; started: Promise<void> } {
+): {
+  loop: FetchLoop<ConsumedRecord>;
+  delivered: ConsumedRecord[];
+  crashes: Error[];
+  started: Promise<void>;
+} {
   const delivered: ConsumedRecord[] = [];
   const crashes: Error[] = [];
   const loop = new FetchLoop(
     {
       cluster,
-      toRecord: (batch, m) => ({
-        topic: batch.topic,
-        partition: batch.partition,
-        offset: m.offset,
-        key: m.key,
-        value: m.value,
-        timestamp: Number(m.timestamp),
-        headers: [],
-      }),
+      toRecord: fromKafkaMessage,
     },
     {
       groupId: 'unused',
@@ -329,7 +330,7 @@ describe('FetchLoop (a cluster double)', () => {
   it('resolves nextFetch for a partition resumed during the interval with a fetch that asks for it', async () => {
     const cluster = new ClusterDouble();
     const { loop, started } = start(cluster, {
-      fetchIntervalMs: 300,
+      fetchIntervalMs: 1_000,
       paused: (_topic, partition) => partition === 1,
     });
     await started;
@@ -337,12 +338,36 @@ describe('FetchLoop (a cluster double)', () => {
     first.answer({ 0: [100] });
     // The loop now waits for the interval before its next fetch.
     await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(cluster.fetches).toHaveLength(1);
     loop.resume(TOPIC, [1]);
-    await loop.nextFetch(2_000);
-    // The fetch that resolved it is the one after the interval, and it asks for partition 1.
+    await loop.nextFetch(4_000);
+    const resolvedAt = performance.now();
+    // Not before the interval ran out, and the fetch that resolved it asks for partition 1.
+    expect(resolvedAt - first.at).toBeGreaterThanOrEqual(990);
     const second = await cluster.fetch(2);
-    expect(second.at - first.at).toBeGreaterThanOrEqual(290);
     expect(second.partitions).toContainEqual({ partition: 1, fetchOffset: '200' });
+  });
+
+  it('drops an answer from the old leader of a partition that moved, after its new leader read it', async () => {
+    const cluster = new ClusterDouble();
+    cluster.leaders.set(1, 2);
+    const { delivered, started } = start(cluster);
+    await started;
+    const fetches = [await cluster.fetch(1), await cluster.fetch(2)];
+    const oldLeader = fetches.find((f) => f.nodeId === '2') as FetchCall;
+    const other = fetches.find((f) => f.nodeId === '1') as FetchCall;
+    // Partition 1 moves to broker 1 while broker 2's fetch is out.
+    cluster.leaders.set(1, 1);
+    other.answer({});
+    const moved = await cluster.fetch(3);
+    expect(moved.nodeId).toBe('1');
+    expect(moved.partitions).toContainEqual({ partition: 1, fetchOffset: '200' });
+    moved.answer({ 1: [200, 201] });
+    await cluster.fetch(4);
+    // The old leader's answer for the same offsets comes last: not handed over again.
+    oldLeader.answer({ 1: [200] });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(offsets(delivered)).toEqual(['1:200', '1:201']);
   });
 
   it("keeps trying while Kafka is away: kafkajs' own retries given up are retried with a backoff, not a crash", async () => {
@@ -399,10 +424,17 @@ describe('FetchLoop (a cluster double)', () => {
     const { started } = start(cluster);
     await started;
     const first = await cluster.fetch(1);
+    // Its end is 50: read from the end, it would start there.
+    cluster.ends.set(2, 50n);
     cluster.leaders.set(2, 1);
     first.answer({});
-    const second = await cluster.fetch(2);
-    expect(second.partitions).toEqual([
+    // Added in the background: in the next fetch, or the one after.
+    let next = await cluster.fetch(2);
+    if (!next.partitions.some((p) => p.partition === 2)) {
+      next.answer({});
+      next = await cluster.fetch(3);
+    }
+    expect(next.partitions).toEqual([
       { partition: 0, fetchOffset: '100' },
       { partition: 1, fetchOffset: '200' },
       { partition: 2, fetchOffset: '0' },

@@ -9,7 +9,7 @@
  * around every fetch (its worker queue, offset manager, seek bookkeeping and events): about a
  * quarter of the CPU of consuming at 5,000 records a second (docs/benchmarks.md). Here one
  * loop per leader broker asks for the partitions that are not paused, hands each partition's
- * records to {@link ConsumeOptions.onRecords} as the answer comes, and asks again:
+ * records to {@link FetchLoopOptions.onRecords} as the answer comes, and asks again:
  *
  * - at once after a fetch that brought nothing (an idle loop always waits in Kafka's long
  *   poll, so a record is answered as soon as Kafka has it);
@@ -19,14 +19,13 @@
  * A partition sought, paused or resumed while a fetch that asked for it is out has that
  * fetch's answer for it dropped: the next fetch asks from the new offset. Partitions that
  * appear in the metadata later (a topic grown) are read from their first record, paused or
- * not as {@link ConsumeOptions.paused} says. kafkajs' own
+ * not as {@link FetchLoopOptions.paused} says. kafkajs' own
  * pieces are used for the rest: its connections, metadata and request encoding, its answer
  * decoding (with stompbus's record decoding), and its `Batch`, which drops the records before
  * the offset asked for, aborted transactions and control records.
  */
 import { createRequire } from 'node:module';
 import type * as Kafkajs from 'kafkajs';
-import type { ConsumedRecord, ConsumeOptions, KafkaConsumer } from './kafka-client.js';
 
 /**
  * The longest interval between fetches, ms (a longer one is taken as this). Beyond a
@@ -42,6 +41,8 @@ const MAX_BYTES_PER_PARTITION = 1_048_576;
 /** Backoff between failed fetches from one broker, ms: doubles from the first to the last. */
 const BACKOFF_FIRST_MS = 100;
 const BACKOFF_MAX_MS = 1_000;
+/** Least time between two looks for leaders that are missing, or for a grown topic's offsets, ms. */
+const LEADER_LOOKUP_MS = 1_000;
 /** Errors after which the partitions' leaders are looked up again. */
 const STALE_METADATA = new Set([
   'LEADER_NOT_AVAILABLE',
@@ -103,14 +104,36 @@ interface BatchLike {
 }
 type BatchClass = new (topic: string, fetchedOffset: string, data: PartitionData) => BatchLike;
 
-/** What a {@link FetchLoop} needs besides the consumer's options. */
-export interface FetchLoopDeps {
+/**
+ * What a {@link FetchLoop} is asked to do: the part of kafka-client.ts' `ConsumeOptions` it
+ * reads (a record of type `R` is what `toRecord` makes of a fetched one).
+ */
+export interface FetchLoopOptions<R> {
+  readonly topics: readonly string[];
+  /** The next offset to read per topic and partition; partitions not listed start at the end. */
+  readonly positions: () => ReadonlyMap<string, ReadonlyMap<number, bigint>>;
+  /** Asked at the start, before {@link positions}, for every partition: true pauses it. */
+  readonly paused?: (topic: string, partition: number) => boolean;
+  /** Each partition's records of a fetch, in order. Must not throw. */
+  readonly onRecords: (records: R[]) => void;
+  /** Before each partition's records: the partition's end (the high watermark). */
+  readonly onPartitionEnd?: (topic: string, partition: number, end: bigint) => void;
+  /** The loop stopped on a failure no retry helps; it will not restart on its own. */
+  readonly onCrash: (error: Error) => void;
+  /** Longest wait of an idle fetch, ms. Default 250. */
+  readonly fetchMaxWaitMs?: number;
+  /** Least time between the starts of two fetches from a broker after one with records, ms. */
+  readonly fetchIntervalMs?: number;
+}
+
+/** What a {@link FetchLoop} needs besides its options. */
+export interface FetchLoopDeps<R> {
   /** A cluster of the loop's own (its connections), not connected yet. */
   readonly cluster: ClusterLike;
   /** kafkajs' logger, for the loop's debug lines. */
   readonly logger?: Kafkajs.Logger;
-  /** Maps a record of a batch to what {@link ConsumeOptions.onRecords} gets. */
-  readonly toRecord: (batch: BatchLike, message: Kafkajs.KafkaMessage) => ConsumedRecord;
+  /** Maps a record of a batch to what {@link FetchLoopOptions.onRecords} gets. */
+  readonly toRecord: (batch: BatchLike, message: Kafkajs.KafkaMessage) => R;
 }
 
 /** Where the loop stands with one partition. */
@@ -151,10 +174,12 @@ export function kafkajsInternals(): {
 
 /**
  * A consumer that fetches with no group. {@link start} connects its cluster, finds where each
- * partition starts (paused as {@link ConsumeOptions.paused} says, at
- * {@link ConsumeOptions.positions} or else at the partition's end) and starts fetching.
+ * partition starts (paused as {@link FetchLoopOptions.paused} says, at
+ * {@link FetchLoopOptions.positions} or else at the partition's end) and starts fetching.
+ * It has what kafka-client.ts' `KafkaConsumer` asks for: stop, pause, resume, seek and
+ * nextFetch.
  */
-export class FetchLoop implements KafkaConsumer {
+export class FetchLoop<R> {
   private readonly Batch: BatchClass = kafkajsInternals().Batch;
   private readonly states = new Map<string, Map<number, PartitionState>>();
   /** The fetch loop of each leader broker, by node id. */
@@ -167,13 +192,21 @@ export class FetchLoop implements KafkaConsumer {
   private readonly wakers = new Set<() => void>();
   /** Sleeps that only stop() ends: an interval, a backoff. */
   private readonly stopWakers = new Set<() => void>();
-  private fetchWaiters: Array<() => void> = [];
+  /** Each nextFetch's loops still to choose their next fetch's partitions, and its resolve. */
+  private fetchWaiters: Array<{ loops: Set<number>; done: () => void }> = [];
+  /** The partitions of a grown topic being added (one task for all loops), and when to look again. */
+  private growing: Promise<void> | undefined;
+  private growAfter = 0;
+  /** Some partition had no leader in the metadata: it is looked up again now and then. */
+  private leaderless = false;
+  private lastLeaderLookup = 0;
+  private stopping: Promise<void> | undefined;
   private readonly intervalMs: number;
   private readonly maxWaitMs: number;
 
   constructor(
-    private readonly deps: FetchLoopDeps,
-    private readonly options: ConsumeOptions,
+    private readonly deps: FetchLoopDeps<R>,
+    private readonly options: FetchLoopOptions<R>,
   ) {
     this.intervalMs = Math.min(Math.max(options.fetchIntervalMs ?? 0, 0), MAX_FETCH_INTERVAL_MS);
     this.maxWaitMs = options.fetchMaxWaitMs ?? 250;
@@ -198,8 +231,12 @@ export class FetchLoop implements KafkaConsumer {
     this.spawnLoops(this.leaders());
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
+  }
+
+  private async stopNow(): Promise<void> {
     this.stopped = true;
     this.running = false;
     this.wake(true);
@@ -236,12 +273,23 @@ export class FetchLoop implements KafkaConsumer {
     this.wake(false);
   }
 
+  /**
+   * Resolves once every loop running now has chosen the partitions of its next fetch (a
+   * partition resumed or sought before the call is in it), or after `timeoutMs`.
+   */
   nextFetch(timeoutMs: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      this.fetchWaiters.push(() => {
-        clearTimeout(timer);
+      if (this.loops.size === 0) {
         resolve();
+        return;
+      }
+      const timer = setTimeout(resolve, timeoutMs);
+      this.fetchWaiters.push({
+        loops: new Set(this.loops.keys()),
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
       });
     });
   }
@@ -259,8 +307,8 @@ export class FetchLoop implements KafkaConsumer {
   }
 
   /**
-   * Adds these partitions: paused as {@link ConsumeOptions.paused} says (asked first, as a
-   * group join did), at {@link ConsumeOptions.positions}, else at the partition's end (at the
+   * Adds these partitions: paused as {@link FetchLoopOptions.paused} says (asked first, as a
+   * group join did), at {@link FetchLoopOptions.positions}, else at the partition's end (at the
    * start) or its first record (a partition that appeared later: all of it is new).
    */
   private async add(partitions: ReadonlyMap<string, number[]>, otherwise: 'end' | 'first') {
@@ -348,6 +396,7 @@ export class FetchLoop implements KafkaConsumer {
         .catch((error: unknown) => this.crash(error))
         .finally(() => {
           this.loops.delete(nodeId);
+          this.chosen(nodeId);
           // Its partitions may have moved to a broker without a loop.
           try {
             this.spawnLoops(this.leaders());
@@ -381,6 +430,11 @@ export class FetchLoop implements KafkaConsumer {
         return this.lastLeaders;
       throw error;
     }
+    let led = 0;
+    for (const list of byNode.values()) led += list.length;
+    let all = 0;
+    for (const byPartition of this.states.values()) all += byPartition.size;
+    this.leaderless = led < all;
     this.lastLeaders = byNode;
     return byNode;
   }
@@ -397,18 +451,26 @@ export class FetchLoop implements KafkaConsumer {
         lastFull = undefined;
         if (!this.running) return;
       }
-      const grown = this.grown();
-      if (grown.size > 0) {
-        // Their offsets not found (Kafka failing): looked for again at the next pass.
-        await this.add(grown, 'first').catch(() => {});
+      this.lookForGrowth();
+      if (this.leaderless && performance.now() - this.lastLeaderLookup > LEADER_LOOKUP_MS) {
+        // A partition without a leader (an election): the metadata again, at most once a second.
+        this.lastLeaderLookup = performance.now();
+        await this.deps.cluster.refreshMetadata().catch(() => {});
         if (!this.running) return;
       }
       const leaders = this.leaders();
       // Partitions that moved to a broker without a loop get one.
       this.spawnLoops(leaders);
       const led = leaders.get(nodeId);
-      // No longer the leader of anything: this loop ends (spawnLoops starts the ones needed).
-      if (!led) return;
+      if (!led) {
+        // No longer the leader of anything: this loop ends (spawnLoops starts the ones needed),
+        // unless it is the last one, which waits for the leaders to come back.
+        if (this.loops.size > 1) return;
+        this.chosen(nodeId);
+        await this.sleep(this.maxWaitMs, true);
+        await this.deps.cluster.refreshMetadata().catch(() => {});
+        continue;
+      }
       const asked: AskedMap = new Map();
       const request: Array<{
         topic: string;
@@ -431,12 +493,12 @@ export class FetchLoop implements KafkaConsumer {
           maxBytes: MAX_BYTES_PER_PARTITION,
         });
       }
+      this.chosen(nodeId);
       if (request.length === 0) {
         // Nothing to ask this broker for: wait for a resume or a seek (and look again now and then).
         await this.sleep(this.maxWaitMs, true);
         continue;
       }
-      this.wakeFetchWaiters();
       const started = performance.now();
       try {
         await this.deps.cluster.refreshMetadataIfNecessary();
@@ -490,7 +552,7 @@ export class FetchLoop implements KafkaConsumer {
         brought = true;
         entry.state.offset = BigInt(batch.lastOffset()) + 1n;
         this.options.onPartitionEnd?.(topicName, data.partition, BigInt(batch.highWatermark));
-        const records: ConsumedRecord[] = [];
+        const records: R[] = [];
         for (const message of batch.messages) records.push(this.deps.toRecord(batch, message));
         this.options.onRecords(records);
       }
@@ -569,7 +631,28 @@ export class FetchLoop implements KafkaConsumer {
     if (!this.running) return;
     this.running = false;
     void this.stop();
-    this.options.onCrash(error instanceof Error ? error : new Error(String(error)));
+    try {
+      this.options.onCrash(error instanceof Error ? error : new Error(String(error)));
+    } catch {
+      // Its caller's to handle: the loop has stopped either way.
+    }
+  }
+
+  /**
+   * Partitions of a grown topic are added by one task for all loops, which none of them waits
+   * for; after a failure (their offsets not found) it looks again a second later.
+   */
+  private lookForGrowth(): void {
+    if (this.growing || performance.now() < this.growAfter) return;
+    const grown = this.grown();
+    if (grown.size === 0) return;
+    this.growing = this.add(grown, 'first')
+      .catch(() => {
+        this.growAfter = performance.now() + LEADER_LOOKUP_MS;
+      })
+      .finally(() => {
+        this.growing = undefined;
+      });
   }
 
   /** Waits `ms`, or less: a `wakeable` sleep ends on a resume or a seek, every sleep on stop(). */
@@ -593,11 +676,16 @@ export class FetchLoop implements KafkaConsumer {
     if (all) for (const wake of [...this.stopWakers]) wake();
   }
 
-  private wakeFetchWaiters(): void {
-    const waiters = this.fetchWaiters;
-    if (waiters.length === 0) return;
-    this.fetchWaiters = [];
-    for (const wake of waiters) wake();
+  /** The loop of `nodeId` has chosen its next fetch's partitions (or ended). */
+  private chosen(nodeId: number): void {
+    if (this.fetchWaiters.length === 0) return;
+    const left: typeof this.fetchWaiters = [];
+    for (const waiter of this.fetchWaiters) {
+      waiter.loops.delete(nodeId);
+      if (waiter.loops.size === 0) waiter.done();
+      else left.push(waiter);
+    }
+    this.fetchWaiters = left;
   }
 }
 
