@@ -472,27 +472,23 @@ export class FetchLoop<R> {
         continue;
       }
       const asked: AskedMap = new Map();
-      const request: Array<{
-        topic: string;
-        partitions: Array<{ partition: number; fetchOffset: string; maxBytes: number }>;
-      }> = [];
       for (const state of led) {
         if (state.paused) continue;
         let byPartition = asked.get(state.topic);
-        let partitions = request.find((t) => t.topic === state.topic)?.partitions;
-        if (!byPartition || !partitions) {
+        if (!byPartition) {
           byPartition = new Map();
           asked.set(state.topic, byPartition);
-          partitions = [];
-          request.push({ topic: state.topic, partitions });
         }
         byPartition.set(state.partition, { state, offset: state.offset, changes: state.changes });
-        partitions.push({
-          partition: state.partition,
-          fetchOffset: String(state.offset),
-          maxBytes: MAX_BYTES_PER_PARTITION,
-        });
       }
+      const request = [...asked].map(([topic, byPartition]) => ({
+        topic,
+        partitions: [...byPartition.values()].map(({ state, offset }) => ({
+          partition: state.partition,
+          fetchOffset: String(offset),
+          maxBytes: MAX_BYTES_PER_PARTITION,
+        })),
+      }));
       this.chosen(nodeId);
       if (request.length === 0) {
         // Nothing to ask this broker for: wait for a resume or a seek (and look again now and then).

@@ -438,13 +438,9 @@ class KafkajsClient implements KafkaClient {
 
   async consumeShared(options: SharedConsumeOptions): Promise<SharedConsumer> {
     const { topic } = options;
-    const consumer = await this.startConsumer({
+    const consumer = await this.startGroupConsumer({
       groupId: options.groupId,
-      topics: [topic],
-      maxWaitMs: 100,
-      // A partition no member ever committed is read from its first record.
-      fromBeginning: true,
-      what: 'the shared group join',
+      topic,
       joinTimeoutMs: options.joinTimeoutMs,
       onCrash: options.onCrash,
       listen: (c) => {
@@ -466,18 +462,17 @@ class KafkajsClient implements KafkaClient {
   }
 
   /**
-   * A running kafkajs consumer that has joined its group: offsets never
+   * A running kafkajs consumer of `topic` that has joined the group `groupId` (the cluster
+   * queues' shared group; the fan-out reads with no group, fetch-loop.ts): a partition no
+   * member ever committed is read from its first record, offsets never
    * auto-committed, no restart of its own (the caller replaces a crashed
    * one), `listen` adds its listeners before the join (a GROUP_JOIN listener
    * runs inside the join, before the first fetch). Before the first join a
    * crash rejects; after it, `onCrash` reports it.
    */
-  private async startConsumer(spec: {
+  private async startGroupConsumer(spec: {
     groupId: string;
-    topics: readonly string[];
-    maxWaitMs: number;
-    fromBeginning: boolean;
-    what: string;
+    topic: string;
     joinTimeoutMs: number;
     onCrash: (error: Error) => void;
     listen: (consumer: Kafkajs.Consumer) => void;
@@ -487,7 +482,7 @@ class KafkajsClient implements KafkaClient {
       groupId: spec.groupId,
       sessionTimeout: this.options.sessionTimeoutMs ?? 6_000,
       heartbeatInterval: this.options.heartbeatIntervalMs ?? 2_000,
-      maxWaitTimeInMs: spec.maxWaitMs,
+      maxWaitTimeInMs: 100,
       allowAutoTopicCreation: false,
       retry: { retries: 3, initialRetryTime: 200, restartOnFailure: async () => false },
     });
@@ -509,7 +504,7 @@ class KafkajsClient implements KafkaClient {
     });
     try {
       await consumer.connect();
-      await consumer.subscribe({ topics: [...spec.topics], fromBeginning: spec.fromBeginning });
+      await consumer.subscribe({ topic: spec.topic, fromBeginning: true });
       void consumer
         .run({
           autoCommit: false,
@@ -519,7 +514,7 @@ class KafkajsClient implements KafkaClient {
           },
         })
         .catch((error: unknown) => failed(error as Error));
-      await withTimeout(join, spec.joinTimeoutMs, spec.what);
+      await withTimeout(join, spec.joinTimeoutMs, 'the shared group join');
     } catch (error) {
       await consumer.disconnect().catch(() => {});
       throw error;

@@ -36,8 +36,9 @@ const INTEREST_FETCH_MAX_WAIT_MS = 100;
 /**
  * Cluster mode (docs/clustering.md): every `/topic/…` SEND goes to Kafka
  * with its destination as the key, and every instance reads what it wants of it
- * with a fetch loop of its own (no consumer group) and delivers to its local subscribers, its own
- * SENDs included, so all instances see one order per destination. Bridged
+ * with a fetch loop of its own (no consumer group) and delivers to its local
+ * subscribers, its own SENDs included, so all instances see one order per
+ * destination. Bridged
  * Kafka topics map to one destination each, both ways.
  *
  * Users (issue 5): user destinations travel on a topic of their own
