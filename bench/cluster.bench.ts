@@ -40,6 +40,7 @@ import {
   stopChild,
   stopChildren,
 } from './load/instances.js';
+import { inRoundOrder } from './load/orders.js';
 import { FrameScanner, headerOf, Kind } from './load/stomp-wire.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -75,8 +76,10 @@ const WARMUP_S = 1; // paced like each run, excluded from the figures
 /** Measured seconds of one run. */
 const MEASURE_S = Number(process.env.BENCH_MEASURE_S ?? (QUICK ? 3 : 5));
 /**
- * Measured rounds; each runs the cluster and the floor once, in alternating order, so
- * that a busy spell of the (shared) machine hits both alike.
+ * Measured rounds; each runs every cluster and every floor once, in an order that changes
+ * from round to round (bench/load/orders.ts: each run in every place, and right after
+ * every other run, equally often), so that a busy spell of the (shared) machine, or what
+ * one run leaves behind for the next, hits them all alike.
  */
 const ROUNDS = Number(args.rounds ?? process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 6));
 /**
@@ -1068,15 +1071,14 @@ function report(
   const m = machine();
   const floor = floorScenario.row();
   const two = sides.length > 1;
-  const order = two
-    ? `Then ${ROUNDS} round(s), each one run of every cluster, one floor run and one run of the ` +
-      'committing floor (rounds alternate the order: new, old, floor, committing floor in odd ' +
-      'rounds, the reverse in even ones)'
-    : `Then ${ROUNDS} round(s), each one cluster run, one floor run and one run of the committing ` +
-      'floor, the order reversed every other round';
+  const runs = two ? 'one run of every cluster' : 'one cluster run';
+  const order =
+    `Then ${ROUNDS} round(s), each ${runs}, one floor run and one run of the committing floor, ` +
+    'in a balanced order (`bench/load/orders.ts`: over the rounds every run comes in every ' +
+    'place, and right after every other run, equally often)';
   const noise = floorAgain
-    ? ' Each round runs the floor an extra time next to its usual run (`--noise`: after it in odd ' +
-      'rounds, before it in even ones): the A/A check of how far a round moves with nothing changed.'
+    ? ' Each round runs the floor an extra time, as a run of its own in that order (`--noise`): ' +
+      'the A/A check of how far a round moves with nothing changed.'
     : '';
   const commitsNote =
     ' The floor consumes as the fan-out does, with no offset commits; the committing floor is ' +
@@ -1309,8 +1311,7 @@ async function main(): Promise<void> {
         ...(NOISE ? [['floor again', floorBench, undefined] as [string, Bench, undefined]] : []),
         ['committing floor', commitsBench, undefined],
       ];
-      if (round % 2 === 0) runs.reverse();
-      for (const [name, bench, side] of runs) {
+      for (const [name, bench, side] of inRoundOrder(runs, round)) {
         log(`round ${round}: ${name}`);
         if (name === 'floor again') floorBench.target = [floorAgain];
         const before = side && (await side.histograms.scrape(side));
