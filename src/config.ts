@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { MAX_FETCH_INTERVAL_MS } from './cluster/fetch-loop.js';
+import { MAX_PRODUCE_INTERVAL_MS } from './cluster/produce-queue.js';
 import type { LogFormat, LogThreshold } from './ops/pino-logger.js';
 import { aclAuthorizer } from './security/acl.js';
 import { DEFAULT_SERVER_OPTIONS, type ServerOptions } from './server.js';
@@ -495,6 +496,15 @@ export const FLAGS: Flag[] = [
     `least time between the starts of two fetches from a Kafka broker after one that brought records: fewer, fuller fetches under load; at most ${MAX_FETCH_INTERVAL_MS} (${d.kafkaFetchIntervalMs})`,
     0,
     MAX_FETCH_INTERVAL_MS,
+  ),
+  numeric(
+    '--kafka-produce-interval',
+    'STOMPBUS_KAFKA_PRODUCE_INTERVAL',
+    'ms',
+    'kafkaProduceIntervalMs',
+    `least time between the starts of two produce requests, unless a full batch waits: fewer, fuller requests under load; at most ${MAX_PRODUCE_INTERVAL_MS} (${d.kafkaProduceIntervalMs})`,
+    0,
+    MAX_PRODUCE_INTERVAL_MS,
   ),
   {
     flag: '--queues',

@@ -90,6 +90,8 @@ export interface ClusterOptions {
   kafkaInterestLingerMs: number;
   /** Least time between fetch starts from a broker after one that brought records, ms (`--kafka-fetch-interval`). Default 5. */
   kafkaFetchIntervalMs: number;
+  /** Least time between the starts of two produce requests unless a full batch waits, ms (`--kafka-produce-interval`). Default 0. */
+  kafkaProduceIntervalMs: number;
   /** How STOMP headers travel on the topics and users topics (`--kafka-headers`; see RecordFormat). */
   kafkaHeaders: RecordFormat;
   /** `/queue/…` in cluster mode: `cluster` (shared by every instance, docs/cluster-queues.md) or `local`. Default `cluster`. */
@@ -152,6 +154,7 @@ export const DEFAULT_CLUSTER_OPTIONS: Readonly<ClusterOptions> = Object.freeze({
   kafkaInterest: 'subscribed',
   kafkaInterestLingerMs: DEFAULT_KAFKA_FANOUT_OPTIONS.interestLingerMs,
   kafkaFetchIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.fetchIntervalMs,
+  kafkaProduceIntervalMs: DEFAULT_KAFKA_FANOUT_OPTIONS.produceIntervalMs,
   kafkaHeaders: DEFAULT_KAFKA_FANOUT_OPTIONS.recordFormat,
   queues: DEFAULT_KAFKA_FANOUT_OPTIONS.queues,
   queueMaxAgeMs: DEFAULT_KAFKA_FANOUT_OPTIONS.queueMaxAgeMs,
@@ -372,6 +375,7 @@ export class StompServer {
       interest: o.kafkaInterest,
       interestLingerMs: o.kafkaInterestLingerMs,
       fetchIntervalMs: o.kafkaFetchIntervalMs,
+      produceIntervalMs: o.kafkaProduceIntervalMs,
       recordFormat: o.kafkaHeaders,
       queues: o.queues,
       queueMaxAgeMs: o.queueMaxAgeMs,

@@ -14,12 +14,15 @@ const keys = (records: readonly ProducedRecord[]) => records.map((r) => r.key);
 /** A send that answers only when the spec says so, one request at a time. */
 class FakeKafka {
   readonly requests: ProducedRecord[][] = [];
+  /** When each request was made (`performance.now()`). */
+  readonly at: number[] = [];
   inFlight = 0;
   maxInFlight = 0;
   private answers: Array<(error?: Error) => void> = [];
 
   send = (records: readonly ProducedRecord[]): Promise<void> => {
     this.requests.push([...records]);
+    this.at.push(performance.now());
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
     return new Promise<void>((resolve, reject) => {
@@ -54,6 +57,7 @@ function queueOn(kafka: FakeKafka, options: Partial<ProduceQueueOptions> = {}) {
     maxBatchBytes: 1_000_000,
     sendTimeoutMs: 5_000,
     retryInitialMs: 5,
+    produceIntervalMs: 0,
     send: kafka.send,
     log: (level, message) => lines.push(`${level}: ${message}`),
     onRecovered: () => recovered++,
@@ -330,5 +334,99 @@ describe('ProduceQueue', () => {
     kafka.answer();
     await stopped;
     expect(await Promise.all([first, second])).toEqual(['ok', 'ok']);
+  });
+});
+
+describe('ProduceQueue with produceIntervalMs', () => {
+  /** Long against a timer's lateness on a busy machine; the bounds below are fractions of it. */
+  const INTERVAL_MS = 400;
+
+  it('starts a request no sooner than the interval after the one before started', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { produceIntervalMs: INTERVAL_MS });
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    kafka.answer();
+    await first;
+    // Answered at once, and b is waiting: it still waits for the interval.
+    const second = queue.push(record('b'));
+    const third = queue.push(record('c'));
+    await kafka.requested(2);
+    kafka.answer();
+    await Promise.all([second, third]);
+    expect(kafka.requests.map(keys)).toEqual([['a'], ['b', 'c']]);
+    const gap = (kafka.at[1] as number) - (kafka.at[0] as number);
+    expect(gap).toBeGreaterThanOrEqual(INTERVAL_MS - 2);
+  });
+
+  it('sends the first record, and one after a quiet spell, in the next event-loop turn', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { produceIntervalMs: INTERVAL_MS });
+    const pushed = performance.now();
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    expect((kafka.at[0] as number) - pushed).toBeLessThan(INTERVAL_MS / 2);
+    kafka.answer();
+    await first;
+    await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS + 50));
+    const again = performance.now();
+    const later = queue.push(record('b'));
+    await kafka.requested(2);
+    expect((kafka.at[1] as number) - again).toBeLessThan(INTERVAL_MS / 2);
+    kafka.answer();
+    await later;
+  });
+
+  it('sends a full batch without waiting, also one that fills up during the wait', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { produceIntervalMs: 10_000, maxBatchRecords: 3 });
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    kafka.answer();
+    await first;
+    // Two records: not a full batch, so they wait for the interval…
+    const waiting = ['b', 'c'].map((k) => queue.push(record(k)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(kafka.requests).toHaveLength(1);
+    // …until the third makes one.
+    const filled = performance.now();
+    const third = queue.push(record('d'));
+    await kafka.requested(2);
+    expect((kafka.at[1] as number) - filled).toBeLessThan(1_000);
+    expect(keys(kafka.requests[1] ?? [])).toEqual(['b', 'c', 'd']);
+    kafka.answer();
+    await Promise.all([...waiting, third]);
+    // Four records: a full batch goes at once; a full batch queued behind it while it is out
+    // goes as soon as it is answered.
+    const more = ['e', 'f', 'g', 'h'].map((k) => queue.push(record(k)));
+    await kafka.requested(3);
+    more.push(...['i', 'j'].map((k) => queue.push(record(k))));
+    kafka.answer();
+    await kafka.requested(4);
+    expect(kafka.requests.slice(2).map(keys)).toEqual([
+      ['e', 'f', 'g'],
+      ['h', 'i', 'j'],
+    ]);
+    kafka.answer();
+    await Promise.all(more);
+  });
+
+  it('stops without waiting for the interval: what is queued goes out at once', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { produceIntervalMs: 10_000 });
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    kafka.answer();
+    await first;
+    const queued = outcome(queue.push(record('b')));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(kafka.requests).toHaveLength(1);
+    const started = performance.now();
+    const stopped = queue.stop(5_000);
+    await kafka.requested(2);
+    kafka.answer();
+    await stopped;
+    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(await queued).toBe('ok');
   });
 });

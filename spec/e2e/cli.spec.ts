@@ -268,6 +268,10 @@ describe('stompbus with bad arguments', () => {
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr.trimEnd()).toBe('stompbus: --kafka-fetch-interval takes at most 1000');
+    const produce = await run(['--kafka-produce-interval', '1001']);
+    expect(produce.code).toBe(2);
+    expect(produce.stdout).toBe('');
+    expect(produce.stderr.trimEnd()).toBe('stompbus: --kafka-produce-interval takes at most 1000');
   });
 
   it('exits 2 with a one-line message for a flag without its value', async () => {

@@ -4,6 +4,11 @@
  * what arrives meanwhile forms the next batch, and a retried request can
  * never overtake a later one, so one destination keeps one order.
  *
+ * A request starts no sooner than `produceIntervalMs` after the one before it
+ * started, unless a full batch (`maxBatchRecords` or `maxBatchBytes`) is
+ * waiting: under steady traffic fewer, fuller requests, for Kafka and for the
+ * instance; a record after a quiet spell goes out in the next event-loop turn.
+ *
  * A request that fails because Kafka is away (restarting, a leader moving,
  * not connected yet) is tried again, with its records still first in line,
  * until each record's deadline (`sendTimeoutMs` after it was queued): a short
@@ -31,6 +36,7 @@ export interface ProduceQueueOptions
     | 'maxBatchBytes'
     | 'sendTimeoutMs'
     | 'retryInitialMs'
+    | 'produceIntervalMs'
   > {
   /** Sends one produce request; resolves when Kafka acknowledged every record of it. */
   readonly send: (records: readonly ProducedRecord[]) => Promise<void>;
@@ -49,6 +55,8 @@ export interface ProduceQueueOptions
 const RETRY_MAX_MS = 1_000;
 /** At most one log line per this many ms while requests keep failing. */
 const LOG_EVERY_MS = 5_000;
+/** Longest `produceIntervalMs` taken (`--kafka-produce-interval`), ms. */
+export const MAX_PRODUCE_INTERVAL_MS = 1_000;
 
 interface Pending {
   readonly record: ProducedRecord;
@@ -74,7 +82,15 @@ export class ProduceQueue {
   private sweeper: NodeJS.Timeout | undefined;
   /** Ends the wait before the next try now. */
   private wakeRetry: (() => void) | undefined;
+  /** When the last request started (`performance.now()`); undefined before the first. */
+  private lastStart: number | undefined;
+  /** Bytes of the request in flight (counted in {@link bytes} until answered). */
+  private inFlightBytes = 0;
+  /** Ends the wait for `produceIntervalMs` now. */
+  private endPace: (() => void) | undefined;
   private stopping = false;
+  /** stop() was called: what is queued goes out without the interval's waits. */
+  private draining = false;
   /** When requests started failing (undefined: the last one succeeded). */
   private failingSince: number | undefined;
   /** Records given up on since the last success, for the log. */
@@ -119,6 +135,7 @@ export class ProduceQueue {
     this.count++;
     this.bytes += size;
     this.startSweeping();
+    if (this.endPace && this.fullBatchWaits()) this.endPace();
     this.scheduleFlush();
     return result;
   }
@@ -142,6 +159,7 @@ export class ProduceQueue {
   /** Kafka is reachable again (connected): the next try goes now rather than after its wait. */
   wake(): void {
     this.wakeRetry?.();
+    this.endPace?.();
   }
 
   /**
@@ -152,6 +170,8 @@ export class ProduceQueue {
   async stop(flushMs: number): Promise<void> {
     // What was queued in this very turn (the registry's leave announcement,
     // last SENDs) goes out now instead of failing for want of a flush.
+    this.draining = true;
+    this.endPace?.();
     if (!this.flushing && this.queue.length > 0) this.startFlush();
     const flushed = this.flushing ?? Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
@@ -189,15 +209,19 @@ export class ProduceQueue {
     const first = Math.min(this.options.retryInitialMs, RETRY_MAX_MS);
     let delay = first;
     while (this.queue.length > 0) {
+      await this.paced();
       const batch = this.takeBatch();
       if (batch.length === 0) continue;
       let error: unknown;
       const started = performance.now();
+      this.lastStart = started;
+      this.inFlightBytes = batch.reduce((sum, p) => sum + p.size, 0);
       try {
         await this.send(batch.map((p) => p.record));
       } catch (caught) {
         error = caught ?? new Error('produce failed');
       }
+      this.inFlightBytes = 0;
       if (error === undefined) {
         const acked = performance.now();
         this.options.onProduced?.((acked - started) / 1000);
@@ -224,6 +248,32 @@ export class ProduceQueue {
       await this.retryWait(delay);
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     }
+  }
+
+  /**
+   * Waits until `produceIntervalMs` after the last request's start, unless a full batch
+   * waits already (or comes meanwhile), the queue is stopping, or {@link wake} is called.
+   */
+  private async paced(): Promise<void> {
+    const interval = this.options.produceIntervalMs;
+    if (interval <= 0 || this.lastStart === undefined || this.draining) return;
+    const rest = this.lastStart + interval - performance.now();
+    if (rest <= 0 || this.fullBatchWaits()) return;
+    await new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.endPace = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, rest);
+      this.endPace = done;
+    });
+  }
+
+  /** Whether the queue holds a whole request's worth of records or bytes. */
+  private fullBatchWaits(): boolean {
+    const { maxBatchRecords, maxBatchBytes } = this.options;
+    return this.queue.length >= maxBatchRecords || this.bytes - this.inFlightBytes >= maxBatchBytes;
   }
 
   /** The next request's records, oldest first (at least one), bounded by records and bytes. */
