@@ -40,7 +40,7 @@ import {
   stopChild,
   stopChildren,
 } from './load/instances.js';
-import { inRoundOrder } from './load/orders.js';
+import { balancedOrders, inRoundOrder } from './load/orders.js';
 import { FrameScanner, headerOf, Kind } from './load/stomp-wire.js';
 import { type Baseline, compileCheckout } from './load/targets.js';
 
@@ -1072,10 +1072,14 @@ function report(
   const floor = floorScenario.row();
   const two = sides.length > 1;
   const runs = two ? 'one run of every cluster' : 'one cluster run';
+  const designRounds = balancedOrders(sides.length + (floorAgain ? 3 : 2)).length;
+  const balance =
+    ROUNDS % designRounds === 0
+      ? `over every ${designRounds} rounds every run comes in every place, and right after every other run within a round, equally often`
+      : `a design of ${designRounds} rounds in which every run comes in every place, and right after every other run within a round, equally often; ${ROUNDS} rounds are not a multiple of ${designRounds}, so the balance is only near`;
   const order =
     `Then ${ROUNDS} round(s), each ${runs}, one floor run and one run of the committing floor, ` +
-    'in a balanced order (`bench/load/orders.ts`: over the rounds every run comes in every ' +
-    'place, and right after every other run, equally often)';
+    `in a balanced order (\`bench/load/orders.ts\`: ${balance})`;
   const noise = floorAgain
     ? ' Each round runs the floor an extra time, as a run of its own in that order (`--noise`): ' +
       'the A/A check of how far a round moves with nothing changed.'

@@ -5,8 +5,11 @@
 // garbage collector paused, and the process's CPU in that second. A stall is a tick later
 // than STALLS_MIN_MS (default 20) ms: each is listed with the collector's pauses that ended
 // within it, so a stall the collector explains can be told from one it does not (the
-// process busy with other work, or waiting for a core). Read the files with
-// `npx tsx bench/load/stalls-summary.ts <dir>`. A diagnostic: the ticks cost a little CPU.
+// process busy with other work, or waiting for a core). A tick late by L ms means the loop
+// was held up for about L to L + STALLS_TICK_MS ms. A pause whose entry arrives after the
+// second's line was written counts in the next line and is not matched with its stall.
+// Read the files with `npx tsx bench/load/stalls-summary.ts <dir>`. A diagnostic: the ticks
+// cost a little CPU.
 // Plain JavaScript: stompbus runs from its build with no TypeScript loader.
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { PermanentProduceError, type ProducedRecord } from '../../src/cluster/kafka-client.js';
-import { ProduceQueue, type ProduceQueueOptions } from '../../src/cluster/produce-queue.js';
+import {
+  MAX_PRODUCE_INTERVAL_MS,
+  ProduceQueue,
+  type ProduceQueueOptions,
+} from '../../src/cluster/produce-queue.js';
 import { recordSize } from '../../src/cluster/records.js';
 import { outcome, until } from './harness.js';
 
@@ -359,6 +363,39 @@ describe('ProduceQueue with produceIntervalMs', () => {
     expect(gap).toBeGreaterThanOrEqual(INTERVAL_MS - 2);
   });
 
+  it('counts the interval from start to start: after an answer slower than it, the next request goes at once', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, { produceIntervalMs: INTERVAL_MS });
+    const first = queue.push(record('a'));
+    await kafka.requested(1);
+    const second = queue.push(record('b'));
+    await new Promise((resolve) => setTimeout(resolve, INTERVAL_MS + 50));
+    expect(kafka.requests).toHaveLength(1);
+    const answered = performance.now();
+    kafka.answer();
+    await first;
+    await kafka.requested(2);
+    expect((kafka.at[1] as number) - answered).toBeLessThan(INTERVAL_MS / 2);
+    kafka.answer();
+    await second;
+  });
+
+  it('tries a failed request again after the retry wait, not after the interval', async () => {
+    const kafka = new FakeKafka();
+    const { queue } = queueOn(kafka, {
+      produceIntervalMs: MAX_PRODUCE_INTERVAL_MS,
+      retryInitialMs: 5,
+    });
+    const first = outcome(queue.push(record('a')));
+    await kafka.requested(1);
+    const failed = performance.now();
+    kafka.answer(new Error('broker down'));
+    await kafka.requested(2);
+    expect((kafka.at[1] as number) - failed).toBeLessThan(MAX_PRODUCE_INTERVAL_MS / 2);
+    kafka.answer();
+    expect(await first).toBe('ok');
+  });
+
   it('sends the first record, and one after a quiet spell, in the next event-loop turn', async () => {
     const kafka = new FakeKafka();
     const { queue } = queueOn(kafka, { produceIntervalMs: INTERVAL_MS });
@@ -379,7 +416,10 @@ describe('ProduceQueue with produceIntervalMs', () => {
 
   it('sends a full batch without waiting, also one that fills up during the wait', async () => {
     const kafka = new FakeKafka();
-    const { queue } = queueOn(kafka, { produceIntervalMs: 10_000, maxBatchRecords: 3 });
+    const { queue } = queueOn(kafka, {
+      produceIntervalMs: MAX_PRODUCE_INTERVAL_MS,
+      maxBatchRecords: 3,
+    });
     const first = queue.push(record('a'));
     await kafka.requested(1);
     kafka.answer();
@@ -392,7 +432,7 @@ describe('ProduceQueue with produceIntervalMs', () => {
     const filled = performance.now();
     const third = queue.push(record('d'));
     await kafka.requested(2);
-    expect((kafka.at[1] as number) - filled).toBeLessThan(1_000);
+    expect((kafka.at[1] as number) - filled).toBeLessThan(MAX_PRODUCE_INTERVAL_MS / 2);
     expect(keys(kafka.requests[1] ?? [])).toEqual(['b', 'c', 'd']);
     kafka.answer();
     await Promise.all([...waiting, third]);
@@ -411,9 +451,32 @@ describe('ProduceQueue with produceIntervalMs', () => {
     await Promise.all(more);
   });
 
+  it('counts a full batch by bytes too', async () => {
+    const kafka = new FakeKafka();
+    const size = recordSize(record('x', 100));
+    const { queue } = queueOn(kafka, {
+      produceIntervalMs: MAX_PRODUCE_INTERVAL_MS,
+      maxBatchBytes: 2 * size,
+    });
+    const first = queue.push(record('a', 100));
+    await kafka.requested(1);
+    kafka.answer();
+    await first;
+    const waiting = queue.push(record('b', 100));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(kafka.requests).toHaveLength(1);
+    const filled = performance.now();
+    const second = queue.push(record('c', 100));
+    await kafka.requested(2);
+    expect((kafka.at[1] as number) - filled).toBeLessThan(MAX_PRODUCE_INTERVAL_MS / 2);
+    expect(keys(kafka.requests[1] ?? [])).toEqual(['b', 'c']);
+    kafka.answer();
+    await Promise.all([waiting, second]);
+  });
+
   it('stops without waiting for the interval: what is queued goes out at once', async () => {
     const kafka = new FakeKafka();
-    const { queue } = queueOn(kafka, { produceIntervalMs: 10_000 });
+    const { queue } = queueOn(kafka, { produceIntervalMs: MAX_PRODUCE_INTERVAL_MS });
     const first = queue.push(record('a'));
     await kafka.requested(1);
     kafka.answer();
@@ -426,7 +489,7 @@ describe('ProduceQueue with produceIntervalMs', () => {
     await kafka.requested(2);
     kafka.answer();
     await stopped;
-    expect(performance.now() - started).toBeLessThan(1_000);
+    expect(performance.now() - started).toBeLessThan(MAX_PRODUCE_INTERVAL_MS / 2);
     expect(await queued).toBe('ok');
   });
 });

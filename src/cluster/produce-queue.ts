@@ -82,10 +82,13 @@ export class ProduceQueue {
   private sweeper: NodeJS.Timeout | undefined;
   /** Ends the wait before the next try now. */
   private wakeRetry: (() => void) | undefined;
-  /** When the last request started (`performance.now()`); undefined before the first. */
+  /**
+   * When the last request started (`performance.now()`); undefined before the first and
+   * after a failed one (a retry does not wait for the interval).
+   */
   private lastStart: number | undefined;
-  /** Bytes of the request in flight (counted in {@link bytes} until answered). */
-  private inFlightBytes = 0;
+  /** `produceIntervalMs`, within 0 and {@link MAX_PRODUCE_INTERVAL_MS}. */
+  private readonly intervalMs: number;
   /** Ends the wait for `produceIntervalMs` now. */
   private endPace: (() => void) | undefined;
   private stopping = false;
@@ -99,7 +102,10 @@ export class ProduceQueue {
   /** Each acknowledged record's wait, from queued to Kafka's ack. */
   readonly waits = new DelayCounter();
 
-  constructor(private readonly options: ProduceQueueOptions) {}
+  constructor(private readonly options: ProduceQueueOptions) {
+    const interval = Number(options.produceIntervalMs);
+    this.intervalMs = interval > 0 ? Math.min(interval, MAX_PRODUCE_INTERVAL_MS) : 0;
+  }
 
   /** Records waiting for Kafka: queued or in the request in flight. */
   get pending(): number {
@@ -209,19 +215,17 @@ export class ProduceQueue {
     const first = Math.min(this.options.retryInitialMs, RETRY_MAX_MS);
     let delay = first;
     while (this.queue.length > 0) {
-      await this.paced();
+      if (this.mustWait()) await this.paced();
       const batch = this.takeBatch();
       if (batch.length === 0) continue;
       let error: unknown;
       const started = performance.now();
       this.lastStart = started;
-      this.inFlightBytes = batch.reduce((sum, p) => sum + p.size, 0);
       try {
         await this.send(batch.map((p) => p.record));
       } catch (caught) {
         error = caught ?? new Error('produce failed');
       }
-      this.inFlightBytes = 0;
       if (error === undefined) {
         const acked = performance.now();
         this.options.onProduced?.((acked - started) / 1000);
@@ -234,6 +238,7 @@ export class ProduceQueue {
         continue;
       }
       const open = batch.filter((p) => !p.settled);
+      this.lastStart = undefined;
       this.produceFailed(error, open.length);
       if (isPermanent(error) || this.stopping) {
         const failure = this.stopping
@@ -250,15 +255,23 @@ export class ProduceQueue {
     }
   }
 
+  /** Whether the next request must wait for the interval (checked without awaiting). */
+  private mustWait(): boolean {
+    return (
+      this.intervalMs > 0 &&
+      this.lastStart !== undefined &&
+      !this.draining &&
+      this.lastStart + this.intervalMs > performance.now() &&
+      !this.fullBatchWaits()
+    );
+  }
+
   /**
-   * Waits until `produceIntervalMs` after the last request's start, unless a full batch
-   * waits already (or comes meanwhile), the queue is stopping, or {@link wake} is called.
+   * Waits until `produceIntervalMs` after the last request's start, or less when a full
+   * batch comes meanwhile, stop() or {@link wake} is called.
    */
   private async paced(): Promise<void> {
-    const interval = this.options.produceIntervalMs;
-    if (interval <= 0 || this.lastStart === undefined || this.draining) return;
-    const rest = this.lastStart + interval - performance.now();
-    if (rest <= 0 || this.fullBatchWaits()) return;
+    const rest = (this.lastStart ?? 0) + this.intervalMs - performance.now();
     await new Promise<void>((resolve) => {
       const done = () => {
         clearTimeout(timer);
@@ -270,10 +283,13 @@ export class ProduceQueue {
     });
   }
 
-  /** Whether the queue holds a whole request's worth of records or bytes. */
+  /**
+   * Whether the queue holds a whole request's worth of records or bytes. Only asked between
+   * requests, when {@link bytes} counts the queued records alone.
+   */
   private fullBatchWaits(): boolean {
     const { maxBatchRecords, maxBatchBytes } = this.options;
-    return this.queue.length >= maxBatchRecords || this.bytes - this.inFlightBytes >= maxBatchBytes;
+    return this.queue.length >= maxBatchRecords || this.bytes >= maxBatchBytes;
   }
 
   /** The next request's records, oldest first (at least one), bounded by records and bytes. */
