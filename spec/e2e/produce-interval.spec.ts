@@ -6,7 +6,16 @@ import {
   type ProducedRecord,
 } from '../../src/cluster/kafka-client.js';
 import { ProduceQueue } from '../../src/cluster/produce-queue.js';
-import { deleteTopicsAfterTest, kafkaBrokers, skipKafka, uniqueName } from '../helpers/cluster.js';
+import { parseArgs } from '../../src/config.js';
+import type { StompServer } from '../../src/server.js';
+import {
+  deleteTopicsAfterTest,
+  kafkaBrokers,
+  skipKafka,
+  startCluster,
+  uniqueName,
+} from '../helpers/cluster.js';
+import { Inbox, stompClient } from '../helpers/stomp-client.js';
 
 if (skipKafka) {
   console.warn(
@@ -132,5 +141,46 @@ describe.skipIf(skipKafka)('--kafka-produce-interval (a real Kafka)', () => {
     }
     await until(() => of('paced').length >= RECORDS + 3, 'the quiet spell records');
     expect(of('paced').slice(RECORDS)).toEqual(['after-1', 'after-2', 'after-3']);
+  });
+
+  it('reaches an instance from --kafka-produce-interval: SENDs every 5 ms go out in one request per interval, delivered in order', async () => {
+    const command = parseArgs(['--kafka-produce-interval', String(INTERVAL_MS)], {});
+    expect(command).toEqual({ kind: 'serve', options: { kafkaProduceIntervalMs: INTERVAL_MS } });
+    expect(parseArgs([], { STOMPBUS_KAFKA_PRODUCE_INTERVAL: '7' })).toEqual({
+      kind: 'serve',
+      options: { kafkaProduceIntervalMs: 7 },
+    });
+    if (command.kind !== 'serve') throw new Error('not a serve command');
+    const { instances } = await startCluster(1, command.options);
+    const server = instances[0] as StompServer;
+    const subscriber = await stompClient(server.url);
+    const inbox = new Inbox();
+    const subscribed = new Promise<void>((resolve) => subscriber.watchForReceipt('s', resolve));
+    subscriber.subscribe('/topic/paced', inbox.take, { receipt: 's' });
+    await subscribed;
+    const publisher = await stompClient(server.url);
+
+    const requests = async () => {
+      const text = await (await fetch(`${server.admin?.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('stompbus_kafka_produce_duration_seconds_count '));
+      return Number(line?.split(' ')[1] ?? Number.NaN);
+    };
+    const before = await requests();
+    const started = Date.now();
+    for (let i = 0; i < RECORDS; i++) {
+      publisher.publish({ destination: '/topic/paced', body: String(i) });
+      const next = started + (i + 1) * EVERY_MS;
+      if (next > Date.now()) await sleep(next - Date.now());
+    }
+    const elapsed = Date.now() - started;
+    const got = await inbox.waitFor(RECORDS, 20_000);
+    expect(got.map((m) => m.body)).toEqual(Array.from({ length: RECORDS }, (_, i) => String(i)));
+    const made = (await requests()) - before;
+    // One request per interval while the SENDs came, one for the rest, and the instance's
+    // own announcements (one every 2 s); without the interval, a request every few SENDs.
+    expect(made).toBeGreaterThan(0);
+    expect(made).toBeLessThanOrEqual(Math.ceil(elapsed / INTERVAL_MS) + 4);
   });
 });
