@@ -80,8 +80,10 @@ export class ProduceQueue {
   private flushing: Promise<void> | undefined;
   private flushScheduled = false;
   private sweeper: NodeJS.Timeout | undefined;
-  /** Ends the wait before the next try now. */
-  private wakeRetry: (() => void) | undefined;
+  /** Ends the flush loop's wait now: a retry's backoff, or the interval when {@link pacing}. */
+  private endWait: (() => void) | undefined;
+  /** The flush loop waits for `produceIntervalMs` (not for a retry). */
+  private pacing = false;
   /**
    * When the last request started (`performance.now()`); undefined before the first and
    * after a failed one (a retry does not wait for the interval).
@@ -89,8 +91,6 @@ export class ProduceQueue {
   private lastStart: number | undefined;
   /** `produceIntervalMs`, within 0 and {@link MAX_PRODUCE_INTERVAL_MS}. */
   private readonly intervalMs: number;
-  /** Ends the wait for `produceIntervalMs` now. */
-  private endPace: (() => void) | undefined;
   private stopping = false;
   /** stop() was called: what is queued goes out without the interval's waits. */
   private draining = false;
@@ -141,7 +141,7 @@ export class ProduceQueue {
     this.count++;
     this.bytes += size;
     this.startSweeping();
-    if (this.endPace && this.fullBatchWaits()) this.endPace();
+    if (this.pacing && this.fullBatchWaits()) this.endWait?.();
     this.scheduleFlush();
     return result;
   }
@@ -164,8 +164,7 @@ export class ProduceQueue {
 
   /** Kafka is reachable again (connected): the next try goes now rather than after its wait. */
   wake(): void {
-    this.wakeRetry?.();
-    this.endPace?.();
+    this.endWait?.();
   }
 
   /**
@@ -177,7 +176,7 @@ export class ProduceQueue {
     // What was queued in this very turn (the registry's leave announcement,
     // last SENDs) goes out now instead of failing for want of a flush.
     this.draining = true;
-    this.endPace?.();
+    if (this.pacing) this.endWait?.();
     if (!this.flushing && this.queue.length > 0) this.startFlush();
     const flushed = this.flushing ?? Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
@@ -271,16 +270,9 @@ export class ProduceQueue {
    * batch comes meanwhile, stop() or {@link wake} is called.
    */
   private async paced(): Promise<void> {
-    const rest = (this.lastStart ?? 0) + this.intervalMs - performance.now();
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.endPace = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, rest);
-      this.endPace = done;
-    });
+    this.pacing = true;
+    await this.waitFor((this.lastStart ?? 0) + this.intervalMs - performance.now());
+    this.pacing = false;
   }
 
   /**
@@ -323,16 +315,19 @@ export class ProduceQueue {
   /** Waits `ms` before the next try, or less when {@link wake} or stop() is called. */
   private retryWait(ms: number): Promise<void> {
     if (this.stopping) return Promise.resolve();
+    return this.waitFor(ms);
+  }
+
+  /** Waits `ms`, or less when {@link endWait} is called meanwhile. */
+  private waitFor(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
+      const end = () => {
         clearTimeout(timer);
+        this.endWait = undefined;
         resolve();
-      }
-      this.wakeRetry = () => {
-        this.wakeRetry = undefined;
-        done();
       };
+      const timer = setTimeout(end, ms);
+      this.endWait = end;
     });
   }
 
