@@ -17,12 +17,13 @@
  * Options: `--baseline <dir>`, `--rounds <n>` (default BENCH_ROUNDS or 6), `--quick`
  * (3 rounds of 3 s measured, 6 s start warm-up), `--noise` (the floor a second time in every
  * round: how far a round's p99 moves with nothing changed, next to the goal's margin),
+ * `--relay` (a run a round through two plain kafkajs relays: the path without stompbus),
  * `--out <file>`; `BENCH_RATE` (messages/s, default 5,000: the issue's goal is at that rate;
- * higher rates are for profiles); `BENCH_MEASURE_S` (measured seconds a run, default 5);
+ * lower ones show what depends on the rate, higher ones are for profiles); `BENCH_MEASURE_S` (measured seconds a run, default 5);
  * `BENCH_BASELINE_NODE_FLAGS` and `BENCH_BASELINE_INSTANCE_FLAGS` (Node flags, stompbus flags
  * for the baseline's instances only).
  */
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -35,6 +36,7 @@ import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.j
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
 import { floorQueue, LOG_APPEND_TIME, startFloorConsumer } from './load/floor-client.mjs';
 import {
+  children,
   type Instance,
   startInstance as startStompbus,
   stopChild,
@@ -52,6 +54,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     noise: { type: 'boolean', default: false },
     split: { type: 'boolean', default: false },
+    relay: { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/cluster.md' },
   },
 });
@@ -69,6 +72,14 @@ const NOISE = args.noise === true;
  * received. A diagnostic: the extra consumer adds to Kafka's work during the cluster runs.
  */
 const SPLIT = args.split === true;
+/**
+ * `--relay`: one more run a round, through two relays (`bench/load/relay.mjs`: plain kafkajs
+ * and just enough STOMP, nothing of stompbus) in the cluster's shape: the publisher on relay
+ * 1, a subscriber on relay 2 and one on relay 1. What the cluster path costs on this machine
+ * with the least a Node process between the clients and Kafka can do, next to what it costs
+ * through stompbus.
+ */
+const RELAY = args.relay === true;
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const BODY_SIZE = 256;
@@ -634,6 +645,86 @@ async function kafkaFloorBench(
   return bench;
 }
 
+/**
+ * `--relay`: two relays (`bench/load/relay.mjs`) on a topic of their own with as many
+ * partitions, kafkajs fixed by `fixes` (the compiled src/cluster/kafkajs-fixes.js) as the
+ * instances run it, and the cluster's clients on them: the publisher on relay 1, the
+ * subscribers on relay 2 (`cross`) and relay 1 (`same`). Resolves with the bench and the
+ * relays' pids.
+ */
+async function relayBench(
+  brokers: string,
+  fixes: string,
+  cross: Scenario,
+  same: Scenario,
+): Promise<{ bench: Bench; pids: number[] }> {
+  const topic = `stompbus-bench-relay-${randomBytes(4).toString('hex')}`;
+  const admin = new Kafka({
+    clientId: 'stompbus-bench-relay-admin',
+    brokers: brokers.split(','),
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  await admin.connect();
+  await admin.createTopics({
+    topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }],
+    waitForLeaders: true,
+  });
+  const relays = [await startRelay(brokers, topic, fixes), await startRelay(brokers, topic, fixes)];
+  const [one, two] = relays.map((r) => r.url) as [string, string];
+  const stomp = await stompBench(one, [
+    { url: two, scenario: cross },
+    { url: one, scenario: same },
+  ]);
+  const bench: Bench = {
+    run: (count, measureFrom) => stomp.run(count, measureFrom),
+    async close() {
+      await stomp.close();
+      for (const r of relays) await stopChild(r.child);
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.disconnect().catch(() => {});
+    },
+  };
+  return { bench, pids: relays.map((r) => r.child.pid ?? 0) };
+}
+
+/** Starts `bench/load/relay.mjs` and resolves with its WebSocket URL once it reads the topic. */
+function startRelay(
+  brokers: string,
+  topic: string,
+  fixes: string,
+): Promise<{ url: string; child: ChildProcess }> {
+  const child = spawn(
+    process.execPath,
+    [join(ROOT, 'bench', 'load', 'relay.mjs'), brokers, topic, fixes],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  let out = '';
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+    log(`relay ${child.pid}: ${d.toString().trim()}`);
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stopChild(child);
+      reject(new Error(`relay not ready in 30 s\n${out}${err}`));
+    }, 30_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`relay exited (${code})\n${out}${err}`));
+    });
+    child.stdout?.on('data', (d: Buffer) => {
+      out += d.toString();
+      const url = /"ws":"(ws:\/\/127\.0\.0\.1:\d+\/)"/.exec(out)?.[1];
+      if (url) {
+        clearTimeout(timer);
+        resolve({ url, child });
+      }
+    });
+  });
+}
+
 // Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
 const { ConfigResourceTypes, ConfigSource } = kafkajs;
 
@@ -830,6 +921,24 @@ function noiseLine(again: Row, floor: Row): string {
     `${perRound.map(signed).join(' / ')} ms (largest ${Math.max(...perRound.map(Math.abs)).toFixed(1)} ms); ` +
     `${beyond} of ${perRound.length} round(s) beyond ±${GOAL_MS} ms with nothing changed. ` +
     `Pooled: ${ms(again.p99)} against ${ms(floor.p99)} ms.`
+  );
+}
+
+/**
+ * `--relay`: the relays' cross path against the floor, read as the goal reads the cluster,
+ * and the first build's cluster against the relays, round by round.
+ */
+function relayLine(relay: Row, floor: Row, side: Side): string {
+  const cross = side.cross.row();
+  const overFloor = relay.runP99.map((r, i) => r - (floor.runP99[i] ?? NaN));
+  const beyond = overFloor.filter((g) => g > GOAL_MS).length;
+  const clusterOverRelay = cross.runP99.map((c, i) => c - (relay.runP99[i] ?? NaN));
+  return (
+    `Relays (\`--relay\`): cross-relay p99 minus the floor's — ${ms(relay.p99)} − ${ms(floor.p99)} = ` +
+    `${ms(relay.p99 - floor.p99)} ms pooled; per round ${overFloor.map(signed).join(' / ')} ms ` +
+    `(${beyond} of ${overFloor.length} past +${GOAL_MS}). The cluster's cross-instance p99 minus ` +
+    `the relays' — ${ms(cross.p99 - relay.p99)} ms pooled; per round ` +
+    `${clusterOverRelay.map(signed).join(' / ')} ms.`
   );
 }
 
@@ -1059,11 +1168,26 @@ function stageTable(sides: Side[]): string[] {
   ];
 }
 
+/**
+ * The command that made the report, with the variables that change what it measures
+ * (`BENCH_…`, `STOMPBUS_…`, the diagnostics' folders) in front, so that the report
+ * says how to run it again.
+ */
+function commandLine(): string {
+  const settings = Object.entries(process.env)
+    .filter(([name]) => /^(BENCH_|STOMPBUS_|STALLS_DIR$|HEAP_SAMPLE_)/.test(name))
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([name, value]) => `${name}=${/^[\w./:,=+-]*$/.test(value ?? '') ? value : `'${value}'`}`);
+  const args = process.argv.slice(2);
+  return [...settings, 'npx tsx bench/cluster.bench.ts', ...args].join(' ');
+}
+
 function report(
   sides: Side[],
   floorScenario: Scenario,
   floorCommits: Scenario,
   floorAgain: Scenario | undefined,
+  relays: [Scenario, Scenario] | undefined,
   usage: Usage[],
   loadBefore: string,
   loadAfter: string,
@@ -1072,7 +1196,9 @@ function report(
   const floor = floorScenario.row();
   const two = sides.length > 1;
   const runs = two ? 'one run of every cluster' : 'one cluster run';
-  const designRounds = balancedOrders(sides.length + (floorAgain ? 3 : 2)).length;
+  const designRounds = balancedOrders(
+    sides.length + (floorAgain ? 3 : 2) + (relays ? 1 : 0),
+  ).length;
   const balance =
     ROUNDS % designRounds === 0
       ? `over every ${designRounds} rounds every run comes in every place, and right after every other run within a round, equally often`
@@ -1080,6 +1206,12 @@ function report(
   const order =
     `Then ${ROUNDS} round(s), each ${runs}, one floor run and one run of the committing floor, ` +
     `in a balanced order (\`bench/load/orders.ts\`: ${balance})`;
+  const relayNote = relays
+    ? ' Each round also runs the same clients through two relays (`--relay`, ' +
+      '`bench/load/relay.mjs`: plain kafkajs and just enough STOMP, nothing of stompbus) on a ' +
+      'topic of their own, the publisher on relay 1, subscribers on relays 2 and 1, as a run of ' +
+      'its own in that order; the relays run during every run, as the instances do.'
+    : '';
   const noise = floorAgain
     ? ' Each round runs the floor an extra time, as a run of its own in that order (`--noise`): ' +
       'the A/A check of how far a round moves with nothing changed.'
@@ -1106,7 +1238,7 @@ function report(
       `${START_WARMUP_S} s through ${two ? 'each cluster in turn' : 'the cluster'} (shown apart in the last rows) ` +
       `warm them up. ${order} (${WARMUP_S} s paced warm-up + ` +
       `${MEASURE_S} s measured each), with all instances running during every ` +
-      `run (idle when not measured); the table pools the measured messages of all rounds.${commitsNote}${noise} The single-instance row` +
+      `run (idle when not measured); the table pools the measured messages of all rounds.${commitsNote}${noise}${relayNote} The single-instance row` +
       `${two ? 's run' : ' runs'} once, before Kafka starts.`,
     '',
     '| scenario | path | sent | delivered | deliveries/s | p50 ms | p99 ms | max ms | p99 ms per round | lost | duplicated |',
@@ -1117,6 +1249,7 @@ function report(
     floor,
     floorCommits.row(),
     ...(floorAgain ? [floorAgain.row()] : []),
+    ...(relays ? relays.map((r) => r.row()) : []),
     ...(START_WARMUP_S > 0 ? sides.flatMap((s) => [s.coldCross.row(), s.coldSame.row()]) : []),
   ];
   lines.push(
@@ -1137,6 +1270,7 @@ function report(
     );
   }
   if (floorAgain) lines.push(noiseLine(floorAgain.row(), floor), '');
+  if (relays) lines.push(relayLine(relays[0].row(), floor, sides[0] as Side), '');
   lines.push(...stageTable(sides));
   if (SPLIT) lines.push(...splitTable());
   if (incidents.length > 0) {
@@ -1148,21 +1282,23 @@ function report(
     );
   }
   if (two) lines.push(...comparison(sides[0] as Side, sides[1] as Side, floorScenario));
-  const instanceColumns = sides.map((s) =>
-    two ? `instances ${s.build.label}` : 'stompbus instances',
-  );
+  const instanceColumns = [
+    ...sides.map((s) => (two ? `instances ${s.build.label}` : 'stompbus instances')),
+    ...(relays ? ['relays'] : []),
+  ];
+  const columnKeys = [...sides.map((s) => s.key), ...(relays ? ['relays'] : [])];
   lines.push(
     'CPU while each run was paced (cores; `nproc` is the ceiling) and the load average at its end:',
     '',
     `| run | s | ${instanceColumns.join(' | ')} | Kafka JVM | harness | whole machine busy | load average |`,
-    `|---|---:|${sides.map(() => '---:|').join('')}---:|---:|---:|---|`,
+    `|---|---:|${columnKeys.map(() => '---:|').join('')}---:|---:|---:|---|`,
     ...usage.map(
       (u) =>
-        `| ${u.label} | ${u.seconds.toFixed(1)} | ${sides.map((s) => cores(u.cores[s.key])).join(' | ')} | ` +
+        `| ${u.label} | ${u.seconds.toFixed(1)} | ${columnKeys.map((k) => cores(u.cores[k])).join(' | ')} | ` +
         `${cores(u.cores.kafka)} | ${cores(u.cores.harness)} | ${(u.machineBusy * 100).toFixed(0)}% | ${u.load} |`,
     ),
     '',
-    `Command: \`npx tsx bench/cluster.bench.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}\``,
+    `Command: \`${commandLine()}\``,
     '',
   );
   return lines.join('\n');
@@ -1225,6 +1361,14 @@ async function main(): Promise<void> {
     'Kafka floor, extra run (`--noise`)',
     'as above, once more in the same round',
   );
+  const relayCross = new Scenario(
+    'relay, cross-relay (`--relay`)',
+    'SEND on relay 1 → Kafka → MESSAGE on relay 2',
+  );
+  const relaySame = new Scenario(
+    'relay, same relay (`--relay`)',
+    'SEND on relay 1 → Kafka → MESSAGE on relay 1',
+  );
   const usage: Usage[] = [];
   const tagOf = (side: Side) => (two ? ` (${side.build.label})` : '');
 
@@ -1285,6 +1429,14 @@ async function main(): Promise<void> {
   }
   const floorBench = await kafkaFloorBench(kafka.brokers, floor, false);
   const commitsBench = await kafkaFloorBench(kafka.brokers, floorCommits, true);
+  let relay: Bench | undefined;
+  if (RELAY) {
+    const fixes = join((builds[0] as Baseline).build, 'cluster', 'kafkajs-fixes.js');
+    const started = await relayBench(kafka.brokers, fixes, relayCross, relaySame);
+    relay = started.bench;
+    pids.relays = started.pids;
+    log(`relays ${started.pids.join(', ')} on ${kafka.brokers}`);
+  }
   try {
     if (START_WARMUP_S > 0) {
       const count = RATE * START_WARMUP_S;
@@ -1303,6 +1455,11 @@ async function main(): Promise<void> {
         );
         bench.target = undefined;
       }
+      if (relay) {
+        log(`warm-up: ${START_WARMUP_S} s through the relays`);
+        const r = relay;
+        usage.push(await measureUsage('warm-up, relay', pids, () => r.run(count, count)));
+      }
     }
     for (let round = 1; round <= ROUNDS; round++) {
       const runs: Array<[string, Bench, Side | undefined]> = [
@@ -1314,6 +1471,7 @@ async function main(): Promise<void> {
         ['floor', floorBench, undefined],
         ...(NOISE ? [['floor again', floorBench, undefined] as [string, Bench, undefined]] : []),
         ['committing floor', commitsBench, undefined],
+        ...(relay ? [['relay', relay, undefined] as [string, Bench, undefined]] : []),
       ];
       for (const [name, bench, side] of inRoundOrder(runs, round)) {
         log(`round ${round}: ${name}`);
@@ -1341,6 +1499,7 @@ async function main(): Promise<void> {
     for (const bench of benches) await bench.close();
     await floorBench.close();
     await commitsBench.close();
+    await relay?.close();
     await stopTap?.();
   }
   await stopChildren();
@@ -1350,6 +1509,7 @@ async function main(): Promise<void> {
     floor,
     floorCommits,
     NOISE ? floorAgain : undefined,
+    RELAY ? [relayCross, relaySame] : undefined,
     usage,
     loadBefore,
     loadAverage(),
