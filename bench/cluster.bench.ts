@@ -80,6 +80,11 @@ const SPLIT = args.split === true;
  * through stompbus.
  */
 const RELAY = args.relay === true;
+/**
+ * The relays' fetch interval, ms (BENCH_RELAY_FETCH_INTERVAL): by default the instances'
+ * `--kafka-fetch-interval` default, so that both load Kafka and the machine alike.
+ */
+const RELAY_FETCH_INTERVAL_MS = Number(process.env.BENCH_RELAY_FETCH_INTERVAL ?? 5);
 /** Messages/s (BENCH_RATE; the issue's goal is at 5,000). */
 const RATE = Number(process.env.BENCH_RATE ?? 5_000);
 const BODY_SIZE = 256;
@@ -118,8 +123,10 @@ const WATCHDOG_MS = Math.max(
   300_000,
   120_000 +
     1_500 *
-      (BUILDS * (START_WARMUP_S + 10) +
-        ROUNDS * (BUILDS + 2 + (NOISE ? 1 : 0)) * (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
+      ((BUILDS + (RELAY ? 1 : 0)) * (START_WARMUP_S + 10) +
+        ROUNDS *
+          (BUILDS + 2 + (NOISE ? 1 : 0) + (RELAY ? 1 : 0)) *
+          (WARMUP_S + MEASURE_S + DRAIN_MS / 1000 + 2)),
 );
 const DESTINATION = '/topic/bench';
 /** The fan-out's default `maxBatchRecords`; the floor batches alike. */
@@ -679,7 +686,10 @@ async function relayBench(
     run: (count, measureFrom) => stomp.run(count, measureFrom),
     async close() {
       await stomp.close();
-      for (const r of relays) await stopChild(r.child);
+      for (const r of relays) {
+        stopping.add(r.child);
+        await stopChild(r.child);
+      }
       await admin.deleteTopics({ topics: [topic] }).catch(() => {});
       await admin.disconnect().catch(() => {});
     },
@@ -695,14 +705,21 @@ function startRelay(
 ): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(
     process.execPath,
-    [join(ROOT, 'bench', 'load', 'relay.mjs'), brokers, topic, fixes],
+    [
+      join(ROOT, 'bench', 'load', 'relay.mjs'),
+      brokers,
+      topic,
+      fixes,
+      String(RELAY_FETCH_INTERVAL_MS),
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.add(child);
   let out = '';
   let err = '';
+  let ready = false;
   child.stderr?.on('data', (d: Buffer) => {
-    err += d.toString();
+    err = (err + d.toString()).slice(-10_000);
     log(`relay ${child.pid}: ${d.toString().trim()}`);
   });
   return new Promise((resolve, reject) => {
@@ -710,20 +727,30 @@ function startRelay(
       void stopChild(child);
       reject(new Error(`relay not ready in 30 s\n${out}${err}`));
     }, 30_000);
-    child.once('exit', (code) => {
+    // 'close': after the pipes are read, so that a relay that fails says why.
+    child.once('close', (code, signal) => {
       clearTimeout(timer);
-      reject(new Error(`relay exited (${code})\n${out}${err}`));
+      if (!ready) reject(new Error(`relay exited (${code ?? signal})\n${out}${err}`));
+      else if (!stopping.has(child)) {
+        log(`relay ${child.pid} exited (${code ?? signal}) during the benchmark`);
+        incidents.push(`${currentRun}: relay ${child.pid} exited (${code ?? signal})`);
+      }
     });
     child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
+      if (ready) return;
+      out = (out + d.toString()).slice(-10_000);
       const url = /"ws":"(ws:\/\/127\.0\.0\.1:\d+\/)"/.exec(out)?.[1];
       if (url) {
+        ready = true;
         clearTimeout(timer);
         resolve({ url, child });
       }
     });
   });
 }
+
+/** Relays being stopped on purpose: their exit is no incident. */
+const stopping = new Set<ChildProcess>();
 
 // Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
 const { ConfigResourceTypes, ConfigSource } = kafkajs;
@@ -1171,15 +1198,24 @@ function stageTable(sides: Side[]): string[] {
 /**
  * The command that made the report, with the variables that change what it measures
  * (`BENCH_…`, `STOMPBUS_…`, the diagnostics' folders) in front, so that the report
- * says how to run it again.
+ * says how to run it again. A variable that may hold a secret shows as `…`.
  */
 function commandLine(): string {
   const settings = Object.entries(process.env)
     .filter(([name]) => /^(BENCH_|STOMPBUS_|STALLS_DIR$|HEAP_SAMPLE_)/.test(name))
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([name, value]) => `${name}=${/^[\w./:,=+-]*$/.test(value ?? '') ? value : `'${value}'`}`);
-  const args = process.argv.slice(2);
+    .map(([name, value]) =>
+      /SECRET|TOKEN|PASS|KEY|USERS|JWT/.test(name)
+        ? `${name}=…`
+        : `${name}=${shellWord(value ?? '')}`,
+    );
+  const args = process.argv.slice(2).map(shellWord);
   return [...settings, 'npx tsx bench/cluster.bench.ts', ...args].join(' ');
+}
+
+/** `word` as a POSIX shell reads it back: as it is when safe, else in single quotes. */
+function shellWord(word: string): string {
+  return /^[\w./:,=+@%-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }
 
 function report(

@@ -1,15 +1,17 @@
-// The relay of `bench/cluster.bench.ts --relay`: the least a Node process between STOMP
-// clients and Kafka can do, to tell what the cluster path costs on a machine from what
-// stompbus adds to it. It speaks just enough STOMP for the benchmark's raw clients (CONNECTED,
+// The relay of `bench/cluster.bench.ts --relay`: a Node process between STOMP clients and
+// Kafka that does little more than forward, to tell what the cluster path costs on a machine
+// from what stompbus adds to it. It speaks just enough STOMP for the benchmark's raw clients (CONNECTED,
 // a RECEIPT for SUBSCRIBE) and no more: no sessions, no routing, no acks, no history, no
 // metrics, no checks. A SEND's bytes after its command line go to Kafka as one record
 // (key: the destination), batched as the fan-out and the floor batch (the records of one
 // event-loop turn in one `sendBatch`, `acks: -1`, one request in flight); every record read
 // back (kafkajs' consumer with the fan-out's settings, from the live end, no commits) goes
 // to every subscriber of this relay as a MESSAGE, the frames of one batch in one WebSocket
-// message.
+// message. After a batch, the next fetch starts no sooner than `fetch-interval` ms (default
+// 0) after the one that brought it, as `--kafka-fetch-interval` spaces an instance's fetches,
+// so that the relays can load Kafka and the machine as the instances do.
 //
-//   node bench/load/relay.mjs <brokers> <topic> [kafkajs-fixes.js]
+//   node bench/load/relay.mjs <brokers> <topic> [kafkajs-fixes.js|-] [fetch-interval-ms]
 //
 // Prints `{"ws":"ws://127.0.0.1:<port>/"}` once it listens and consumes; SIGTERM stops it.
 // Plain JavaScript: no TypeScript loader in the measured process.
@@ -17,13 +19,16 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 import { floorQueue, startFloorConsumer } from './floor-client.mjs';
 
-const [brokers, topic, fixes] = process.argv.slice(2);
-if (!brokers || !topic) {
-  console.error('usage: node bench/load/relay.mjs <brokers> <topic> [kafkajs-fixes.js]');
+const [brokers, topic, fixes, interval = '0'] = process.argv.slice(2);
+const FETCH_INTERVAL_MS = Number(interval);
+if (!brokers || !topic || !Number.isFinite(FETCH_INTERVAL_MS) || FETCH_INTERVAL_MS < 0) {
+  console.error(
+    'usage: node bench/load/relay.mjs <brokers> <topic> [kafkajs-fixes.js|-] [fetch-interval-ms]',
+  );
   process.exit(2);
 }
 // kafkajs as the instances and the harness's floor run it (2.2.4's request-queue timer fixed).
-if (fixes) (await import(fixes)).fixKafkajs();
+if (fixes && fixes !== '-') (await import(fixes)).fixKafkajs();
 const { Kafka, logLevel, Partitioners } = await import('kafkajs');
 
 const MAX_BATCH_RECORDS = 1_000;
@@ -48,23 +53,39 @@ const queue = floorQueue(producer, topic, MAX_BATCH_RECORDS, (count, error) =>
 /** Subscribers of this relay: socket → subscription id. */
 const subscribers = new Map();
 let nextMessageId = 0;
+/**
+ * When the last batch was handed over (performance.now()): kafkajs starts its next fetch
+ * then, so this is about when the fetch now answered started.
+ */
+let fetchStartedAt = Number.NEGATIVE_INFINITY;
 
 const consumer = await startFloorConsumer(kafka, {
   groupId: `stompbus-bench-relay-${randomBytes(4).toString('hex')}`,
   topic,
   autoCommit: false,
   eachBatch: async ({ batch }) => {
-    if (subscribers.size === 0) return;
     for (const [ws, id] of subscribers) {
       const frames = [];
       for (const m of batch.messages) {
+        if (!m.value) continue;
         frames.push(Buffer.from(`MESSAGE\nsubscription:${id}\nmessage-id:${nextMessageId++}\n`));
         frames.push(m.value);
       }
-      ws.send(Buffer.concat(frames));
+      if (frames.length > 0) ws.send(Buffer.concat(frames));
     }
+    // kafkajs fetches again once every batch of the last fetch is handed over: holding the
+    // batch back spaces the fetches (one destination, so one batch a fetch here). kafkajs
+    // hands over no empty batch, so after a fetch that brought nothing the next goes at once.
+    const wait = fetchStartedAt + FETCH_INTERVAL_MS - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    fetchStartedAt = performance.now();
   },
 });
+// A consumer that restarts reads on from the live end: what it skipped shows as lost, and
+// this line says why.
+consumer.on(consumer.events.CRASH, (event) =>
+  console.error(`relay: consumer crashed: ${String(event.payload?.error)}`),
+);
 
 /** A header's value in a frame's head (`name:value` on a line of its own), or undefined. */
 function header(head, name) {
@@ -102,6 +123,7 @@ const server = new WebSocketServer({
   handleProtocols: (protocols) => (protocols.has('v12.stomp') ? 'v12.stomp' : false),
 });
 server.on('connection', (ws) => {
+  ws.on('error', (error) => console.error(`relay: client socket: ${String(error)}`));
   ws.on('message', (data) => onFrame(ws, data));
   ws.on('close', () => subscribers.delete(ws));
 });
