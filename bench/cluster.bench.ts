@@ -23,7 +23,7 @@
  * `BENCH_BASELINE_NODE_FLAGS` and `BENCH_BASELINE_INSTANCE_FLAGS` (Node flags, stompbus flags
  * for the baseline's instances only).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -36,9 +36,9 @@ import { KAFKA_VERSION, type RunningKafka, startKafka } from '../scripts/kafka.j
 import { fixKafkajs } from '../src/cluster/kafkajs-fixes.js';
 import { floorQueue, LOG_APPEND_TIME, startFloorConsumer } from './load/floor-client.mjs';
 import {
-  children,
   type Instance,
   startInstance as startStompbus,
+  startUntilReady,
   stopChild,
   stopChildren,
 } from './load/instances.js';
@@ -76,8 +76,8 @@ const SPLIT = args.split === true;
  * `--relay`: one more run a round, through two relays (`bench/load/relay.mjs`: plain kafkajs
  * and just enough STOMP, nothing of stompbus) in the cluster's shape: the publisher on relay
  * 1, a subscriber on relay 2 and one on relay 1. What the cluster path costs on this machine
- * with the least a Node process between the clients and Kafka can do, next to what it costs
- * through stompbus.
+ * through processes that do little more than forward, next to what it costs through
+ * stompbus.
  */
 const RELAY = args.relay === true;
 /**
@@ -686,10 +686,7 @@ async function relayBench(
     run: (count, measureFrom) => stomp.run(count, measureFrom),
     async close() {
       await stomp.close();
-      for (const r of relays) {
-        stopping.add(r.child);
-        await stopChild(r.child);
-      }
+      for (const r of relays) await stopChild(r.child);
       await admin.deleteTopics({ topics: [topic] }).catch(() => {});
       await admin.disconnect().catch(() => {});
     },
@@ -698,59 +695,28 @@ async function relayBench(
 }
 
 /** Starts `bench/load/relay.mjs` and resolves with its WebSocket URL once it reads the topic. */
-function startRelay(
+async function startRelay(
   brokers: string,
   topic: string,
   fixes: string,
 ): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    [
-      join(ROOT, 'bench', 'load', 'relay.mjs'),
-      brokers,
-      topic,
-      fixes,
-      String(RELAY_FETCH_INTERVAL_MS),
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  children.add(child);
-  let out = '';
-  let err = '';
-  let ready = false;
-  child.stderr?.on('data', (d: Buffer) => {
-    err = (err + d.toString()).slice(-10_000);
-    log(`relay ${child.pid}: ${d.toString().trim()}`);
+  const args = [
+    join(ROOT, 'bench', 'load', 'relay.mjs'),
+    brokers,
+    topic,
+    fixes,
+    String(RELAY_FETCH_INTERVAL_MS),
+  ];
+  const { child, ready } = await startUntilReady('relay', args, {
+    ready: (out) => /"ws":"(ws:\/\/127\.0\.0\.1:\d+\/)"/.exec(out)?.[1],
+    onLateExit: (code, signal) => {
+      log(`relay ${child.pid} exited (${code ?? signal}) during the benchmark`);
+      incidents.push(`${currentRun}: relay ${child.pid} exited (${code ?? signal})`);
+    },
   });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      void stopChild(child);
-      reject(new Error(`relay not ready in 30 s\n${out}${err}`));
-    }, 30_000);
-    // 'close': after the pipes are read, so that a relay that fails says why.
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      if (!ready) reject(new Error(`relay exited (${code ?? signal})\n${out}${err}`));
-      else if (!stopping.has(child)) {
-        log(`relay ${child.pid} exited (${code ?? signal}) during the benchmark`);
-        incidents.push(`${currentRun}: relay ${child.pid} exited (${code ?? signal})`);
-      }
-    });
-    child.stdout?.on('data', (d: Buffer) => {
-      if (ready) return;
-      out = (out + d.toString()).slice(-10_000);
-      const url = /"ws":"(ws:\/\/127\.0\.0\.1:\d+\/)"/.exec(out)?.[1];
-      if (url) {
-        ready = true;
-        clearTimeout(timer);
-        resolve({ url, child });
-      }
-    });
-  });
+  child.stderr?.on('data', (d: Buffer) => log(`relay ${child.pid}: ${d.toString().trim()}`));
+  return { url: ready, child };
 }
-
-/** Relays being stopped on purpose: their exit is no incident. */
-const stopping = new Set<ChildProcess>();
 
 // Not among the names Node finds in kafkajs' CommonJS exports: read from the module object.
 const { ConfigResourceTypes, ConfigSource } = kafkajs;

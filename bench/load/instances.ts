@@ -18,11 +18,15 @@ process.once('exit', () => {
   for (const child of children) if (child.pid && child.exitCode === null) child.kill('SIGKILL');
 });
 
+/** Children stopped on purpose: their exit is no surprise. */
+const stopRequested = new WeakSet<ChildProcess>();
+
 /** `signal` (SIGTERM), SIGKILL after 5 s; resolves once the process exited. */
 export async function stopChild(
   child: ChildProcess,
   signal: NodeJS.Signals = 'SIGTERM',
 ): Promise<void> {
+  stopRequested.add(child);
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) {
     children.delete(child);
     return;
@@ -67,35 +71,76 @@ export interface StartOptions {
  * 127.0.0.1 with `flags`, through bench/load/run-cli.mjs (no TypeScript loader in the
  * broker), and resolves with its URLs from the ready line.
  */
-export function startInstance(
+export async function startInstance(
   build: string,
   flags: string[],
   options: StartOptions = {},
 ): Promise<Instance> {
   const nodeFlags =
     options.nodeFlags ?? (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const readyMs = options.readyTimeoutMs ?? 30_000;
-  const args = [
-    ...nodeFlags,
-    join(REPO, 'bench', 'load', 'run-cli.mjs'),
-    join(build, 'cli.js'),
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--tcp-port',
-    '0',
-    ...flags,
-  ];
+  const { child, ready } = await startUntilReady(
+    'stompbus',
+    [
+      ...nodeFlags,
+      join(REPO, 'bench', 'load', 'run-cli.mjs'),
+      join(build, 'cli.js'),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--tcp-port',
+      '0',
+      ...flags,
+    ],
+    {
+      env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
+      readyMs: options.readyTimeoutMs,
+      logDir: options.logDir,
+      // The ready line: JSON, since stdout is a pipe.
+      ready: (out) => {
+        const ws = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out)?.[1];
+        const admin = /"admin":"(http:\/\/[^"]+)\/console"/.exec(out)?.[1];
+        return ws ? { url: ws, admin } : undefined;
+      },
+    },
+  );
+  return { ...ready, child };
+}
+
+/** More of {@link startUntilReady}. */
+export interface ReadyOptions<T> {
+  /** Reads the child's stdout so far: what it announced once it is ready, else undefined. */
+  ready(out: string): T | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** How long it may take to be ready, ms. Default 30,000. */
+  readyMs?: number | undefined;
+  /** A folder where `<pid>.log` gets the child's stderr, and its stdout once ready. */
+  logDir?: string | undefined;
+  /** The child exited after it was ready, and not through {@link stopChild}. */
+  onLateExit?(code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+/**
+ * Starts `node <args>` in the checkout, among {@link children}, and resolves once
+ * `options.ready` finds what it announces on stdout; rejects, with its output, when it
+ * exits first or takes longer than `readyMs`. Its output stays drained afterwards.
+ */
+export function startUntilReady<T>(
+  what: string,
+  args: string[],
+  options: ReadyOptions<T>,
+): Promise<{ child: ChildProcess; ready: T }> {
+  const readyMs = options.readyMs ?? 30_000;
   const child = spawn(process.execPath, args, {
     cwd: REPO,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, STOMPBUS_ADMIN_PORT: '0' },
+    env: options.env ?? process.env,
   });
   children.add(child);
   const started = Date.now();
   let out = '';
   let err = '';
+  let isReady = false;
   const logFile = options.logDir && join(options.logDir, `${child.pid}.log`);
   child.stderr?.on('data', (d: Buffer) => {
     if (logFile) appendFileSync(logFile, d);
@@ -108,28 +153,28 @@ export function startInstance(
       void stopChild(child);
       reject(new Error(`${e.message}\n${out}${err}`));
     };
-    const timer = setTimeout(() => fail(new Error(`stompbus not ready in ${readyMs} ms`)), readyMs);
-    const onExit = (code: number | null) => fail(new Error(`stompbus exited (${code})`));
-    child.once('exit', onExit);
+    const timer = setTimeout(() => fail(new Error(`${what} not ready in ${readyMs} ms`)), readyMs);
+    // 'close': after the pipes are read, so that a child that fails says why.
+    child.once('close', (code, signal) => {
+      if (!isReady) fail(new Error(`${what} exited (${code ?? signal})`));
+      else if (!stopRequested.has(child)) options.onLateExit?.(code, signal);
+    });
     const onData = (d: Buffer) => {
       out += d.toString();
-      // The ready line: JSON, since stdout is a pipe.
-      const ws = /"ws":"(ws:\/\/127\.0\.0\.1:\d+[^"]*)"/.exec(out)?.[1];
-      if (ws) {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        child.stdout?.off('data', onData);
-        // Keep draining the pipe; with a log folder, what the instance prints goes there too
-        // (`--trace-gc` lines, say), after a line with the wall-clock time it started.
-        if (logFile) {
-          appendFileSync(logFile, `[bench] started at ${new Date(started).toISOString()}\n${out}`);
-          child.stdout?.on('data', (more: Buffer) => appendFileSync(logFile, more));
-        } else {
-          child.stdout?.resume();
-        }
-        const admin = /"admin":"(http:\/\/[^"]+)\/console"/.exec(out)?.[1];
-        resolve({ url: ws, admin, child });
+      const ready = options.ready(out);
+      if (ready === undefined) return;
+      isReady = true;
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      // Keep draining the pipe; with a log folder, what the child prints goes there too
+      // (`--trace-gc` lines, say), after a line with the wall-clock time it started.
+      if (logFile) {
+        appendFileSync(logFile, `[bench] started at ${new Date(started).toISOString()}\n${out}`);
+        child.stdout?.on('data', (more: Buffer) => appendFileSync(logFile, more));
+      } else {
+        child.stdout?.resume();
       }
+      resolve({ child, ready });
     };
     child.stdout?.on('data', onData);
   });
